@@ -1,0 +1,118 @@
+// The registration agent's life: register when the app answers, renew the
+// TTL check every interval with the probe's result, register again when
+// Consul forgot us, and on stop leave rotation, drain, then deregister.
+import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry, { AbortError } from 'p-retry';
+import type { ConsulClient } from '../shared/consul-client.ts';
+import { describeConsulError } from '../shared/consul-client.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { HealthProbe } from './health-probe.ts';
+import type { AgentOptions } from './options.ts';
+import { buildRegistration, isLostRegistration } from './registration.ts';
+
+export interface AgentDeps {
+  consul: ConsulClient;
+  logger: Logger;
+  probe: HealthProbe;
+  /** Aborted when the agent should leave rotation and stop. */
+  stop: AbortSignal;
+  /** Aborted on a second signal: skip draining and exit now. */
+  hurry?: AbortSignal;
+}
+
+const CONSUL_CALL_TIMEOUT_MS = 2000;
+
+export async function runAgent(options: AgentOptions, instanceId: string, deps: AgentDeps): Promise<void> {
+  const { consul, logger, probe, stop } = deps;
+  const log = logger.child({ instance: instanceId, service: options.service });
+  let healthy: boolean | undefined;
+
+  const register = async (initiallyHealthy: boolean, note: string) => {
+    const registration = buildRegistration(options, instanceId, initiallyHealthy);
+    await pRetry(
+      async () => {
+        await consul.agent.service.register({ ...registration.body, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
+        if (initiallyHealthy) await consul.agent.check.pass({ id: registration.checkId, note, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 200,
+        maxTimeout: 5000,
+        signal: stop,
+        onFailedAttempt: ({ error, attemptNumber }) => log.warn({ err: describeConsulError(error), attempt: attemptNumber }, 'cannot register with Consul yet; retrying'),
+      },
+    );
+    log.info({ consul: options.consul.href, address: options.address || '(node address)', port: options.port, healthy: initiallyHealthy }, 'registered with Consul');
+  };
+
+  const first = await probe();
+  healthy = first.healthy;
+  if (!first.healthy) log.warn({ output: first.output }, 'app not healthy yet; registering as critical');
+  try {
+    await register(first.healthy, first.output);
+  } catch (error) {
+    if (stop.aborted) return; // stopped before Consul ever answered: nothing to undo
+    throw error;
+  }
+
+  const checkId = `service:${instanceId}`;
+  while (!stop.aborted) {
+    await sleep(options.checkInterval, undefined, { signal: stop }).catch(() => undefined);
+    if (stop.aborted) break;
+    const result = await probe();
+    if (result.healthy !== healthy) {
+      if (result.healthy) log.info({ output: result.output }, 'app healthy again');
+      else log.warn({ output: result.output }, 'app unhealthy; marking instance critical');
+      healthy = result.healthy;
+    }
+    try {
+      await pRetry(
+        async () => {
+          try {
+            const update = { id: checkId, note: result.output, timeout: CONSUL_CALL_TIMEOUT_MS } as never;
+            await (result.healthy ? consul.agent.check.pass(update) : consul.agent.check.fail(update));
+          } catch (error) {
+            if (isLostRegistration(error)) throw new AbortError(error as Error);
+            throw error;
+          }
+        },
+        { retries: 2, minTimeout: 100, maxTimeout: 300, signal: stop },
+      );
+    } catch (error) {
+      if (stop.aborted) break;
+      const cause = (error as { cause?: unknown }).cause ?? error;
+      if (isLostRegistration(cause) || isLostRegistration(error)) {
+        log.warn('Consul no longer knows this instance (Consul restarted?); registering again');
+        await register(result.healthy, result.output).catch(() => undefined);
+      } else {
+        log.warn({ err: describeConsulError(error) }, 'cannot reach Consul to renew the check; will retry next interval');
+      }
+    }
+  }
+  await leaveRotation(options, instanceId, deps, log);
+}
+
+async function leaveRotation(options: AgentOptions, instanceId: string, deps: AgentDeps, log: Logger): Promise<void> {
+  const { consul } = deps;
+  const attempt = (fn: () => Promise<unknown>) => pRetry(fn, { retries: 2, minTimeout: 100, maxTimeout: 500 });
+  try {
+    await attempt(() => consul.agent.service.maintenance({ id: instanceId, enable: true, reason: 'sempre-agent stopping: draining', timeout: CONSUL_CALL_TIMEOUT_MS } as never));
+    log.info({ drainMs: options.drain }, 'in maintenance: out of rotation, draining in-flight requests');
+  } catch (error) {
+    log.warn({ err: describeConsulError(error) }, 'cannot reach Consul to leave rotation; the TTL will expire instead');
+    return;
+  }
+  if (options.drain > 0 && !deps.hurry?.aborted) {
+    await sleep(options.drain, undefined, { signal: deps.hurry }).catch(() => log.warn('second signal: skipping the rest of the drain'));
+  }
+  if (!options.deregisterOnStop) {
+    log.info('left in maintenance as asked (--deregister-on-stop false)');
+    return;
+  }
+  try {
+    await attempt(() => consul.agent.service.deregister({ id: instanceId, timeout: CONSUL_CALL_TIMEOUT_MS } as never));
+    log.info('deregistered');
+  } catch (error) {
+    log.warn({ err: describeConsulError(error) }, 'cannot deregister; Consul will remove the instance after deregister-after');
+  }
+}

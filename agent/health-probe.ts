@@ -1,0 +1,30 @@
+// Asks the app whether it is healthy. The result's output is what Consul
+// shows as the check's output, so it must tell a person what went wrong.
+
+export interface ProbeResult {
+  healthy: boolean;
+  output: string;
+}
+
+export type HealthProbe = () => Promise<ProbeResult>;
+
+export function httpHealthProbe(url: string, timeoutMs: number): HealthProbe {
+  return async () => {
+    const started = performance.now();
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      const body = (await response.text()).trim().slice(0, 200);
+      const ms = Math.round(performance.now() - started);
+      const healthy = response.status >= 200 && response.status < 300;
+      return { healthy, output: `GET ${url}: HTTP ${response.status} in ${ms} ms${body ? `: ${body}` : ''}` };
+    } catch (error) {
+      return { healthy: false, output: `GET ${url}: ${describeFetchError(error, timeoutMs)}` };
+    }
+  };
+}
+
+function describeFetchError(error: unknown, timeoutMs: number): string {
+  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  return e?.cause?.code ? `${e.cause.code} (${e.cause.message ?? ''})`.replace(' ()', '') : e?.message ?? String(error);
+}

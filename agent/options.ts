@@ -1,0 +1,53 @@
+import { hostname } from 'node:os';
+import type { CommandSpec, OptionValues } from '../shared/config/options.ts';
+import { boolean, duration, host, httpBaseUrl, keyValues, list, name, oneOf, port, text, urlPath } from '../shared/config/values.ts';
+import { loggingOptions } from '../shared/config/logging-options.ts';
+
+const options = {
+  service: { flag: 'service', env: 'SEMPRE_SERVICE', placeholder: 'NAME', default: 'web', description: 'service name the balancer routes to', schema: name('service name') },
+  id: { flag: 'id', env: 'SEMPRE_ID', placeholder: 'ID', default: '', description: 'instance ID, unique in the cluster; empty: SERVICE-HOSTNAME-PORT', schema: text(128) },
+  address: { flag: 'address', env: 'SEMPRE_ADDRESS', placeholder: 'HOST', default: '', description: "address the balancer uses to reach the app (empty: the Consul node's address)", schema: host({ allowEmpty: true }) },
+  port: { flag: 'port', env: 'SEMPRE_PORT', placeholder: 'PORT', description: 'port the app listens on', schema: port() },
+  appHost: { flag: 'app-host', env: 'SEMPRE_APP_HOST', placeholder: 'HOST', default: '127.0.0.1', description: 'where the agent itself reaches the app for health probes', schema: host({ allowEmpty: false }) },
+  healthPath: { flag: 'health-path', env: 'SEMPRE_HEALTH_PATH', placeholder: 'PATH', default: '/healthz', description: "the app's health endpoint; 2xx means healthy", schema: urlPath() },
+  checkInterval: { flag: 'check-interval', env: 'SEMPRE_CHECK_INTERVAL', placeholder: 'DURATION', default: '1s', description: 'how often the app is probed and the TTL renewed', schema: duration(100, 60_000) },
+  probeTimeout: { flag: 'probe-timeout', env: 'SEMPRE_PROBE_TIMEOUT', placeholder: 'DURATION', default: '800ms', description: 'a probe slower than this counts as failed', schema: duration(10, 60_000) },
+  ttl: { flag: 'ttl', env: 'SEMPRE_TTL', placeholder: 'DURATION', default: '3s', description: 'Consul marks the instance critical when no heartbeat comes for this long (agent crashed)', schema: duration(1000, 600_000) },
+  deregisterAfter: { flag: 'deregister-after', env: 'SEMPRE_DEREGISTER_AFTER', placeholder: 'DURATION', default: '1m', description: 'Consul removes an instance critical for this long (Consul minimum: 1m)', schema: duration(60_000, 7 * 24 * 3_600_000) },
+  drain: { flag: 'drain', env: 'SEMPRE_DRAIN', placeholder: 'DURATION', default: '2s', description: 'on SIGTERM, time between leaving rotation and deregistering, so in-flight requests finish', schema: duration(0, 300_000) },
+  consul: { flag: 'consul', env: 'CONSUL_HTTP_ADDR', placeholder: 'URL', default: 'http://127.0.0.1:8500', description: 'Consul agent HTTP address', schema: httpBaseUrl() },
+  consulToken: { flag: 'consul-token', env: 'CONSUL_HTTP_TOKEN', placeholder: 'TOKEN', default: '', description: 'Consul ACL token allowed to register this service', secret: true, schema: text(128) },
+  tags: { flag: 'tags', env: 'SEMPRE_TAGS', placeholder: 'A,B', default: '', description: 'Consul tags, comma-separated', schema: list(/^[\x21-\x7e]{1,128}$/, 'tags without spaces') },
+  meta: { flag: 'meta', env: 'SEMPRE_META', placeholder: 'K=V,…', default: '', description: 'Consul service meta, e.g. version=1.4.2', schema: keyValues() },
+  deregisterOnStop: { flag: 'deregister-on-stop', env: 'SEMPRE_DEREGISTER_ON_STOP', placeholder: 'BOOL', default: 'true', description: 'on SIGTERM, deregister after draining (false: stay in maintenance)', schema: boolean() },
+  ...loggingOptions,
+};
+
+export type AgentOptionsSpec = typeof options;
+export type AgentOptions = OptionValues<AgentOptionsSpec>;
+
+export const agentCommand: CommandSpec<AgentOptionsSpec> = {
+  command: 'sempre-agent',
+  section: 'agent',
+  summary: 'registers one app instance with Consul and heartbeats while the app is healthy',
+  options,
+  rules: [
+    (o) => (o.ttl < 2 * o.checkInterval ? { field: 'ttl', message: `must be at least twice agent.checkInterval so one late heartbeat is not an outage (ttl ${o.ttl}ms, checkInterval ${o.checkInterval}ms)` } : undefined),
+    (o) => (o.probeTimeout > o.checkInterval ? { field: 'probeTimeout', message: `must not be longer than agent.checkInterval (probeTimeout ${o.probeTimeout}ms, checkInterval ${o.checkInterval}ms)` } : undefined),
+  ],
+  examples: [
+    'sempre-agent --port 3000                                   # app on :3000 of this host, service "web"',
+    'sempre-agent --service web --port 3000 --address 10.0.1.11 --meta version=1.4.2',
+    'SEMPRE_PORT=3000 CONSUL_HTTP_ADDR=http://10.0.1.5:8500 sempre-agent',
+    'sempre-agent --config /etc/sempre/agent.json --print-config  # check a config file',
+  ],
+  notes: [
+    'On SIGTERM or SIGINT the agent puts the instance in maintenance (the balancer stops sending within',
+    'a second), waits --drain, deregisters and exits 0. A second signal exits at once.',
+  ],
+};
+
+/** Fills in what depends on the host: the default instance ID. */
+export function defaultInstanceId(options: AgentOptions): string {
+  return options.id || `${options.service}-${hostname().split('.')[0]}-${options.port}`;
+}

@@ -1,0 +1,25 @@
+// pino JSON logs with stable field names (instance, reqId, status, durationMs);
+// human-readable only when a person is watching a terminal.
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+export interface LoggerOptions {
+  name: string;
+  level: string;
+  format: LogFormat;
+}
+
+export function createLogger({ name, level, format }: LoggerOptions): Logger {
+  const wantPretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  const base = { name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (!wantPretty) return pino(base);
+  return pino(base, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
+}
+
+/** A logger that writes nothing, for tests and library use. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
