@@ -1,0 +1,159 @@
+// Wires the balancer together: Consul watch → routing table → picker →
+// proxy, plus passive health, the admin listener and graceful shutdown.
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConsulClient } from '../shared/consul-client.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createAdminServer } from './admin.ts';
+import { watchHealthyInstances } from './consul-watch.ts';
+import { InstanceStates } from './instance-state.ts';
+import { createMetrics } from './metrics.ts';
+import type { BalancerOptions } from './options.ts';
+import { createPicker } from './picker.ts';
+import { createProxyHandler } from './proxy.ts';
+import { startReadmission } from './readmission.ts';
+
+export interface BalancerDeps {
+  consul: ConsulClient;
+  logger: Logger;
+  /** Aborted to shut down gracefully. */
+  stop: AbortSignal;
+  now?: () => number;
+}
+
+export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held';
+
+async function listen(server: Server, port: number, host: string, what: string): Promise<void> {
+  server.listen(port, host);
+  const [error] = await Promise.race([once(server, 'listening').then(() => [undefined]), once(server, 'error')]);
+  if (error) throw new Error(`cannot listen on ${host}:${port} for the ${what}: ${(error as Error).message}`);
+}
+
+export async function runBalancer(options: BalancerOptions, deps: BalancerDeps): Promise<void> {
+  const { consul, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
+  const picker = createPicker(options.strategy, states);
+  let firstTable = true;
+
+  const watch = watchHealthyInstances({
+    consul,
+    service: options.service,
+    logger,
+    graceMs: options.consulGrace,
+    now,
+    onTable: (table, diff) => {
+      states.applyDiff(diff, now(), firstTable);
+      if (table.instances.length > 0) firstTable = false;
+    },
+  });
+
+  const instanceState = (id: string): InstanceStatus => {
+    if (watch.table().held.has(id)) return 'held';
+    const state = states.get(id);
+    if (state?.ejected) return 'ejected';
+    return states.weight(id, now()) < 1 ? 'slow-start' : 'healthy';
+  };
+
+  const metrics = createMetrics({
+    instances: () => {
+      const counts: Record<string, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0 };
+      for (const instance of watch.table().instances) counts[instanceState(instance.id)]! += 1;
+      return counts;
+    },
+    consulReachable: () => watch.status().reachable,
+    tableVersion: () => watch.table().version,
+  });
+
+  const emptyReason = () => {
+    const discovery = watch.status();
+    if (!discovery.everAnswered) return `no healthy instance yet: waiting for Consul at ${options.consul.origin} (${discovery.lastError ?? 'first query in progress'})`;
+    if (!discovery.reachable) return `no healthy instance: Consul at ${options.consul.origin} is unreachable and listed none before`;
+    return `no healthy instance of service "${options.service}" (Consul lists none passing)`;
+  };
+
+  const proxy = createProxyHandler({
+    settings: options,
+    logger: logger.child({ component: 'proxy' }),
+    table: () => watch.table(),
+    states,
+    picker,
+    metrics,
+    emptyReason,
+    now,
+    onEjected: (instance, cause, message) => logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check'),
+  });
+  const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now });
+
+  const status = () => {
+    const table = watch.table();
+    const discovery = watch.status();
+    return {
+      service: options.service,
+      startedAt: new Date(startedAt).toISOString(),
+      uptimeSeconds: Math.round((now() - startedAt) / 1000),
+      strategy: options.strategy,
+      consul: {
+        address: options.consul.origin,
+        reachable: discovery.reachable,
+        everAnswered: discovery.everAnswered,
+        lastContactAt: discovery.lastContactAt ? new Date(discovery.lastContactAt).toISOString() : null,
+        unreachableSince: discovery.unreachableSince ? new Date(discovery.unreachableSince).toISOString() : null,
+        lastError: discovery.lastError ?? null,
+      },
+      table: { version: table.version, size: table.instances.length },
+      inFlight: proxy.inFlight(),
+      instances: table.instances.map((instance) => {
+        const state = states.get(instance.id);
+        return {
+          id: instance.id,
+          node: instance.node,
+          address: instance.address,
+          port: instance.port,
+          state: instanceState(instance.id),
+          weight: Math.round(states.weight(instance.id, now()) * 100) / 100,
+          outstanding: state?.outstanding ?? 0,
+          requests: state?.requests ?? 0,
+          failures: state?.failures ?? 0,
+          ejections: state?.ejections ?? 0,
+          since: state ? new Date(state.since).toISOString() : null,
+          lastFailure: state?.lastFailure ? { ...state.lastFailure, at: new Date(state.lastFailure.at).toISOString() } : null,
+          tags: instance.tags,
+          meta: instance.meta,
+        };
+      }),
+    };
+  };
+
+  const server = createServer({ keepAliveTimeout: options.clientIdleTimeout }, proxy.handle);
+  const admin = createAdminServer(status, metrics);
+  try {
+    await listen(server, options.port, options.host, 'public listener');
+    await listen(admin, options.adminPort, options.adminHost, 'admin listener');
+  } catch (error) {
+    watch.stop();
+    readmission.stop();
+    proxy.close();
+    server.close();
+    admin.close();
+    throw error;
+  }
+  logger.info({ url: `http://${options.host}:${options.port}/`, admin: `http://${options.adminHost}:${options.adminPort}/_sempre/status`, service: options.service, consul: options.consul.origin, strategy: options.strategy }, 'balancer listening');
+
+  if (!deps.stop.aborted) await once(deps.stop, 'abort');
+
+  logger.info({ inFlight: proxy.inFlight(), timeoutMs: options.shutdownTimeout }, 'shutting down: no new connections, finishing in-flight requests');
+  server.close();
+  server.closeIdleConnections();
+  const deadline = now() + options.shutdownTimeout;
+  while (proxy.inFlight() > 0 && now() < deadline) await sleep(50);
+  if (proxy.inFlight() > 0) logger.warn({ inFlight: proxy.inFlight() }, 'shutdown timeout: closing remaining requests');
+  server.closeAllConnections();
+  watch.stop();
+  readmission.stop();
+  proxy.close();
+  admin.close();
+  admin.closeAllConnections();
+}

@@ -1,0 +1,52 @@
+import type { CommandSpec, OptionValues } from '../shared/config/options.ts';
+import { boolean, duration, host, httpBaseUrl, integer, list, name, oneOf, port, text } from '../shared/config/values.ts';
+import { loggingOptions } from '../shared/config/logging-options.ts';
+
+const options = {
+  service: { flag: 'service', env: 'SEMPRE_SERVICE', placeholder: 'NAME', default: 'web', description: 'Consul service whose healthy instances receive traffic', schema: name('service name') },
+  host: { flag: 'host', env: 'SEMPRE_HOST', placeholder: 'ADDR', default: '0.0.0.0', description: 'address the public listener binds', schema: host({ allowEmpty: false }) },
+  port: { flag: 'port', env: 'SEMPRE_PORT', placeholder: 'PORT', default: '8080', description: 'port of the public listener', schema: port() },
+  adminHost: { flag: 'admin-host', env: 'SEMPRE_ADMIN_HOST', placeholder: 'ADDR', default: '127.0.0.1', description: 'address of the admin listener (status, metrics); loopback unless you ask', schema: host({ allowEmpty: false }) },
+  adminPort: { flag: 'admin-port', env: 'SEMPRE_ADMIN_PORT', placeholder: 'PORT', default: '8081', description: 'port of the admin listener: /_sempre/status and /metrics', schema: port() },
+  consul: { flag: 'consul', env: 'CONSUL_HTTP_ADDR', placeholder: 'URL', default: 'http://127.0.0.1:8500', description: 'Consul agent HTTP address', schema: httpBaseUrl() },
+  consulToken: { flag: 'consul-token', env: 'CONSUL_HTTP_TOKEN', placeholder: 'TOKEN', default: '', description: 'Consul ACL token allowed to read the service health', secret: true, schema: text(128) },
+  strategy: { flag: 'strategy', env: 'SEMPRE_STRATEGY', placeholder: 'NAME', default: 'least-outstanding', description: 'least-outstanding (fewest requests in flight) or round-robin', schema: oneOf(['least-outstanding', 'round-robin'] as const) },
+  retries: { flag: 'retries', env: 'SEMPRE_RETRIES', placeholder: 'N', default: '2', description: 'further attempts on other instances after a failed one', schema: integer(0, 10) },
+  retryOnStatus: { flag: 'retry-on-status', env: 'SEMPRE_RETRY_ON_STATUS', placeholder: 'CODES', default: '502,503,504', description: 'upstream statuses retried for idempotent requests (empty: none)', schema: list(/^5\d\d$/, 'HTTP 5xx status codes') },
+  connectTimeout: { flag: 'connect-timeout', env: 'SEMPRE_CONNECT_TIMEOUT', placeholder: 'DURATION', default: '500ms', description: 'give up connecting to an instance after this long (nothing was sent: retried for any method)', schema: duration(10, 60_000) },
+  responseTimeout: { flag: 'response-timeout', env: 'SEMPRE_RESPONSE_TIMEOUT', placeholder: 'DURATION', default: '5s', description: 'give up waiting for response headers after this long', schema: duration(50, 600_000) },
+  clientIdleTimeout: { flag: 'client-idle-timeout', env: 'SEMPRE_CLIENT_IDLE_TIMEOUT', placeholder: 'DURATION', default: '30s', description: 'close an idle client keep-alive connection after this long', schema: duration(1000, 600_000) },
+  upstreamIdleTimeout: { flag: 'upstream-idle-timeout', env: 'SEMPRE_UPSTREAM_IDLE_TIMEOUT', placeholder: 'DURATION', default: '4s', description: "close an idle connection to an instance after this long (keep below the app's keep-alive timeout; Node's is 5s)", schema: duration(100, 600_000) },
+  ejectAfter: { flag: 'eject-after', env: 'SEMPRE_EJECT_AFTER', placeholder: 'N', default: '1', description: 'consecutive connection failures or timeouts before the balancer ejects an instance on its own', schema: integer(1, 100) },
+  ejectFor: { flag: 'eject-for', env: 'SEMPRE_EJECT_FOR', placeholder: 'DURATION', default: '1s', description: 'least time an ejected instance stays out; then its health path is probed until it answers', schema: duration(100, 600_000) },
+  slowStart: { flag: 'slow-start', env: 'SEMPRE_SLOW_START', placeholder: 'DURATION', default: '3s', description: 'a joining or returning instance ramps from 10% to its full share over this long (0: off)', schema: duration(0, 600_000) },
+  consulGrace: { flag: 'consul-grace', env: 'SEMPRE_CONSUL_GRACE', placeholder: 'DURATION', default: '3s', description: 'after Consul comes back, keep instances it has not re-listed yet for this long (agents re-register)', schema: duration(0, 60_000) },
+  maxReplayBody: { flag: 'max-replay-body', env: 'SEMPRE_MAX_REPLAY_BODY', placeholder: 'BYTES', default: '1048576', description: 'request bodies up to this size are kept so the request can be retried; larger ones are streamed, not retried', schema: integer(0, 64 * 1024 * 1024) },
+  shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests', schema: duration(0, 600_000) },
+  accessLog: { flag: 'access-log', env: 'SEMPRE_ACCESS_LOG', placeholder: 'BOOL', default: 'true', description: 'log one line per proxied request', schema: boolean() },
+  ...loggingOptions,
+};
+
+export type BalancerOptionsSpec = typeof options;
+export type BalancerOptions = OptionValues<BalancerOptionsSpec>;
+
+export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
+  command: 'sempre-balancer',
+  section: 'balancer',
+  summary: "proxies to the healthy instances Consul lists, retrying on another one when one fails",
+  options,
+  rules: [
+    (o) => (o.host === o.adminHost && o.port === o.adminPort ? { field: 'adminPort', message: `must differ from balancer.port (both ${o.port})` } : undefined),
+  ],
+  examples: [
+    'sempre-balancer                                         # :8080 for service "web", Consul on 127.0.0.1:8500',
+    'sempre-balancer --port 80 --service web --consul http://10.0.1.5:8500',
+    'sempre-balancer --strategy round-robin --retries 1 --response-timeout 2s',
+    'curl -s http://127.0.0.1:8081/_sempre/status | jq .instances   # who is serving',
+  ],
+  notes: [
+    'Requests are retried on another instance when the connection was never established (any method),',
+    'and for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) also on reset, response timeout and',
+    'the --retry-on-status codes. A POST that may have reached the app is never retried.',
+  ],
+};

@@ -1,0 +1,45 @@
+// Chooses the instance for one attempt. Ejected instances are skipped unless
+// every instance is ejected (then all are tried: better a chance than a
+// certain error, Envoy's "panic mode"). Instances in slow start are offered
+// with a probability equal to their weight.
+import type { Instance } from '../shared/instance.ts';
+import type { InstanceStates } from './instance-state.ts';
+import type { RoutingTable } from './routing-table.ts';
+
+export type Strategy = 'least-outstanding' | 'round-robin';
+
+export interface Picker {
+  pick(table: RoutingTable, exclude: ReadonlySet<string>, now: number): Instance | undefined;
+  /** Whether an instance outside `exclude` could take another attempt (no side effects). */
+  hasAlternative(table: RoutingTable, exclude: ReadonlySet<string>): boolean;
+}
+
+export function createPicker(strategy: Strategy, states: InstanceStates, random: () => number = Math.random): Picker {
+  let cursor = 0;
+  return {
+    hasAlternative: (table, exclude) => table.instances.some((i) => !exclude.has(i.id)),
+    pick(table, exclude, now) {
+      const untried = table.instances.filter((i) => !exclude.has(i.id));
+      if (untried.length === 0) return undefined;
+      const live = untried.filter((i) => !states.isEjected(i.id));
+      const pool = live.length > 0 ? live : untried;
+      const offered = pool.filter((i) => random() < states.weight(i.id, now));
+      const candidates = offered.length > 0 ? offered : pool;
+      cursor = (cursor + 1) % 1_000_000_007;
+      if (strategy === 'round-robin') return candidates[cursor % candidates.length];
+      // Least outstanding; ties are broken by rotating the starting point so
+      // equally idle instances share the load evenly.
+      let best: Instance | undefined;
+      let bestLoad = Number.POSITIVE_INFINITY;
+      for (let k = 0; k < candidates.length; k += 1) {
+        const instance = candidates[(cursor + k) % candidates.length]!;
+        const load = states.get(instance.id)?.outstanding ?? 0;
+        if (load < bestLoad) {
+          best = instance;
+          bestLoad = load;
+        }
+      }
+      return best;
+    },
+  };
+}

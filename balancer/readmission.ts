@@ -1,0 +1,48 @@
+// Brings ejected instances back. After the least ejection time, the balancer
+// probes the instance's own health path (published by its agent in Consul
+// meta) and readmits it — with slow start — only when it answers 2xx, so no
+// client request is spent finding out whether it recovered.
+import { HEALTH_PATH_META, instanceOrigin, type Instance } from '../shared/instance.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { InstanceStates } from './instance-state.ts';
+import type { RoutingTable } from './routing-table.ts';
+
+export interface ReadmissionOptions {
+  states: InstanceStates;
+  table: () => RoutingTable;
+  logger: Logger;
+  probeTimeoutMs: number;
+  intervalMs?: number;
+  now?: () => number;
+}
+
+async function answersHealthy(instance: Instance, timeoutMs: number): Promise<boolean> {
+  const path = instance.meta[HEALTH_PATH_META] ?? '/';
+  try {
+    const response = await fetch(`${instanceOrigin(instance)}${path}`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    await response.arrayBuffer();
+    return response.status >= 200 && response.status < 300;
+  } catch {
+    return false;
+  }
+}
+
+export function startReadmission(options: ReadmissionOptions): { stop(): void } {
+  const now = options.now ?? Date.now;
+  const probing = new Set<string>();
+  const timer = setInterval(() => {
+    for (const instance of options.table().instances) {
+      const state = options.states.get(instance.id);
+      if (!state?.ejected || state.ejectedUntil > now() || probing.has(instance.id)) continue;
+      probing.add(instance.id);
+      void answersHealthy(instance, options.probeTimeoutMs).then((healthy) => {
+        probing.delete(instance.id);
+        if (!healthy || !options.states.isEjected(instance.id)) return;
+        options.states.readmit(instance.id, now());
+        options.logger.info({ instance: instance.id, ejectedForMs: now() - state.since }, 'instance answers its health probe again; readmitted with slow start');
+      });
+    }
+  }, options.intervalMs ?? 250);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

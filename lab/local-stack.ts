@@ -1,0 +1,206 @@
+// The whole system on one machine, with real processes: a Consul dev agent,
+// N demo-app instances each with its registration agent, and the balancer.
+// Each app instance gets its own loopback address (127.0.0.11, .12, …) as if
+// it were its own server. Used by `./sempre up` and by the integration tests.
+import { join } from 'node:path';
+import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
+import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
+
+export interface StackPorts {
+  consulHttp: number;
+  consulSerfLan: number;
+  consulSerfWan: number;
+  consulServer: number;
+  balancer: number;
+  admin: number;
+  app: number;
+}
+
+/** The standard ports, or a block of ports starting at `base` (tests use their own block). */
+export function stackPorts(base?: number): StackPorts {
+  if (base === undefined) return { consulHttp: 8500, consulSerfLan: 8301, consulSerfWan: 8302, consulServer: 8300, balancer: 8080, admin: 8081, app: 3000 };
+  return { consulHttp: base, consulSerfLan: base + 1, consulSerfWan: base + 2, consulServer: base + 3, balancer: base + 10, admin: base + 11, app: base + 20 };
+}
+
+export interface StackOptions {
+  instances?: number;
+  base?: number;
+  logDir: string;
+  /** Start the demo apps with their fault switch (drills, tests). */
+  lab?: boolean;
+  service?: string;
+  agentArgs?: readonly string[];
+  balancerArgs?: readonly string[];
+  onProgress?: (message: string) => void;
+}
+
+export interface InstanceHandle {
+  name: string;
+  address: string;
+  app: ManagedProcess;
+  agent: ManagedProcess;
+}
+
+const NODE = process.execPath;
+
+export class LocalStack {
+  readonly ports: StackPorts;
+  readonly options: Required<Pick<StackOptions, 'instances' | 'logDir' | 'lab' | 'service'>> & StackOptions;
+  consul: ManagedProcess | undefined;
+  balancer: ManagedProcess | undefined;
+  readonly instances = new Map<string, InstanceHandle>();
+  private stopped = false;
+
+  constructor(options: StackOptions) {
+    this.options = { instances: 2, lab: false, service: 'web', ...options };
+    this.ports = stackPorts(options.base);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.ports.balancer}/`;
+  }
+
+  get statusUrl(): string {
+    return `http://127.0.0.1:${this.ports.admin}/_sempre/status`;
+  }
+
+  get consulUrl(): string {
+    return `http://127.0.0.1:${this.ports.consulHttp}`;
+  }
+
+  private progress(message: string): void {
+    this.options.onProgress?.(message);
+  }
+
+  async start(): Promise<this> {
+    try {
+      await this.startConsul();
+      for (let i = 1; i <= this.options.instances; i += 1) await this.addInstance(`app${i}`);
+      await this.startBalancer();
+      return this;
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  async startConsul(): Promise<ManagedProcess> {
+    const started = Date.now();
+    this.progress('starting Consul (dev agent)…');
+    const p = this.ports;
+    const consul = startProcess({
+      name: 'consul',
+      command: findConsul(),
+      args: ['agent', '-dev', '-bind', '127.0.0.1', '-client', '127.0.0.1', '-http-port', String(p.consulHttp), '-dns-port', '-1', '-grpc-port', '-1',
+        '-serf-lan-port', String(p.consulSerfLan), '-serf-wan-port', String(p.consulSerfWan), '-server-port', String(p.consulServer), '-log-level', 'warn'],
+      logDir: this.options.logDir,
+    });
+    this.consul = consul;
+    await waitUntilUp(consul, 'Consul to elect itself leader', async () => {
+      const response = await fetch(`${this.consulUrl}/v1/status/leader`, { signal: AbortSignal.timeout(1000) });
+      return response.ok && (await response.text()).includes(':');
+    }, 20_000);
+    this.progress(`Consul up at ${this.consulUrl} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    return consul;
+  }
+
+  addressOf(name: string): string {
+    const n = Number(name.replace(/\D/g, '')) || this.instances.size + 1;
+    return `127.0.0.${10 + n}`;
+  }
+
+  async startApp(name: string): Promise<ManagedProcess> {
+    const address = this.addressOf(name);
+    const app = startProcess({
+      name,
+      command: NODE,
+      args: [join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', address, '--port', String(this.ports.app), '--name', name, ...(this.options.lab ? ['--lab'] : [])],
+      logDir: this.options.logDir,
+    });
+    await waitUntilUp(app, `${name} to answer /healthz`, async () => (await fetch(`http://${address}:${this.ports.app}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 15_000);
+    const handle = this.instances.get(name);
+    if (handle) handle.app = app;
+    return app;
+  }
+
+  async startAgent(name: string, extraArgs: readonly string[] = []): Promise<ManagedProcess> {
+    const address = this.addressOf(name);
+    const agent = startProcess({
+      name: `${name}-agent`,
+      command: NODE,
+      args: [join(PROJECT_ROOT, 'agent/main.ts'), '--service', this.options.service, '--id', name, '--address', address, '--app-host', address,
+        '--port', String(this.ports.app), '--consul', this.consulUrl, '--log-format', 'json', ...(this.options.agentArgs ?? []), ...extraArgs],
+      logDir: this.options.logDir,
+    });
+    const handle = this.instances.get(name);
+    if (handle) handle.agent = agent;
+    await waitUntilUp(agent, `${name} to be registered and passing in Consul`, () => this.isPassing(name), 15_000);
+    return agent;
+  }
+
+  /** Starts an app and its agent, as on a new server; resolves once Consul lists it passing. */
+  async addInstance(name: string): Promise<InstanceHandle> {
+    this.progress(`starting ${name} (demo app + agent) on ${this.addressOf(name)}:${this.ports.app}…`);
+    const app = await this.startApp(name);
+    const handle: InstanceHandle = { name, address: this.addressOf(name), app, agent: app };
+    this.instances.set(name, handle);
+    handle.agent = await this.startAgent(name);
+    this.progress(`${name} registered and healthy in Consul`);
+    return handle;
+  }
+
+  async isPassing(name: string): Promise<boolean> {
+    const response = await fetch(`${this.consulUrl}/v1/health/service/${this.options.service}?passing`, { signal: AbortSignal.timeout(1000) });
+    const entries = (await response.json()) as Array<{ Service: { ID: string } }>;
+    return entries.some((entry) => entry.Service.ID === name);
+  }
+
+  async startBalancer(): Promise<ManagedProcess> {
+    this.progress('starting the balancer…');
+    const balancer = startProcess({
+      name: 'balancer',
+      command: NODE,
+      args: [join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
+        '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json', ...(this.options.balancerArgs ?? [])],
+      logDir: this.options.logDir,
+    });
+    this.balancer = balancer;
+    const expected = this.instances.size;
+    await waitUntilUp(balancer, `the balancer to list ${expected} instance(s)`, async () => {
+      const status = await this.status();
+      return status.instances.length >= expected;
+    }, 15_000);
+    this.progress(`balancer up at ${this.url}`);
+    return balancer;
+  }
+
+  async status(): Promise<BalancerStatus> {
+    const response = await fetch(this.statusUrl, { signal: AbortSignal.timeout(1000) });
+    return (await response.json()) as BalancerStatus;
+  }
+
+  /** Waits until the balancer's table satisfies `check`. */
+  async waitForStatus(what: string, check: (status: BalancerStatus) => boolean, timeoutMs = 15_000): Promise<BalancerStatus> {
+    return waitFor(what, async () => {
+      const status = await this.status();
+      return check(status) ? status : undefined;
+    }, timeoutMs);
+  }
+
+  /** Stops everything, balancer first so no request meets a half-stopped stack. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.balancer?.stop();
+    await Promise.all([...this.instances.values()].map((i) => i.agent.stop()));
+    await Promise.all([...this.instances.values()].map((i) => i.app.stop()));
+    await this.consul?.stop();
+  }
+}
+
+export interface BalancerStatus {
+  service: string;
+  consul: { reachable: boolean; everAnswered: boolean; lastError: string | null };
+  table: { version: number; size: number };
+  instances: Array<{ id: string; state: string; outstanding: number; requests: number; failures: number; ejections: number }>;
+}
