@@ -112,7 +112,12 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
             minTimeout: 200,
             maxTimeout: 2000,
             signal: stopper.signal,
-            onFailedAttempt: ({ error }) => markUnreachable(describeConsulError(error).message),
+            onFailedAttempt: ({ error }) => {
+              markUnreachable(describeConsulError(error).message);
+              // A restarted Consul starts its index from scratch: blocking on
+              // our old index would hang until its index caught up.
+              index = '0';
+            },
           },
         );
         const parsed = parseHealthEntries(data);

@@ -167,7 +167,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
           return;
         }
         const kind = classifyError(error, attempt.connected);
-        settle(attempt, new AttemptFailure(kind, instance, `${error.code ?? 'error'}: ${error.message}`));
+        const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
+        settle(attempt, new AttemptFailure(kind, instance, detail));
       });
     });
 

@@ -34,13 +34,6 @@ export interface StackOptions {
   onProgress?: (message: string) => void;
 }
 
-export interface InstanceHandle {
-  name: string;
-  address: string;
-  app: ManagedProcess;
-  agent: ManagedProcess;
-}
-
 const NODE = process.execPath;
 
 export class LocalStack {
@@ -48,7 +41,10 @@ export class LocalStack {
   readonly options: Required<Pick<StackOptions, 'instances' | 'logDir' | 'lab' | 'service'>> & StackOptions;
   consul: ManagedProcess | undefined;
   balancer: ManagedProcess | undefined;
-  readonly instances = new Map<string, InstanceHandle>();
+  /** Demo-app processes by instance name (app1, app2, …). */
+  readonly apps = new Map<string, ManagedProcess>();
+  /** Registration agents by the name of the instance they register. */
+  readonly agents = new Map<string, ManagedProcess>();
   private stopped = false;
 
   constructor(options: StackOptions) {
@@ -104,9 +100,23 @@ export class LocalStack {
     return consul;
   }
 
+  /** Each instance is its own "host": app1 → 127.0.0.11, app2 → 127.0.0.12, … */
   addressOf(name: string): string {
-    const n = Number(name.replace(/\D/g, '')) || this.instances.size + 1;
+    const n = Number(name.replace(/\D/g, ''));
+    if (!Number.isInteger(n) || n < 1 || n > 200) throw new Error(`instance names are app1 … app200 (got ${name})`);
     return `127.0.0.${10 + n}`;
+  }
+
+  app(name: string): ManagedProcess {
+    const app = this.apps.get(name);
+    if (!app) throw new Error(`no app ${name} in this stack`);
+    return app;
+  }
+
+  agent(name: string): ManagedProcess {
+    const agent = this.agents.get(name);
+    if (!agent) throw new Error(`no agent for ${name} in this stack`);
+    return agent;
   }
 
   async startApp(name: string): Promise<ManagedProcess> {
@@ -117,9 +127,8 @@ export class LocalStack {
       args: [join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', address, '--port', String(this.ports.app), '--name', name, ...(this.options.lab ? ['--lab'] : [])],
       logDir: this.options.logDir,
     });
+    this.apps.set(name, app);
     await waitUntilUp(app, `${name} to answer /healthz`, async () => (await fetch(`http://${address}:${this.ports.app}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 15_000);
-    const handle = this.instances.get(name);
-    if (handle) handle.app = app;
     return app;
   }
 
@@ -132,21 +141,25 @@ export class LocalStack {
         '--port', String(this.ports.app), '--consul', this.consulUrl, '--log-format', 'json', ...(this.options.agentArgs ?? []), ...extraArgs],
       logDir: this.options.logDir,
     });
-    const handle = this.instances.get(name);
-    if (handle) handle.agent = agent;
+    this.agents.set(name, agent);
     await waitUntilUp(agent, `${name} to be registered and passing in Consul`, () => this.isPassing(name), 15_000);
     return agent;
   }
 
   /** Starts an app and its agent, as on a new server; resolves once Consul lists it passing. */
-  async addInstance(name: string): Promise<InstanceHandle> {
+  async addInstance(name: string): Promise<void> {
     this.progress(`starting ${name} (demo app + agent) on ${this.addressOf(name)}:${this.ports.app}…`);
-    const app = await this.startApp(name);
-    const handle: InstanceHandle = { name, address: this.addressOf(name), app, agent: app };
-    this.instances.set(name, handle);
-    handle.agent = await this.startAgent(name);
+    await this.startApp(name);
+    await this.startAgent(name);
     this.progress(`${name} registered and healthy in Consul`);
-    return handle;
+  }
+
+  /** Scales in: the agent drains and deregisters (SIGTERM), then the app stops. */
+  async removeInstance(name: string): Promise<void> {
+    await this.agents.get(name)?.stop(10_000);
+    await this.apps.get(name)?.stop();
+    this.agents.delete(name);
+    this.apps.delete(name);
   }
 
   async isPassing(name: string): Promise<boolean> {
@@ -165,7 +178,10 @@ export class LocalStack {
       logDir: this.options.logDir,
     });
     this.balancer = balancer;
-    const expected = this.instances.size;
+    // With Consul up, wait until the balancer lists every registered instance;
+    // without it, until the balancer answers its status endpoint.
+    const consulUp = this.consul?.running() ?? false;
+    const expected = consulUp ? this.agents.size : 0;
     await waitUntilUp(balancer, `the balancer to list ${expected} instance(s)`, async () => {
       const status = await this.status();
       return status.instances.length >= expected;
@@ -192,8 +208,8 @@ export class LocalStack {
     if (this.stopped) return;
     this.stopped = true;
     await this.balancer?.stop();
-    await Promise.all([...this.instances.values()].map((i) => i.agent.stop()));
-    await Promise.all([...this.instances.values()].map((i) => i.app.stop()));
+    await Promise.all([...this.agents.values()].map((agent) => agent.stop()));
+    await Promise.all([...this.apps.values()].map((app) => app.stop()));
     await this.consul?.stop();
   }
 }

@@ -18,12 +18,6 @@ function load(durationMs = 60_000) {
   return startLoad({ url: stack.url, rate: RATE, durationMs });
 }
 
-function instance(name: string) {
-  const handle = stack.instances.get(name);
-  assert.ok(handle, `${name} is part of the stack`);
-  return handle;
-}
-
 test('both instances serve the page, each named by x-served-by', async () => {
   const records = await load(3000).done;
   const summary = summarize(records);
@@ -39,7 +33,7 @@ test('keeps every GET answered when app1 is killed with SIGKILL, and takes app1 
   const running = load();
   await waitForRequests(running, 500);
   const killedAt = Date.now();
-  instance('app1').app.signal('SIGKILL');
+  stack.app('app1').signal('SIGKILL');
   const out = await stack.waitForStatus('app1 out of rotation', (s) => !inRotation(s, 'app1'), 10_000);
   const app1 = out.instances.find((i) => i.id === 'app1') as { since?: string } | undefined;
   const detectedAt = app1?.since ? Date.parse(app1.since) : Date.now();
@@ -57,7 +51,7 @@ test('keeps every GET answered when app1 is killed with SIGKILL, and takes app1 
 test('keeps every GET answered while app1 is frozen with SIGSTOP for 5 s, and uses it again after SIGCONT', async () => {
   const running = load();
   await waitForRequests(running, 500);
-  const app = instance('app1').app;
+  const app = stack.app('app1');
   app.signal('SIGSTOP');
   try {
     await stack.waitForStatus('app1 out of rotation while frozen', (s) => !inRotation(s, 'app1'), 5000);
@@ -77,7 +71,7 @@ test("takes app1 out of rotation when its agent is killed with SIGKILL (TTL expi
   const running = load();
   await waitForRequests(running, 300);
   const killedAt = Date.now();
-  instance('app1').agent.signal('SIGKILL');
+  stack.agent('app1').signal('SIGKILL');
   await stack.waitForStatus('app1 to leave the table after its TTL expires', (s) => !s.instances.some((i) => i.id === 'app1'), 15_000);
   recordFigure('kill -9 of app1 agent → app1 out of the table (TTL 3 s)', Date.now() - killedAt, 'ms');
   await waitForRequests(running, running.records.length + 250);
@@ -91,7 +85,7 @@ test("takes app1 out of rotation when its agent is killed with SIGKILL (TTL expi
 test('drains app1 and removes it from Consul on SIGTERM to its agent, with no failed request', async () => {
   const running = load();
   await waitForRequests(running, 300);
-  const agent = instance('app1').agent;
+  const agent = stack.agent('app1');
   const stoppedAt = Date.now();
   agent.signal('SIGTERM');
   await stack.waitForStatus('app1 out of the table once in maintenance', (s) => !s.instances.some((i) => i.id === 'app1'), 5000);
@@ -113,7 +107,7 @@ test('sends traffic to a third app + agent pair started during the run, with no 
   const running = load();
   await waitForRequests(running, 300);
   const startedAt = Date.now();
-  const app3 = await stack.addInstance('app3');
+  await stack.addInstance('app3');
   const registeredAt = Date.now();
   const firstServed = await waitUntilServing(running, 'app3', startedAt, 10_000);
   recordFigure('app3 (app + agent) started → first request served by app3', firstServed - startedAt, 'ms');
@@ -124,7 +118,5 @@ test('sends traffic to a third app + agent pair started during the run, with no 
   assert.equal(summary.failed, 0, describeSummary(summary));
   assert.ok((summary.byInstance.app3 ?? 0) > 0, 'app3 served requests');
   // Back to two instances for whatever runs next.
-  await app3.agent.stop();
-  await app3.app.stop();
-  stack.instances.delete('app3');
+  await stack.removeInstance('app3');
 });
