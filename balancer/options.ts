@@ -36,7 +36,7 @@ export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
   summary: "proxies to the healthy instances Consul lists, retrying on another one when one fails",
   options,
   rules: [
-    (o) => (o.host === o.adminHost && o.port === o.adminPort ? { field: 'adminPort', message: `must differ from balancer.port (both ${o.port})` } : undefined),
+    (o) => (o.port === o.adminPort ? { field: 'adminPort', message: `must differ from balancer.port (both ${o.port})` } : undefined),
   ],
   examples: [
     'sempre-balancer                                         # :8080 for service "web", Consul on 127.0.0.1:8500',
