@@ -1,0 +1,37 @@
+// The whole suite, as `./sempre test` and CI run it: typecheck, then unit and
+// integration tests in one node:test run (one closing summary), files one at
+// a time so load tests do not compete for the two cores.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PROJECT_ROOT } from '../lab/consul-binary.ts';
+
+const { values } = parseArgs({ options: { unit: { type: 'boolean' }, integration: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+if (values.help) {
+  process.stdout.write(`Usage: ./sempre test [--unit | --integration]
+
+Runs the TypeScript typecheck, then the unit tests (fast, no processes) and the
+integration tests (real Consul, real processes, 500 GET/s through the balancer).
+Logs of every process a test started are kept in test-results/<test>/.
+
+Examples:
+  ./sempre test                 # everything, as CI does
+  ./sempre test --unit          # a few seconds
+`);
+  process.exit(0);
+}
+const both = !values.unit && !values.integration;
+const files = (dir: string) => readdirSync(join(PROJECT_ROOT, dir)).filter((f) => f.endsWith('.test.ts')).sort().map((f) => join(dir, f));
+const selected = [...(both || values.unit ? files('test/unit') : []), ...(both || values.integration ? files('test/integration') : [])];
+
+process.stdout.write('sempre: typecheck (tsc --noEmit)…\n');
+const typecheck = spawnSync(process.execPath, [join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '-p', PROJECT_ROOT], { stdio: 'inherit' });
+if (typecheck.status !== 0) {
+  process.stdout.write('sempre: typecheck failed\n');
+  process.exit(1);
+}
+rmSync(join(PROJECT_ROOT, 'test-results'), { recursive: true, force: true });
+process.stdout.write(`sempre: running ${selected.length} test files (integration tests print # figure: lines with what they measured)…\n`);
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: PROJECT_ROOT });
+process.exit(run.status ?? 1);
