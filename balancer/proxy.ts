@@ -85,6 +85,21 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 512, timeout: settings.upstreamIdleTimeout, scheduling: 'lifo' });
   const proxy = createProxyServer({ xfwd: false, selfHandleResponse: true, connectTimeout: settings.connectTimeout, proxyTimeout: settings.responseTimeout + 1000, agent });
   const attempts = new WeakMap<ServerResponse, Attempt>();
+  // Label lookups hash an object each time; at thousands of requests a second
+  // that shows, so each label combination's counter is looked up once.
+  const attemptCounters = new Map<string, { inc(): void }>();
+  const countAttempt = (instance: string, outcome: string) => {
+    const key = `${instance}\u0000${outcome}`;
+    let counter = attemptCounters.get(key);
+    if (!counter) attemptCounters.set(key, (counter = metrics.attempts.labels({ instance, outcome })));
+    counter.inc();
+  };
+  const requestCounters = new Map<number, { inc(): void }>();
+  const countRequest = (status: number) => {
+    let counter = requestCounters.get(status);
+    if (!counter) requestCounters.set(status, (counter = metrics.requests.labels({ code: String(status) })));
+    counter.inc();
+  };
   let inFlight = 0;
   let sequence = 0;
   const reqIdPrefix = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
@@ -96,7 +111,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     const id = attempt.instance.id;
     if (outcome === 'ok') {
       states.succeeded(id);
-      metrics.attempts.inc({ instance: id, outcome: 'ok' });
+      countAttempt(id, 'ok');
       attempt.resolve();
     } else if (outcome instanceof AttemptFailure) {
       const counts = countsAgainstInstance(outcome.kind, attempt.reusedSocket);
@@ -104,7 +119,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         metrics.ejections.inc({ instance: id, cause: outcome.kind });
         deps.onEjected(attempt.instance, outcome.kind, outcome.message);
       }
-      metrics.attempts.inc({ instance: id, outcome: outcome.kind });
+      countAttempt(id, outcome.kind);
       attempt.reject(outcome);
     } else {
       states.abandoned(id);
@@ -158,7 +173,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         if (attempt.proxyReq) attempt.proxyReq.destroy(error);
         else settle(attempt, new AttemptFailure('timeout', instance, error.message));
       }, settings.responseTimeout);
-      proxy.web(req, res, { target: instanceOrigin(instance), buffer: bodyStream(body) }, (error: Error & { code?: string }) => {
+      // Without a body, http-proxy pipes the (ended) request itself, which
+      // ends the upstream request at once, on a retry too.
+      const buffer = bodyStream(body);
+      proxy.web(req, res, buffer ? { target: instanceOrigin(instance), buffer } : { target: instanceOrigin(instance) }, (error: Error & { code?: string }) => {
         if (res.destroyed || res.writableEnded || (req.destroyed && !req.complete)) return settle(attempt, new ClientGone());
         if (res.headersSent) {
           // The response broke mid-body: nothing can be retried, the client sees a cut response.
@@ -194,7 +212,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       if (attempt && !attempt.settled) settle(attempt, new ClientGone());
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       const status = res.writableFinished ? res.statusCode : 499;
-      metrics.requests.inc({ code: String(status) });
+      countRequest(status);
       metrics.duration.observe(durationMs / 1000);
       if (settings.accessLog) {
         logger.info({ reqId, method, url: req.url, status, durationMs, instance: servedBy, attempts: tried.size, ...(failures.length ? { failures } : {}) }, 'request');

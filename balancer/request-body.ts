@@ -37,7 +37,8 @@ export async function readRequestBody(req: IncomingMessage, maxBytes: number): P
   });
 }
 
-/** A fresh stream of the body for one attempt. */
-export function bodyStream(body: RequestBody): Readable {
-  return body.replayable ? Readable.from(body.bytes.length > 0 ? [body.bytes] : []) : body.stream;
+/** A fresh stream of the body for one attempt; undefined when there is no body. */
+export function bodyStream(body: RequestBody): Readable | undefined {
+  if (!body.replayable) return body.stream;
+  return body.bytes.length > 0 ? Readable.from([body.bytes]) : undefined;
 }

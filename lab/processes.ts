@@ -1,8 +1,9 @@
-// Child processes that are always cleaned up: each one's output goes to its
-// own log file, its last stderr lines are kept for error messages, and every
-// process still running when this process exits is killed.
+// Child processes that are always cleaned up: each one writes straight to its
+// own log file (no copying through this process, which would cost CPU under
+// load), the file's last lines go into error messages, and every process
+// still running when this process exits is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ExitInfo {
@@ -66,30 +67,39 @@ export interface StartOptions {
 
 const TAIL_LINES = 30;
 
+function tailOf(file: string): string[] {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const length = Math.min(size, 8192);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      return buffer.toString('utf8').split('\n').filter((line) => line.trim()).slice(-TAIL_LINES);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
+}
+
 export function startProcess(options: StartOptions): ManagedProcess {
   killAllOnExit();
   mkdirSync(options.logDir, { recursive: true });
   const logFile = join(options.logDir, `${options.name}.log`);
-  const log = createWriteStream(logFile, { flags: 'a' });
+  const logFd = openSync(logFile, 'a');
   // Own process group: a Ctrl-C in the terminal reaches only the launcher,
   // which then stops children in order.
   const child = spawn(options.command, [...options.args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd, logFd],
     detached: true,
   });
+  closeSync(logFd);
   live.add(child);
   const lines: string[] = [];
-  const keep = (chunk: Buffer) => {
-    log.write(chunk);
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim()) lines.push(line);
-    }
-    if (lines.length > TAIL_LINES) lines.splice(0, lines.length - TAIL_LINES);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
   let exitInfo: ExitInfo | undefined;
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -104,7 +114,6 @@ export function startProcess(options: StartOptions): ManagedProcess {
       resolve(exitInfo);
     });
   });
-  void exited.then(() => log.end());
   const signal = (sig: NodeJS.Signals) => {
     if (exitInfo) return;
     try {
@@ -129,7 +138,7 @@ export function startProcess(options: StartOptions): ManagedProcess {
       clearTimeout(timer);
       return info;
     },
-    tail: () => lines.join('\n'),
+    tail: () => [...lines, ...tailOf(logFile)].join('\n'),
   };
 }
 
