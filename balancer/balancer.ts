@@ -37,6 +37,8 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
   const picker = createPicker(options.strategy, states);
   let firstTable = true;
+  // Set once the proxy exists; the watch may report a table before that.
+  let onRemoved: (id: string) => void = () => undefined;
 
   const watch = watchHealthyInstances({
     consul,
@@ -47,6 +49,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     onTable: (table, diff) => {
       states.applyDiff(diff, now(), firstTable);
       if (table.instances.length > 0) firstTable = false;
+      for (const instance of diff.removed) onRemoved(instance.id);
     },
   });
 
@@ -85,6 +88,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     now,
     onEjected: (instance, cause, message) => logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check'),
   });
+  onRemoved = (id) => proxy.abandon(id, 'Consul no longer lists it as passing');
   const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now });
 
   const status = () => {

@@ -56,6 +56,9 @@ class NoInstanceLeft extends Error {}
 
 interface Attempt {
   instance: Instance;
+  method: string;
+  /** Response headers arrived: from here on the attempt cannot be abandoned. */
+  responded: boolean;
   connected: boolean;
   reusedSocket: boolean;
   proxyReq: ClientRequest | undefined;
@@ -72,6 +75,12 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 
 export interface ProxyHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * The instance is out (Consul dropped it, or it was ejected): its in-flight
+   * idempotent requests still waiting for an answer are retried elsewhere now
+   * instead of waiting for the response timeout. Returns how many.
+   */
+  abandon(instanceId: string, reason: string): number;
   inFlight(): number;
   close(): void;
 }
@@ -100,6 +109,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     if (!counter) requestCounters.set(status, (counter = metrics.requests.labels({ code: String(status) })));
     counter.inc();
   };
+  const inFlightByInstance = new Map<string, Set<Attempt>>();
   let inFlight = 0;
   let sequence = 0;
   const reqIdPrefix = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
@@ -109,6 +119,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     attempt.settled = true;
     clearTimeout(attempt.timer);
     const id = attempt.instance.id;
+    inFlightByInstance.get(id)?.delete(attempt);
     if (outcome === 'ok') {
       states.succeeded(id);
       countAttempt(id, 'ok');
@@ -118,6 +129,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       if (states.failed(id, outcome.kind, outcome.message, counts, now())) {
         metrics.ejections.inc({ instance: id, cause: outcome.kind });
         deps.onEjected(attempt.instance, outcome.kind, outcome.message);
+        abandon(id, `ejected after ${outcome.kind}`);
       }
       countAttempt(id, outcome.kind);
       attempt.reject(outcome);
@@ -143,6 +155,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       return;
     }
     clearTimeout(attempt.timer);
+    attempt.responded = true;
     const status = proxyRes.statusCode ?? 502;
     if (retryStatus.has(status) && attempt.statusRetryAllowed) {
       proxyRes.resume(); // discard the body; the socket goes back to the pool
@@ -165,8 +178,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 
   const attemptOn = (req: IncomingMessage, res: ServerResponse, instance: Instance, body: RequestBody, statusRetryAllowed: boolean) =>
     new Promise<void>((resolve, reject) => {
-      const attempt: Attempt = { instance, connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, resolve, reject };
+      const attempt: Attempt = { instance, method: req.method ?? 'GET', responded: false, connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, resolve, reject };
       attempts.set(res, attempt);
+      let running = inFlightByInstance.get(instance.id);
+      if (!running) inFlightByInstance.set(instance.id, (running = new Set()));
+      running.add(attempt);
       states.begin(instance.id);
       attempt.timer = setTimeout(() => {
         const error = Object.assign(new Error(`no response within ${settings.responseTimeout} ms`), { code: 'ERESPONSETIMEOUT' });
@@ -189,6 +205,19 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         settle(attempt, new AttemptFailure(kind, instance, detail));
       });
     });
+
+  function abandon(instanceId: string, reason: string): number {
+    let count = 0;
+    for (const attempt of inFlightByInstance.get(instanceId) ?? []) {
+      if (attempt.settled || attempt.responded || !mayRetry(attempt.method, 'timeout')) continue;
+      count += 1;
+      const error = Object.assign(new Error(`abandoned unanswered: ${reason}`), { code: 'EINSTANCEGONE' });
+      if (attempt.proxyReq) attempt.proxyReq.destroy(error);
+      else settle(attempt, new AttemptFailure('timeout', attempt.instance, error.message));
+    }
+    if (count > 0) logger.warn({ instance: instanceId, requests: count, reason }, 'retrying unanswered requests of an instance that left rotation');
+    return count;
+  }
 
   const sendError = (res: ServerResponse, status: 502 | 503, message: string) => {
     if (res.headersSent || res.destroyed) return;
@@ -286,6 +315,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         sendError(res, 502, 'internal balancer error');
       });
     },
+    abandon,
     inFlight: () => inFlight,
     close: () => {
       proxy.close();

@@ -31,7 +31,8 @@ const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ECONNECT_TIMEOUT', 'EHOSTUNREA
  * no byte of the request can have left, whatever the error code.
  */
 export function classifyError(error: { code?: string } | undefined, connected: boolean): FailureKind {
-  if (error?.code === 'ERESPONSETIMEOUT') return 'timeout';
+  // Our own response timeout, or the instance left rotation while we waited.
+  if (error?.code === 'ERESPONSETIMEOUT' || error?.code === 'EINSTANCEGONE') return 'timeout';
   if (!connected || NEVER_CONNECTED.has(error?.code ?? '')) return 'connect';
   return 'reset';
 }
