@@ -13,6 +13,7 @@ import type { BalancerOptions } from './options.ts';
 import { createPicker } from './picker.ts';
 import { createProxyHandler } from './proxy.ts';
 import { startReadmission } from './readmission.ts';
+import { startStallDetector } from './stall-detector.ts';
 
 export interface BalancerDeps {
   consul: ConsulClient;
@@ -45,6 +46,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     service: options.service,
     logger,
     graceMs: options.consulGrace,
+    waitMs: options.consulWait,
     now,
     onTable: (table, diff) => {
       states.applyDiff(diff, now(), firstTable);
@@ -90,6 +92,21 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   });
   onRemoved = (id) => proxy.abandon(id, 'Consul no longer lists it as passing');
   const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now });
+  const stallDetector = options.stallAfter === 0 ? { stop: () => undefined } : startStallDetector({
+    stallAfterMs: options.stallAfter,
+    probeTimeoutMs: options.stallProbeTimeout,
+    states,
+    table: () => watch.table(),
+    oldestUnanswered: (id) => proxy.oldestUnanswered(id),
+    logger,
+    now,
+    onStalled: (instance, message) => {
+      if (!states.eject(instance.id, 'timeout', message, now())) return;
+      metrics.ejections.inc({ instance: instance.id, cause: 'stall' });
+      logger.warn({ instance: instance.id, cause: 'stall', detail: message, ejectForMs: options.ejectFor }, 'instance ejected: stalled');
+      proxy.abandon(instance.id, 'stalled');
+    },
+  });
 
   const status = () => {
     const table = watch.table();
@@ -139,6 +156,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   } catch (error) {
     watch.stop();
     readmission.stop();
+    stallDetector.stop();
     proxy.close();
     server.close();
     admin.close();
@@ -157,6 +175,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   server.closeAllConnections();
   watch.stop();
   readmission.stop();
+  stallDetector.stop();
   proxy.close();
   admin.close();
   admin.closeAllConnections();

@@ -27,8 +27,8 @@ export interface WatchOptions {
   graceMs: number;
   onTable: (table: RoutingTable, diff: TableDiff) => void;
   now?: () => number;
-  /** Blocking-query wait; shorter in tests. */
-  waitSeconds?: number;
+  /** How long one blocking query may wait for a change. */
+  waitMs?: number;
 }
 
 export interface HealthWatch {
@@ -42,7 +42,7 @@ type HealthServiceCall = (opts: Record<string, unknown>) => Promise<[{ headers: 
 export function watchHealthyInstances(options: WatchOptions): HealthWatch {
   const { consul, service, logger, graceMs, onTable } = options;
   const now = options.now ?? Date.now;
-  const waitSeconds = options.waitSeconds ?? 30;
+  const waitSeconds = Math.max(1, Math.round((options.waitMs ?? 30_000) / 1000));
   const log = logger.child({ component: 'consul-watch', service });
   const stopper = new AbortController();
   let current: RoutingTable = EMPTY_TABLE;

@@ -20,6 +20,8 @@ export interface InstanceState {
   slowStartFrom: number;
   /** When the state last changed (joined, ejected, readmitted). */
   since: number;
+  /** When response headers last came from this instance. */
+  lastAnsweredAt: number;
 }
 
 export interface InstanceStateOptions {
@@ -43,7 +45,7 @@ export class InstanceStates {
   applyDiff(diff: TableDiff, now: number, initial: boolean): void {
     for (const instance of diff.added) {
       const slowStartFrom = initial || this.options.slowStartMs === 0 ? 0 : now;
-      this.states.set(instance.id, { id: instance.id, outstanding: 0, requests: 0, failures: 0, consecutiveFailures: 0, ejections: 0, ejected: false, ejectedUntil: 0, lastFailure: undefined, slowStartFrom, since: now });
+      this.states.set(instance.id, { id: instance.id, outstanding: 0, requests: 0, failures: 0, consecutiveFailures: 0, ejections: 0, ejected: false, ejectedUntil: 0, lastFailure: undefined, slowStartFrom, since: now, lastAnsweredAt: now });
     }
     for (const instance of diff.removed) this.states.delete(instance.id);
   }
@@ -103,6 +105,24 @@ export class InstanceStates {
     return true;
   }
 
+  /** Response headers arrived from the instance. */
+  answered(id: string, now: number): void {
+    const state = this.states.get(id);
+    if (state) state.lastAnsweredAt = now;
+  }
+
+  /** Ejects at once (a confirmed stall); returns false if already out. */
+  eject(id: string, kind: FailureKind, message: string, now: number): boolean {
+    const state = this.states.get(id);
+    if (!state || state.ejected) return false;
+    state.ejected = true;
+    state.ejections += 1;
+    state.ejectedUntil = now + this.options.ejectForMs;
+    state.lastFailure = { kind, message, at: now };
+    state.since = now;
+    return true;
+  }
+
   /** An attempt ended without a verdict on the instance (the client went away). */
   abandoned(id: string): void {
     const state = this.states.get(id);
@@ -117,5 +137,6 @@ export class InstanceStates {
     state.consecutiveFailures = 0;
     state.slowStartFrom = this.options.slowStartMs === 0 ? 0 : now;
     state.since = now;
+    state.lastAnsweredAt = now;
   }
 }

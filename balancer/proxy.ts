@@ -59,6 +59,7 @@ interface Attempt {
   method: string;
   /** Response headers arrived: from here on the attempt cannot be abandoned. */
   responded: boolean;
+  startedAt: number;
   connected: boolean;
   reusedSocket: boolean;
   proxyReq: ClientRequest | undefined;
@@ -81,6 +82,8 @@ export interface ProxyHandler {
    * instead of waiting for the response timeout. Returns how many.
    */
   abandon(instanceId: string, reason: string): number;
+  /** Start time of the oldest attempt on this instance still waiting for response headers. */
+  oldestUnanswered(instanceId: string): number | undefined;
   inFlight(): number;
   close(): void;
 }
@@ -156,6 +159,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     }
     clearTimeout(attempt.timer);
     attempt.responded = true;
+    states.answered(attempt.instance.id, now());
     const status = proxyRes.statusCode ?? 502;
     if (retryStatus.has(status) && attempt.statusRetryAllowed) {
       proxyRes.resume(); // discard the body; the socket goes back to the pool
@@ -178,7 +182,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 
   const attemptOn = (req: IncomingMessage, res: ServerResponse, instance: Instance, body: RequestBody, statusRetryAllowed: boolean) =>
     new Promise<void>((resolve, reject) => {
-      const attempt: Attempt = { instance, method: req.method ?? 'GET', responded: false, connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, resolve, reject };
+      const attempt: Attempt = { instance, method: req.method ?? 'GET', responded: false, startedAt: now(), connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, resolve, reject };
       attempts.set(res, attempt);
       let running = inFlightByInstance.get(instance.id);
       if (!running) inFlightByInstance.set(instance.id, (running = new Set()));
@@ -316,6 +320,13 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       });
     },
     abandon,
+    oldestUnanswered: (instanceId) => {
+      let oldest: number | undefined;
+      for (const attempt of inFlightByInstance.get(instanceId) ?? []) {
+        if (!attempt.settled && !attempt.responded && (oldest === undefined || attempt.startedAt < oldest)) oldest = attempt.startedAt;
+      }
+      return oldest;
+    },
     inFlight: () => inFlight,
     close: () => {
       proxy.close();

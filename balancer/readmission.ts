@@ -16,7 +16,7 @@ export interface ReadmissionOptions {
   now?: () => number;
 }
 
-async function answersHealthy(instance: Instance, timeoutMs: number): Promise<boolean> {
+export async function answersHealthy(instance: Instance, timeoutMs: number): Promise<boolean> {
   const path = instance.meta[HEALTH_PATH_META] ?? '/';
   try {
     const response = await fetch(`${instanceOrigin(instance)}${path}`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });

@@ -120,3 +120,21 @@ test('sends traffic to a third app + agent pair started during the run, with no 
   // Back to two instances for whatever runs next.
   await stack.removeInstance('app3');
 });
+
+test('leaves a slow but responsive instance in rotation: its health probe answers, so it is not ejected as stalled', async () => {
+  const app1 = 'http://127.0.0.11:20020';
+  const running = load();
+  try {
+    await waitForRequests(running, 300);
+    const before = (await stack.status()).instances.find((i) => i.id === 'app1')?.ejections ?? 0;
+    await fetch(`${app1}/_fault?mode=slow&ms=1500`, { method: 'PUT' });
+    const slowFrom = Date.now();
+    await waitFor('slow answers from app1', () => running.records.some((r) => r.servedBy === 'app1' && running.startedAt + r.intendedMs > slowFrom && r.latencyMs >= 1400), 10_000);
+    const after = (await stack.status()).instances.find((i) => i.id === 'app1');
+    assert.equal(after?.ejections, before, 'app1 was not ejected');
+  } finally {
+    await fetch(`${app1}/_fault?mode=none`, { method: 'PUT' });
+  }
+  const summary = summarize(await running.stop());
+  assert.equal(summary.failed, 0, describeSummary(summary));
+});
