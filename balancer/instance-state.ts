@@ -67,10 +67,7 @@ export class InstanceStates {
     const state = this.states.get(id);
     if (!state || state.slowStartFrom === 0) return 1;
     const progress = (now - state.slowStartFrom) / this.options.slowStartMs;
-    if (progress >= 1) {
-      state.slowStartFrom = 0;
-      return 1;
-    }
+    if (progress >= 1) return 1;
     return SLOW_START_FLOOR + (1 - SLOW_START_FLOOR) * Math.max(0, progress);
   }
 

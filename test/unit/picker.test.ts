@@ -63,20 +63,31 @@ test('an ejected instance is skipped, unless every instance is ejected (panic: t
   assert.deepEqual(share(() => picker.pick(table, new Set(), 40)?.id, 10), { a: 5, b: 5 });
 });
 
+// A small seeded generator (mulberry32), so shares are repeatable.
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 test('a readmitted instance ramps up from 10% of its share over the slow-start period', () => {
   const { states, table } = setup(['a', 'b'], { slowStartMs: 1000 });
   states.begin('a');
   states.failed('a', 'connect', 'refused', true, 0);
   states.readmit('a', 1000);
-  const values = [1000, 1500, 2000].map((t) => Math.round(states.weight('a', t) * 100) / 100);
-  assert.deepEqual(values, [0.1, 0.55, 1]);
-  let flip = 0;
-  const random = () => ((flip += 1) % 10) / 10; // 0.1, 0.2, … 0.9, 0.0: uniform, deterministic
-  const picker = createPicker('round-robin', states, random);
-  states.readmit('a', 5000); // not ejected any more: no effect
-  assert.equal(states.weight('a', 5000), 1);
-  void table;
-  void picker;
+  assert.deepEqual([1000, 1500, 2000].map((t) => Math.round(states.weight('a', t) * 100) / 100), [0.1, 0.55, 1]);
+  const picker = createPicker('round-robin', states, seeded(7));
+  const early = share(() => picker.pick(table, new Set(), 1000)?.id, 2000);
+  const middle = share(() => picker.pick(table, new Set(), 1500)?.id, 2000);
+  const late = share(() => picker.pick(table, new Set(), 2000)?.id, 2000);
+  // Of round robin's even split, a gets ~10% of its half at first, ~55% midway, all of it at the end.
+  assert.ok((early.a ?? 0) > 40 && (early.a ?? 0) < 170, `early share of a: ${early.a}`);
+  assert.ok((middle.a ?? 0) > 400 && (middle.a ?? 0) < 800, `middle share of a: ${middle.a}`);
+  assert.ok((late.a ?? 0) > 900 && (late.a ?? 0) < 1100, `late share of a: ${late.a}`);
 });
 
 test('failures below the ejection threshold do not eject; a success resets the count', () => {
