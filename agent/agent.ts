@@ -9,6 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { HealthProbe } from './health-probe.ts';
 import type { AgentOptions } from './options.ts';
 import { buildRegistration, isLostRegistration } from './registration.ts';
+import { DASHBOARD_REASON_PREFIX, maintenanceKey } from '../shared/maintenance-flag.ts';
 
 export interface AgentDeps {
   consul: ConsulClient;
@@ -56,6 +57,26 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
   }
 
   const checkId = `service:${instanceId}`;
+  // Maintenance asked for through the KV flag (from a dashboard).
+  let maintenanceByFlag = false;
+  const syncMaintenanceFlag = async () => {
+    try {
+      const flag = (await consul.kv.get({ key: maintenanceKey(options.service, instanceId), timeout: CONSUL_CALL_TIMEOUT_MS } as never)) as { Value?: string | null } | undefined;
+      if (flag && !maintenanceByFlag) {
+        const reason = `${DASHBOARD_REASON_PREFIX}${flag.Value || 'maintenance'}`;
+        await consul.agent.service.maintenance({ id: instanceId, enable: true, reason, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
+        maintenanceByFlag = true;
+        log.warn({ reason }, 'maintenance asked for through Consul: out of rotation');
+      } else if (!flag && maintenanceByFlag) {
+        await consul.agent.service.maintenance({ id: instanceId, enable: false, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
+        maintenanceByFlag = false;
+        log.info('maintenance lifted through Consul: back in rotation');
+      }
+    } catch (error) {
+      log.debug({ err: describeConsulError(error) }, 'cannot read the maintenance flag; will retry next interval');
+    }
+  };
+  await syncMaintenanceFlag();
   while (!stop.aborted) {
     await sleep(options.checkInterval, undefined, { signal: stop }).catch(() => undefined);
     if (stop.aborted) break;
@@ -84,10 +105,12 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
       if (isLostRegistration(cause) || isLostRegistration(error)) {
         log.warn('Consul no longer knows this instance (Consul restarted?); registering again');
         await register(result.healthy, result.output).catch(() => undefined);
+        maintenanceByFlag = false; // a new registration starts out of maintenance
       } else {
         log.warn({ err: describeConsulError(error) }, 'cannot reach Consul to renew the check; will retry next interval');
       }
     }
+    if (!stop.aborted) await syncMaintenanceFlag();
   }
   await leaveRotation(options, instanceId, deps, log);
 }

@@ -1,11 +1,17 @@
 // Wires the balancer together: Consul watch → routing table → picker →
 // proxy, plus passive health, the admin listener and graceful shutdown.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsulClient } from '../shared/consul-client.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createAdminServer } from './admin.ts';
+import { watchCatalog } from './catalog-watch.ts';
+import { DashboardModel } from './dashboard-model.ts';
+import { maintenanceKey } from '../shared/maintenance-flag.ts';
+import type { FailureKind } from './retry-policy.ts';
 import { watchHealthyInstances } from './consul-watch.ts';
 import { InstanceStates } from './instance-state.ts';
 import { createMetrics } from './metrics.ts';
@@ -25,6 +31,15 @@ export interface BalancerDeps {
 
 export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held';
 
+/** Built by `npm run build:dashboard` (Vite) from dashboard/. */
+const DASHBOARD_DIR = join(import.meta.dirname, '..', 'dashboard', 'dist');
+
+/** A person reads "refused" more easily than "connect". */
+function causeLabel(kind: FailureKind, message: string): string {
+  if (kind === 'connect') return /ECONNREFUSED/.test(message) ? 'refused' : 'connect';
+  return kind === 'status' ? '5xx' : kind;
+}
+
 async function listen(server: Server, port: number, host: string, what: string): Promise<void> {
   server.listen(port, host);
   const [error] = await Promise.race([once(server, 'listening').then(() => [undefined]), once(server, 'error')]);
@@ -38,6 +53,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
   const picker = createPicker(options.strategy, states);
   let firstTable = true;
+  const model = new DashboardModel(options.service);
   // Set once the proxy exists; the watch may report a table before that.
   let onRemoved: (id: string) => void = () => undefined;
 
@@ -45,12 +61,14 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     consul,
     service: options.service,
     logger,
+    onReachability: (reachable, detail) => model.consulReachability(reachable, detail, now()),
     graceMs: options.consulGrace,
     waitMs: options.consulWait,
     now,
     onTable: (table, diff) => {
       states.applyDiff(diff, now(), firstTable);
       if (table.instances.length > 0) firstTable = false;
+      model.tableChanged(diff, now(), (id) => !states.isEjected(id));
       for (const instance of diff.removed) onRemoved(instance.id);
     },
   });
@@ -88,10 +106,16 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     metrics,
     emptyReason,
     now,
-    onEjected: (instance, cause, message) => logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check'),
+    onEjected: (instance, kind, message) => {
+      const cause = causeLabel(kind, message);
+      logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check');
+      model.ejected(instance, cause, message, now());
+    },
+    onRequest: (status, durationMs, servedBy) => model.traffic.record(status, durationMs, servedBy, now()),
   });
   onRemoved = (id) => proxy.abandon(id, 'Consul no longer lists it as passing');
-  const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now });
+  const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now, onReadmitted: (id) => model.readmitted(id, now()) });
+  const catalog = watchCatalog({ consul, service: options.service, waitMs: options.consulWait, onChange: (previous, next) => model.catalogChanged(previous, next, now()) });
   const stallDetector = options.stallAfter === 0 ? { stop: () => undefined } : startStallDetector({
     stallAfterMs: options.stallAfter,
     probeTimeoutMs: options.stallProbeTimeout,
@@ -104,6 +128,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       if (!states.eject(instance.id, 'timeout', message, now())) return;
       metrics.ejections.inc({ instance: instance.id, cause: 'stall' });
       logger.warn({ instance: instance.id, cause: 'stall', detail: message, ejectForMs: options.ejectFor }, 'instance ejected: stalled');
+      model.ejected(instance, 'stall', message, now());
       proxy.abandon(instance.id, 'stalled');
     },
   });
@@ -149,12 +174,31 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   };
 
   const server = createServer({ keepAliveTimeout: options.clientIdleTimeout }, proxy.handle);
-  const admin = createAdminServer(status, metrics);
+  const token = options.adminToken || randomBytes(12).toString('base64url');
+  const admin = createAdminServer({
+    status,
+    metrics,
+    token,
+    dashboardDir: DASHBOARD_DIR,
+    logger,
+    snapshot: () => {
+      const discovery = watch.status();
+      return model.snapshot({ now: now(), table: watch.table(), states, seriesSeconds: 300, consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin } });
+    },
+    setMaintenance: async (id, enable, reason) => {
+      if (!catalog.instances().some((c) => c.id === id)) return 'unknown-instance';
+      const key = maintenanceKey(options.service, id);
+      if (enable) await consul.kv.set({ key, value: reason, timeout: 2000 } as never);
+      else await consul.kv.del({ key, timeout: 2000 } as never);
+      return 'ok';
+    },
+  });
   try {
     await listen(server, options.port, options.host, 'public listener');
     await listen(admin, options.adminPort, options.adminHost, 'admin listener');
   } catch (error) {
     watch.stop();
+    catalog.stop();
     readmission.stop();
     stallDetector.stop();
     proxy.close();
@@ -162,7 +206,9 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     admin.close();
     throw error;
   }
-  logger.info({ url: `http://${options.host}:${options.port}/`, admin: `http://${options.adminHost}:${options.adminPort}/_sempre/status`, service: options.service, consul: options.consul.origin, strategy: options.strategy }, 'balancer listening');
+  if (!/^(127\.|::1$|localhost$)/.test(options.adminHost)) logger.warn({ adminHost: options.adminHost }, 'the admin listener (dashboard, status, metrics) is reachable beyond this host, as asked; controls still need the token');
+  if (!options.adminToken) logger.warn({ token }, 'dashboard control token (generated; set --admin-token to choose one)');
+  logger.info({ url: `http://${options.host}:${options.port}/`, dashboard: `http://${options.adminHost}:${options.adminPort}/dashboard/`, admin: `http://${options.adminHost}:${options.adminPort}/_sempre/status`, service: options.service, consul: options.consul.origin, strategy: options.strategy }, 'balancer listening');
 
   if (!deps.stop.aborted) await once(deps.stop, 'abort');
 
@@ -174,6 +220,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   if (proxy.inFlight() > 0) logger.warn({ inFlight: proxy.inFlight() }, 'shutdown timeout: closing remaining requests');
   server.closeAllConnections();
   watch.stop();
+  catalog.stop();
   readmission.stop();
   stallDetector.stop();
   proxy.close();

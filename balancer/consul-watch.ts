@@ -3,12 +3,10 @@
 // reached (or answers nonsense) the last table stays in force; when Consul
 // comes back, instances it has not re-listed yet are held for a grace period,
 // because agents need a heartbeat or two to re-register after a restart.
-import { EventEmitter } from 'node:events';
-import pRetry from 'p-retry';
 import type { ConsulClient } from '../shared/consul-client.ts';
-import { describeConsulError } from '../shared/consul-client.ts';
 import type { Instance } from '../shared/instance.ts';
 import type { Logger } from '../shared/logger.ts';
+import { startBlockingQuery } from './blocking-query.ts';
 import { buildTable, diffTables, EMPTY_TABLE, parseHealthEntries, sameInstances, type RoutingTable, type TableDiff } from './routing-table.ts';
 
 export interface DiscoveryStatus {
@@ -26,6 +24,8 @@ export interface WatchOptions {
   logger: Logger;
   graceMs: number;
   onTable: (table: RoutingTable, diff: TableDiff) => void;
+  /** Consul became unreachable (or malformed), or answers again. */
+  onReachability?: (reachable: boolean, detail: string) => void;
   now?: () => number;
   /** How long one blocking query may wait for a change. */
   waitMs?: number;
@@ -37,14 +37,10 @@ export interface HealthWatch {
   stop(): void;
 }
 
-type HealthServiceCall = (opts: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, unknown]>;
-
 export function watchHealthyInstances(options: WatchOptions): HealthWatch {
   const { consul, service, logger, graceMs, onTable } = options;
   const now = options.now ?? Date.now;
-  const waitSeconds = Math.max(1, Math.round((options.waitMs ?? 30_000) / 1000));
   const log = logger.child({ component: 'consul-watch', service });
-  const stopper = new AbortController();
   let current: RoutingTable = EMPTY_TABLE;
   let latest: readonly Instance[] = [];
   let graceUntil = 0;
@@ -67,6 +63,7 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
     const t = now();
     if (!status.reachable && status.everAnswered) {
       log.info({ downForMs: status.unreachableSince ? t - status.unreachableSince : undefined }, 'Consul reachable again; resuming watch');
+      options.onReachability?.(true, `after ${Math.round((t - (status.unreachableSince ?? t)) / 100) / 10} s`);
       if (current.instances.length > 0 && graceMs > 0) {
         graceUntil = t + graceMs;
         clearTimeout(graceTimer);
@@ -88,6 +85,7 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
     if (!status.reachable && status.unreachableSince !== undefined) return;
     status.reachable = false;
     status.unreachableSince = now();
+    options.onReachability?.(false, message);
     log.warn({ err: message, serving: current.instances.map((i) => i.id) }, status.everAnswered
       ? 'Consul unreachable; serving the last known routing table'
       : 'Consul unreachable at start; answering 503 until it answers');
@@ -96,60 +94,28 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
     reminder.unref();
   };
 
-  const healthService = consul.health.service.bind(consul.health) as unknown as HealthServiceCall;
-  // The client returns [response, body] when given an emitter context with
-  // includeResponse, and aborts the blocking query when it emits 'cancel'.
-  const context = Object.assign(new EventEmitter(), { includeResponse: true });
-
-  const loop = async () => {
-    let index = '0';
-    while (!stopper.signal.aborted) {
-      try {
-        const [response, data] = await pRetry(
-          () => healthService({ service, passing: true, stale: true, index, wait: `${waitSeconds}s`, timeout: (waitSeconds + 5) * 1000, ctx: context }),
-          {
-            retries: Number.POSITIVE_INFINITY,
-            minTimeout: 200,
-            maxTimeout: 2000,
-            signal: stopper.signal,
-            onFailedAttempt: ({ error }) => {
-              markUnreachable(describeConsulError(error).message);
-              // A restarted Consul starts its index from scratch: blocking on
-              // our old index would hang until its index caught up.
-              index = '0';
-            },
-          },
-        );
-        const parsed = parseHealthEntries(data);
-        const nextIndex = response.headers['x-consul-index'];
-        if ('error' in parsed || !nextIndex || !/^\d+$/.test(nextIndex)) {
-          // Malformed answer: keep the last table, back off as if unreachable.
-          markUnreachable(`malformed answer from Consul: ${'error' in parsed ? parsed.error : 'no X-Consul-Index header'}`);
-          index = '0';
-          await new Promise((resolve) => setTimeout(resolve, 1000));
-          continue;
-        }
-        markReachable();
-        for (const problem of parsed.problems) log.warn({ problem }, 'skipped a malformed health entry from Consul');
-        // An index that goes backwards means Consul restarted: start over.
-        index = BigInt(nextIndex) < BigInt(index) ? '0' : nextIndex;
-        latest = parsed.instances;
-        publish();
-      } catch (error) {
-        if (stopper.signal.aborted) break;
-        markUnreachable(describeConsulError(error).message);
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
-  };
-  void loop();
+  const query = startBlockingQuery({
+    consul,
+    service,
+    passing: true,
+    waitMs: options.waitMs ?? 30_000,
+    onFailure: markUnreachable,
+    onAnswer: (data) => {
+      const parsed = parseHealthEntries(data);
+      if ('error' in parsed) return parsed.error;
+      markReachable();
+      for (const problem of parsed.problems) log.warn({ problem }, 'skipped a malformed health entry from Consul');
+      latest = parsed.instances;
+      publish();
+      return undefined;
+    },
+  });
 
   return {
     table: () => current,
     status: () => ({ ...status }),
     stop: () => {
-      stopper.abort();
-      context.emit('cancel');
+      query.stop();
       clearTimeout(graceTimer);
       clearInterval(reminder);
     },

@@ -8,6 +8,7 @@ const options = {
   port: { flag: 'port', env: 'SEMPRE_PORT', placeholder: 'PORT', default: '8080', description: 'port of the public listener', schema: port() },
   adminHost: { flag: 'admin-host', env: 'SEMPRE_ADMIN_HOST', placeholder: 'ADDR', default: '127.0.0.1', description: 'address of the admin listener (status, metrics); loopback unless you ask', schema: host({ allowEmpty: false }) },
   adminPort: { flag: 'admin-port', env: 'SEMPRE_ADMIN_PORT', placeholder: 'PORT', default: '8081', description: 'port of the admin listener: /_sempre/status and /metrics', schema: port() },
+  adminToken: { flag: 'admin-token', env: 'SEMPRE_ADMIN_TOKEN', placeholder: 'TOKEN', default: '', description: 'token the dashboard needs for its controls (maintenance); empty: a random one is generated and logged at start', secret: true, schema: text(256) },
   consul: { flag: 'consul', env: 'CONSUL_HTTP_ADDR', placeholder: 'URL', default: 'http://127.0.0.1:8500', description: 'Consul agent HTTP address', schema: httpBaseUrl() },
   consulToken: { flag: 'consul-token', env: 'CONSUL_HTTP_TOKEN', placeholder: 'TOKEN', default: '', description: 'Consul ACL token allowed to read the service health', secret: true, schema: text(128) },
   strategy: { flag: 'strategy', env: 'SEMPRE_STRATEGY', placeholder: 'NAME', default: 'least-outstanding', description: 'least-outstanding (fewest requests in flight) or round-robin', schema: oneOf(['least-outstanding', 'round-robin'] as const) },

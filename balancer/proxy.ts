@@ -36,6 +36,8 @@ export interface ProxyDeps {
   /** Why there is no instance, for the 503 body. */
   emptyReason: () => string;
   onEjected: (instance: Instance, kind: FailureKind, message: string) => void;
+  /** Every answered client request, for the traffic series. */
+  onRequest?: (status: number, durationMs: number, servedBy: string | undefined) => void;
   now?: () => number;
 }
 
@@ -243,10 +245,13 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       inFlight -= 1;
       const attempt = attempts.get(res);
       if (attempt && !attempt.settled) settle(attempt, new ClientGone());
+      // Read here, not from the retry loop: 'close' can come before its continuation runs.
+      servedBy = attempt?.responded ? attempt.instance.id : undefined;
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       const status = res.writableFinished ? res.statusCode : 499;
       countRequest(status);
       metrics.duration.observe(durationMs / 1000);
+      deps.onRequest?.(status, durationMs, servedBy);
       if (settings.accessLog) {
         logger.info({ reqId, method, url: req.url, status, durationMs, instance: servedBy, attempts: tried.size, ...(failures.length ? { failures } : {}) }, 'request');
       }
@@ -284,7 +289,6 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
           // A 502/503/504 is passed through when no other instance could take over.
           const statusRetryAllowed = attemptNumber <= retries && mayRetry(method, 'status') && picker.hasAlternative(deps.table(), tried);
           await attemptOn(req, res, instance, body, statusRetryAllowed);
-          servedBy = instance.id;
         },
         {
           retries,

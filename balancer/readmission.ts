@@ -14,6 +14,7 @@ export interface ReadmissionOptions {
   probeTimeoutMs: number;
   intervalMs?: number;
   now?: () => number;
+  onReadmitted?: (id: string) => void;
 }
 
 export async function answersHealthy(instance: Instance, timeoutMs: number): Promise<boolean> {
@@ -39,6 +40,7 @@ export function startReadmission(options: ReadmissionOptions): { stop(): void } 
         probing.delete(instance.id);
         if (!healthy || !options.states.isEjected(instance.id)) return;
         options.states.readmit(instance.id, now());
+        options.onReadmitted?.(instance.id);
         options.logger.info({ instance: instance.id, ejectedForMs: now() - state.since }, 'instance answers its health probe again; readmitted with slow start');
       });
     }

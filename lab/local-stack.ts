@@ -2,6 +2,7 @@
 // N demo-app instances each with its registration agent, and the balancer.
 // Each app instance gets its own loopback address (127.0.0.11, .12, …) as if
 // it were its own server. Used by `./sempre up` and by the integration tests.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
@@ -46,6 +47,8 @@ export class LocalStack {
   /** Registration agents by the name of the instance they register. */
   readonly agents = new Map<string, ManagedProcess>();
   private stopped = false;
+  /** The dashboard's control token, chosen here so the launcher can print it. */
+  readonly adminToken = randomBytes(9).toString('base64url');
 
   constructor(options: StackOptions) {
     this.options = { instances: 2, lab: false, service: 'web', ...options };
@@ -58,6 +61,10 @@ export class LocalStack {
 
   get statusUrl(): string {
     return `http://127.0.0.1:${this.ports.admin}/_sempre/status`;
+  }
+
+  get dashboardUrl(): string {
+    return `http://127.0.0.1:${this.ports.admin}/dashboard/`;
   }
 
   get consulUrl(): string {
@@ -174,7 +181,7 @@ export class LocalStack {
       name: 'balancer',
       command: NODE,
       args: [join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
-        '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json', ...(this.options.balancerArgs ?? [])],
+        '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json', '--admin-token', this.adminToken, ...(this.options.balancerArgs ?? [])],
       logDir: this.options.logDir,
     });
     this.balancer = balancer;

@@ -57,6 +57,7 @@ await runCommand(upCommand, async (o) => {
 sempre is up (${((Date.now() - started) / 1000).toFixed(1)} s).
 
   The page:         ${stack.url}
+  Dashboard:        ${stack.dashboardUrl}   (control token: ${stack.adminToken})
   Balancer status:  ${stack.statusUrl}
   Metrics:          http://127.0.0.1:${p.admin}/metrics
   Consul UI:        ${stack.consulUrl}/ui/

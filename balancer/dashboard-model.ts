@@ -1,0 +1,160 @@
+// What the dashboard shows, assembled from the balancer's own view (routing
+// table, ejections) and Consul's full catalog (checks, maintenance): one
+// instance list with a state per instance, the event log, incidents and the
+// traffic series. Pure bookkeeping: it never talks to Consul itself.
+import type { Instance } from '../shared/instance.ts';
+import type { CatalogInstance } from './catalog-watch.ts';
+import { EventLog, type DashboardEvent } from './events.ts';
+import { IncidentTracker, type IncidentSummary } from './incidents.ts';
+import type { InstanceStates } from './instance-state.ts';
+import type { RoutingTable, TableDiff } from './routing-table.ts';
+import { TrafficSeries, type SecondPoint } from './traffic-series.ts';
+
+export type DashboardState = 'healthy' | 'slow-start' | 'ejected' | 'held' | 'critical' | 'draining' | 'maintenance';
+
+export interface DashboardInstance {
+  id: string;
+  node: string;
+  address: string;
+  port: number;
+  state: DashboardState;
+  since: number;
+  version: string | null;
+  tags: string[];
+  checkOutput: string;
+  maintenanceReason: string | null;
+  inFlight: number;
+  requests: number;
+  failures: number;
+  ejections: number;
+  lastFailure: { kind: string; message: string; at: number } | null;
+  incidents: IncidentSummary;
+}
+
+export interface DashboardSnapshot {
+  now: number;
+  service: string;
+  serving: number;
+  consul: { reachable: boolean; since: number | null; lastError: string | null; address: string };
+  instances: DashboardInstance[];
+  events: DashboardEvent[];
+  series: SecondPoint[];
+}
+
+/** The agent's own maintenance reason while it drains before stopping. */
+const DRAINING = /^sempre-agent stopping/;
+
+export class DashboardModel {
+  readonly events = new EventLog();
+  readonly incidents = new IncidentTracker();
+  readonly traffic = new TrafficSeries();
+  private catalog: readonly CatalogInstance[] = [];
+  private readonly since = new Map<string, { state: DashboardState; at: number }>();
+  private readonly service: string;
+
+  constructor(service: string) {
+    this.service = service;
+  }
+
+  tableChanged(diff: TableDiff, now: number, inRotation: (id: string) => boolean): void {
+    for (const instance of diff.added) {
+      this.events.add({ at: now, kind: 'joined', instance: instance.id, detail: `${instance.address}:${instance.port}` });
+      if (inRotation(instance.id)) this.incidents.cameBack(instance.id, now);
+    }
+    for (const instance of diff.removed) {
+      const known = this.catalog.find((c) => c.id === instance.id);
+      const why = known ? (known.health === 'maintenance' ? `maintenance: ${known.maintenanceReason}` : `${known.health} in Consul`) : 'no longer passing in Consul';
+      this.events.add({ at: now, kind: 'left', instance: instance.id, cause: known?.health === 'maintenance' ? 'maintenance' : 'consul', detail: why });
+    }
+  }
+
+  ejected(instance: Instance, cause: string, detail: string, now: number): void {
+    this.events.add({ at: now, kind: 'ejected', instance: instance.id, cause, detail });
+    this.incidents.wentDown(instance.id, cause, detail, false, now);
+  }
+
+  readmitted(id: string, now: number): void {
+    this.events.add({ at: now, kind: 'readmitted', instance: id, detail: 'answers its health probe again' });
+    this.incidents.cameBack(id, now);
+  }
+
+  catalogChanged(previous: readonly CatalogInstance[], next: readonly CatalogInstance[], now: number): void {
+    this.catalog = next;
+    const before = new Map(previous.map((c) => [c.id, c]));
+    for (const instance of next) {
+      const old = before.get(instance.id);
+      before.delete(instance.id);
+      if (!old) this.events.add({ at: now, kind: 'registered', instance: instance.id, detail: `${instance.address}:${instance.port}${instance.meta.version ? ` version ${instance.meta.version}` : ''}` });
+      if (old?.health === instance.health) continue;
+      if (instance.health === 'maintenance') {
+        const draining = DRAINING.test(instance.maintenanceReason ?? '');
+        this.events.add({ at: now, kind: 'maintenance-on', instance: instance.id, cause: draining ? 'draining' : 'maintenance', detail: instance.maintenanceReason ?? '' });
+        this.incidents.wentDown(instance.id, 'maintenance', instance.maintenanceReason ?? '', true, now);
+      } else if (instance.health === 'critical' || instance.health === 'warning') {
+        this.events.add({ at: now, kind: 'check-critical', instance: instance.id, cause: 'check', detail: instance.checkOutput });
+        this.incidents.wentDown(instance.id, 'check', instance.checkOutput, false, now);
+      } else if (old) {
+        this.events.add({ at: now, kind: old.health === 'maintenance' ? 'maintenance-off' : 'check-passing', instance: instance.id, detail: instance.checkOutput });
+      }
+    }
+    for (const gone of before.values()) {
+      this.events.add({ at: now, kind: 'deregistered', instance: gone.id, detail: gone.health === 'maintenance' ? 'after draining' : `was ${gone.health}` });
+      if (gone.health !== 'maintenance') this.incidents.wentDown(gone.id, 'deregistered', `was ${gone.health}`, false, now);
+    }
+  }
+
+  consulReachability(reachable: boolean, detail: string, now: number): void {
+    this.events.add({ at: now, kind: reachable ? 'consul-reachable' : 'consul-unreachable', detail });
+  }
+
+  snapshot(input: {
+    now: number;
+    table: RoutingTable;
+    states: InstanceStates;
+    consul: { reachable: boolean; unreachableSince: number | undefined; lastError: string | undefined; address: string };
+    seriesSeconds: number;
+  }): DashboardSnapshot {
+    const { now, table, states } = input;
+    const ids = [...new Set([...this.catalog.map((c) => c.id), ...table.instances.map((i) => i.id)])].sort();
+    const instances = ids.map((id): DashboardInstance => {
+      const catalog = this.catalog.find((c) => c.id === id);
+      const routed = table.byId.get(id);
+      const state = states.get(id);
+      let view: DashboardState;
+      if (catalog?.health === 'maintenance') view = DRAINING.test(catalog.maintenanceReason ?? '') ? 'draining' : 'maintenance';
+      else if (state?.ejected) view = 'ejected';
+      else if (!routed || catalog?.health === 'critical' || catalog?.health === 'warning') view = routed ? 'ejected' : 'critical';
+      else if (table.held.has(id)) view = 'held';
+      else view = states.weight(id, now) < 1 ? 'slow-start' : 'healthy';
+      const previous = this.since.get(id);
+      if (!previous || previous.state !== view) this.since.set(id, { state: view, at: previous ? now : (state?.since ?? now) });
+      return {
+        id,
+        node: catalog?.node ?? routed?.node ?? '',
+        address: catalog?.address ?? routed?.address ?? '',
+        port: catalog?.port ?? routed?.port ?? 0,
+        state: view,
+        since: this.since.get(id)!.at,
+        version: (catalog?.meta.version ?? routed?.meta.version) || null,
+        tags: catalog?.tags ?? [...(routed?.tags ?? [])],
+        checkOutput: catalog?.checkOutput ?? '',
+        maintenanceReason: catalog?.maintenanceReason ?? null,
+        inFlight: state?.outstanding ?? 0,
+        requests: state?.requests ?? 0,
+        failures: state?.failures ?? 0,
+        ejections: state?.ejections ?? 0,
+        lastFailure: state?.lastFailure ?? null,
+        incidents: this.incidents.summary(id, now),
+      };
+    });
+    return {
+      now,
+      service: this.service,
+      serving: instances.filter((i) => i.state === 'healthy' || i.state === 'slow-start' || i.state === 'held').length,
+      consul: { reachable: input.consul.reachable, since: input.consul.unreachableSince ?? null, lastError: input.consul.lastError ?? null, address: input.consul.address },
+      instances,
+      events: this.events.recent(200),
+      series: this.traffic.series(now, input.seriesSeconds),
+    };
+  }
+}
