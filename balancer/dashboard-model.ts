@@ -63,7 +63,7 @@ export class DashboardModel {
     }
     for (const instance of diff.removed) {
       const known = this.catalog.find((c) => c.id === instance.id);
-      const why = known ? (known.health === 'maintenance' ? `maintenance: ${known.maintenanceReason}` : `${known.health} in Consul`) : 'no longer passing in Consul';
+      const why = known?.health === 'maintenance' ? `maintenance: ${known.maintenanceReason}` : known && known.health !== 'passing' ? `${known.health} in Consul` : 'no longer passing in Consul';
       this.events.add({ at: now, kind: 'left', instance: instance.id, cause: known?.health === 'maintenance' ? 'maintenance' : 'consul', detail: why });
     }
   }

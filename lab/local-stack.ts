@@ -145,7 +145,7 @@ export class LocalStack {
       name: `${name}-agent`,
       command: NODE,
       args: [join(PROJECT_ROOT, 'agent/main.ts'), '--service', this.options.service, '--id', name, '--address', address, '--app-host', address,
-        '--port', String(this.ports.app), '--consul', this.consulUrl, '--log-format', 'json', ...(this.options.agentArgs ?? []), ...extraArgs],
+        '--port', String(this.ports.app), '--consul', this.consulUrl, '--log-format', 'json', '--meta', 'version=1.0.0', ...(this.options.agentArgs ?? []), ...extraArgs],
       logDir: this.options.logDir,
     });
     this.agents.set(name, agent);

@@ -1,0 +1,82 @@
+// Labels in English and Brazilian Portuguese (the company's language).
+export type Lang = 'en' | 'pt';
+
+const en = {
+  title: 'sempre',
+  instances: 'Instances',
+  token: 'Control token',
+  requestsChart: 'Requests per second',
+  latencyChart: 'Latency (ms)',
+  shareChart: 'Requests per second by instance',
+  incidents: 'Incidents',
+  events: 'Events',
+  pageUp: 'Page up: {n} of {m} serving',
+  pageDown: 'Page DOWN: no instance serving',
+  consulOk: 'Consul reachable',
+  consulDown: 'Consul unreachable for {d}: serving the last known instances',
+  live: 'Live',
+  lost: 'Connection to the balancer lost: reconnecting…',
+  state_healthy: 'healthy', state_slow_start: 'slow start', state_ejected: 'ejected by balancer', state_held: 'held (Consul returning)',
+  state_critical: 'critical', state_draining: 'draining', state_maintenance: 'maintenance',
+  since: 'for {d}', inFlight: 'in flight', share: 'share (1 min)', version: 'version', check: 'last check',
+  maintenanceOn: 'Put in maintenance', maintenanceOff: 'Back in service',
+  needToken: 'Enter the control token (the balancer prints it at start) to use the controls.',
+  tokenRefused: 'The balancer refused the token: controls are read-only without it.',
+  done: '{id}: {what} requested; Consul will confirm within a few seconds.',
+  failed: 'Request failed: {error}',
+  noIncidents: 'No incidents.',
+  incidentLine: 'down {n} time(s), {d} in total',
+  downNow: 'down now for {d}',
+  series_requests: 'requests/s', series_errors: 'errors/s',
+  ev_joined: 'joined rotation', ev_left: 'left rotation', ev_ejected: 'ejected by the balancer', ev_readmitted: 'readmitted',
+  ev_check_critical: 'health check failed', ev_check_passing: 'health check passing', ev_maintenance_on: 'maintenance on', ev_maintenance_off: 'maintenance off',
+  ev_registered: 'registered', ev_deregistered: 'deregistered', ev_consul_unreachable: 'Consul unreachable', ev_consul_reachable: 'Consul reachable again',
+};
+
+type Labels = typeof en;
+
+const pt: Labels = {
+  title: 'sempre',
+  instances: 'Instâncias',
+  token: 'Token de controle',
+  requestsChart: 'Requisições por segundo',
+  latencyChart: 'Latência (ms)',
+  shareChart: 'Requisições por segundo por instância',
+  incidents: 'Incidentes',
+  events: 'Eventos',
+  pageUp: 'Página no ar: {n} de {m} atendendo',
+  pageDown: 'Página FORA DO AR: nenhuma instância atendendo',
+  consulOk: 'Consul acessível',
+  consulDown: 'Consul inacessível há {d}: usando as últimas instâncias conhecidas',
+  live: 'Ao vivo',
+  lost: 'Conexão com o balanceador perdida: reconectando…',
+  state_healthy: 'saudável', state_slow_start: 'aquecendo', state_ejected: 'ejetada pelo balanceador', state_held: 'mantida (Consul voltando)',
+  state_critical: 'crítica', state_draining: 'drenando', state_maintenance: 'manutenção',
+  since: 'há {d}', inFlight: 'em andamento', share: 'parcela (1 min)', version: 'versão', check: 'último check',
+  maintenanceOn: 'Colocar em manutenção', maintenanceOff: 'Voltar ao serviço',
+  needToken: 'Informe o token de controle (o balanceador o mostra ao iniciar) para usar os controles.',
+  tokenRefused: 'O balanceador recusou o token: sem ele os controles ficam só para leitura.',
+  done: '{id}: {what} solicitado; o Consul confirma em poucos segundos.',
+  failed: 'Falha na solicitação: {error}',
+  noIncidents: 'Nenhum incidente.',
+  incidentLine: 'fora {n} vez(es), {d} no total',
+  downNow: 'fora agora há {d}',
+  series_requests: 'requisições/s', series_errors: 'erros/s',
+  ev_joined: 'entrou em rotação', ev_left: 'saiu de rotação', ev_ejected: 'ejetada pelo balanceador', ev_readmitted: 'readmitida',
+  ev_check_critical: 'check de saúde falhou', ev_check_passing: 'check de saúde ok', ev_maintenance_on: 'manutenção ligada', ev_maintenance_off: 'manutenção desligada',
+  ev_registered: 'registrada', ev_deregistered: 'registro removido', ev_consul_unreachable: 'Consul inacessível', ev_consul_reachable: 'Consul acessível de novo',
+};
+
+const tables: Record<Lang, Labels> = { en, pt };
+
+export type LabelKey = keyof Labels;
+
+export function t(lang: Lang, key: LabelKey, values: Record<string, string | number> = {}): string {
+  return tables[lang][key].replace(/\{(\w+)\}/g, (_m, name: string) => String(values[name] ?? ''));
+}
+
+export function initialLang(): Lang {
+  const saved = localStorage.getItem('sempre.lang');
+  if (saved === 'en' || saved === 'pt') return saved;
+  return navigator.language.toLowerCase().startsWith('pt') ? 'pt' : 'en';
+}
