@@ -1,0 +1,71 @@
+// `./sempre lab up|down|status`: the multi-host lab (root needed).
+import { parseArgs } from 'node:util';
+import { isAlive, LabError, labDown, labUp, readLabState } from './netns-lab.ts';
+
+const HELP = `Usage: sudo ./sempre lab up [--instances N] | down | status [--json]
+
+The multi-host lab: infra, app1, app2 and client, each in its own network
+namespace with its own address on a private bridge (10.213.47.0/24, never
+routed anywhere else). infra runs the Consul server and the balancer; each
+app host runs the demo app, its agent and a Consul client agent.
+
+  up       create the hosts and start everything (about 10 s); needs root
+  down     stop every lab process and remove the namespaces, the bridge and
+           any nftables rule; safe to run again
+  status   what is running (--json for scripts)
+
+Examples:
+  sudo ./sempre lab up
+  curl -s http://10.213.47.1:8080/ | grep Hello       # the page, through the balancer on infra
+  sudo ./sempre lab down
+`;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const [command, ...rest] = process.argv.slice(2);
+let values: { instances?: string; json?: boolean; help?: boolean };
+try {
+  values = parseArgs({ args: rest, options: { instances: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+} catch (error) {
+  process.stderr.write(`lab: ${(error as Error).message.split('\n')[0]} (see --help)\n`);
+  process.exit(2);
+}
+if (values.help || !command || command === 'help') {
+  process.stdout.write(HELP);
+  process.exit(command || values.help ? 0 : 2);
+}
+const instances = Number(values.instances ?? '2');
+if (!Number.isInteger(instances) || instances < 1 || instances > 9) {
+  process.stderr.write(`lab.instances: must be a whole number from 1 to 9 (got ${JSON.stringify(values.instances)})\n`);
+  process.exit(2);
+}
+
+try {
+  if (command === 'up') {
+    const started = Date.now();
+    const state = await labUp({ instances, say: (m) => say(`  · ${m}`) });
+    say(`\nlab up (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    say(`  The page (from this machine): ${state.url}`);
+    say(`  Dashboard:                    ${state.adminUrl}/dashboard/   (control token: ${state.adminToken})`);
+    say(`  Consul UI:                    ${state.consulUrl}/ui/`);
+    say(`  Hosts: ${Object.values(state.hosts).map((h) => `${h.name} ${h.address}`).join(', ')}`);
+    say('\nTake it down with: sudo ./sempre lab down');
+  } else if (command === 'down') {
+    labDown(say);
+  } else if (command === 'status') {
+    const state = readLabState();
+    if (!state) {
+      say(values.json ? JSON.stringify({ up: false }) : 'the lab is not up');
+    } else if (values.json) {
+      say(JSON.stringify({ up: true, ...state, processes: Object.values(state.processes).map((p) => ({ ...p, running: isAlive(p.pid) })) }, null, 2));
+    } else {
+      say(`lab up since ${state.startedAt}: ${state.url}`);
+      for (const p of Object.values(state.processes)) say(`  ${p.name.padEnd(14)} ${p.host.padEnd(7)} pid ${String(p.pid).padEnd(8)} ${isAlive(p.pid) ? 'running' : 'NOT RUNNING'}`);
+    }
+  } else {
+    process.stderr.write(`lab: unknown command ${command}\n${HELP}`);
+    process.exitCode = 2;
+  }
+} catch (error) {
+  process.stderr.write(`lab: ${error instanceof LabError || error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}

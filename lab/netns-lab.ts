@@ -1,0 +1,248 @@
+// The multi-host lab: each host (infra, app1, app2, client) in its own
+// network namespace with its own address on a private bridge, as on real
+// servers. infra runs the Consul server and the balancer; each app host runs
+// its app, its agent and a Consul client agent joined to the server. Needs
+// root. Everything it creates is recorded in .run/lab/state.json, and `down`
+// removes it all: processes, namespaces, the bridge, nftables rules.
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
+import { waitFor } from './processes.ts';
+
+/** A /24 kept to the lab: never routed anywhere but the lab's own bridge. */
+export const LAB_SUBNET = '10.213.47';
+export const BRIDGE = 'sempre-br0';
+/** The root namespace's own address on the bridge, so drills can reach the hosts. */
+export const OPERATOR_ADDRESS = `${LAB_SUBNET}.254`;
+const STATE_DIR = join(PROJECT_ROOT, '.run', 'lab');
+const STATE_FILE = join(STATE_DIR, 'state.json');
+const NODE = process.execPath;
+
+export interface LabHost {
+  name: string;
+  namespace: string;
+  address: string;
+}
+
+export interface LabProcess {
+  name: string;
+  host: string;
+  pid: number;
+  command: string[];
+  log: string;
+}
+
+export interface LabState {
+  kind: 'netns';
+  service: string;
+  hosts: Record<string, LabHost>;
+  processes: Record<string, LabProcess>;
+  url: string;
+  adminUrl: string;
+  consulUrl: string;
+  adminToken: string;
+  startedAt: string;
+}
+
+export class LabError extends Error {}
+
+export function hostAddress(name: string): string {
+  if (name === 'infra') return `${LAB_SUBNET}.1`;
+  if (name === 'client') return `${LAB_SUBNET}.100`;
+  const n = Number(name.replace(/^app/, ''));
+  if (!Number.isInteger(n) || n < 1 || n > 50) throw new LabError(`lab hosts are infra, client and app1 … app50 (got ${name})`);
+  return `${LAB_SUBNET}.${10 + n}`;
+}
+
+function run(command: string, args: string[], { allowFail = false } = {}): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    if (allowFail) return '';
+    const e = error as { stderr?: string; status?: number };
+    throw new LabError(`${command} ${args.join(' ')} failed (exit ${e.status ?? '?'}): ${(e.stderr ?? '').trim()}`);
+  }
+}
+
+export function readLabState(): LabState | undefined {
+  if (!existsSync(STATE_FILE)) return undefined;
+  return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as LabState;
+}
+
+function saveState(state: LabState): void {
+  mkdirSync(STATE_DIR, { recursive: true });
+  writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
+}
+
+/** The running lab, or a clear error saying how to start one. */
+export function requireLab(): LabState {
+  const state = readLabState();
+  if (!state) throw new LabError('the multi-host lab is not up: start it with `sudo ./sempre lab up`');
+  const dead = Object.values(state.processes).filter((p) => !isAlive(p.pid) && p.name === 'balancer');
+  if (dead.length > 0) throw new LabError('the lab is in a bad state (its balancer is not running): `sudo ./sempre lab down` and up again');
+  return state;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new LabError('the multi-host lab needs root (network namespaces, a bridge, nftables): run it with sudo');
+}
+
+export function addHost(state: LabState, name: string): LabHost {
+  const host: LabHost = { name, namespace: `sempre-${name}`, address: hostAddress(name) };
+  const veth = `sv-${name}`;
+  run('ip', ['netns', 'add', host.namespace]);
+  state.hosts[name] = host;
+  saveState(state);
+  run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.namespace]);
+  run('ip', ['link', 'set', veth, 'master', BRIDGE, 'up']);
+  run('ip', ['-n', host.namespace, 'addr', 'add', `${host.address}/24`, 'dev', 'eth0']);
+  run('ip', ['-n', host.namespace, 'link', 'set', 'eth0', 'up']);
+  run('ip', ['-n', host.namespace, 'link', 'set', 'lo', 'up']);
+  return host;
+}
+
+/** Starts a detached process inside a host's namespace; it outlives this command. */
+export function startInHost(state: LabState, host: string, name: string, command: string[]): LabProcess {
+  const namespace = state.hosts[host]?.namespace;
+  if (!namespace) throw new LabError(`no host ${host} in the lab`);
+  mkdirSync(join(STATE_DIR, 'logs'), { recursive: true });
+  const log = join(STATE_DIR, 'logs', `${name}.log`);
+  const fd = openSync(log, 'a');
+  const child = spawn('ip', ['netns', 'exec', namespace, ...command], { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.unref();
+  const proc: LabProcess = { name, host, pid: child.pid ?? -1, command, log };
+  state.processes[name] = proc;
+  saveState(state);
+  return proc;
+}
+
+export function restartProcess(state: LabState, name: string): LabProcess {
+  const proc = state.processes[name];
+  if (!proc) throw new LabError(`no process ${name} in the lab`);
+  if (isAlive(proc.pid)) throw new LabError(`${name} is still running (pid ${proc.pid})`);
+  return startInHost(state, proc.host, name, proc.command);
+}
+
+async function fetchOk(url: string): Promise<boolean> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  await response.arrayBuffer();
+  return response.ok;
+}
+
+async function passingIds(state: LabState): Promise<string[]> {
+  const response = await fetch(`${state.consulUrl}/v1/health/service/${state.service}?passing`, { signal: AbortSignal.timeout(1000) });
+  return ((await response.json()) as Array<{ Service: { ID: string } }>).map((e) => e.Service.ID);
+}
+
+/** An app host: Consul client agent, the demo app, its registration agent. */
+export async function startAppHost(state: LabState, name: string, say: (m: string) => void): Promise<void> {
+  const host = state.hosts[name] ?? addHost(state, name);
+  const consul = findConsul();
+  const dataDir = join(STATE_DIR, `consul-${name}`);
+  mkdirSync(dataDir, { recursive: true });
+  startInHost(state, name, `${name}-consul`, [consul, 'agent', '-node', name, '-data-dir', dataDir, '-bind', host.address, '-client', '127.0.0.1',
+    '-retry-join', hostAddress('infra'), '-dns-port', '-1', '-grpc-port', '-1', '-log-level', 'warn']);
+  startInHost(state, name, name, [NODE, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', host.address, '--port', '3000', '--name', name, '--lab']);
+  await waitFor(`${name}'s app to answer`, () => fetchOk(`http://${host.address}:3000/healthz`), 15_000);
+  await waitFor(`${name}'s Consul client to join`, async () => {
+    const members = await (await fetch(`${state.consulUrl}/v1/agent/members`, { signal: AbortSignal.timeout(1000) })).json() as Array<{ Name: string; Status: number }>;
+    return members.some((m) => m.Name === name && m.Status === 1);
+  }, 30_000);
+  // The agent talks to its own host's Consul client agent, as in production.
+  startInHost(state, name, `${name}-agent`, [NODE, join(PROJECT_ROOT, 'agent/main.ts'), '--service', state.service, '--id', name, '--address', host.address,
+    '--app-host', host.address, '--port', '3000', '--consul', 'http://127.0.0.1:8500', '--meta', 'version=1.0.0', '--log-format', 'json']);
+  await waitFor(`${name} passing in Consul`, async () => (await passingIds(state)).includes(name), 20_000);
+  say(`${name} up at ${host.address}:3000 (app, agent, Consul client)`);
+}
+
+export interface LabUpOptions {
+  instances: number;
+  say: (message: string) => void;
+}
+
+export async function labUp({ instances, say }: LabUpOptions): Promise<LabState> {
+  requireRoot();
+  if (readLabState()) throw new LabError('the lab is already up (or was not taken down): `sudo ./sempre lab down` first');
+  if (run('ip', ['route', 'show', `${LAB_SUBNET}.0/24`]).trim() || run('ip', ['link', 'show', BRIDGE], { allowFail: true }).trim()) {
+    throw new LabError(`${LAB_SUBNET}.0/24 or ${BRIDGE} is already in use on this machine: the lab will not touch it`);
+  }
+  const infra = hostAddress('infra');
+  const state: LabState = {
+    kind: 'netns', service: 'web', hosts: {}, processes: {},
+    url: `http://${infra}:8080/`, adminUrl: `http://${infra}:8081`, consulUrl: `http://${infra}:8500`,
+    adminToken: Math.random().toString(36).slice(2, 14), startedAt: new Date().toISOString(),
+  };
+  rmSync(join(STATE_DIR, 'logs'), { recursive: true, force: true });
+  saveState(state);
+  try {
+    say(`creating the bridge ${BRIDGE} (${LAB_SUBNET}.0/24) and host namespaces…`);
+    run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    run('ip', ['addr', 'add', `${OPERATOR_ADDRESS}/24`, 'dev', BRIDGE]);
+    run('ip', ['link', 'set', BRIDGE, 'up']);
+    for (const name of ['infra', 'client', ...Array.from({ length: instances }, (_v, i) => `app${i + 1}`)]) addHost(state, name);
+
+    say('starting the Consul server on infra…');
+    const dataDir = join(STATE_DIR, 'consul-infra');
+    mkdirSync(dataDir, { recursive: true });
+    startInHost(state, 'infra', 'infra-consul', [findConsul(), 'agent', '-server', '-bootstrap-expect', '1', '-node', 'infra', '-data-dir', dataDir, '-bind', infra,
+      '-client', `127.0.0.1 ${infra}`, '-ui', '-dns-port', '-1', '-grpc-port', '-1', '-log-level', 'warn']);
+    await waitFor('the Consul server to elect itself leader', async () => (await (await fetch(`${state.consulUrl}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })).text()).includes(':'), 30_000);
+
+    for (let i = 1; i <= instances; i += 1) await startAppHost(state, `app${i}`, say);
+
+    say('starting the balancer on infra…');
+    startInHost(state, 'infra', 'balancer', [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', infra, '--port', '8080',
+      '--admin-host', infra, '--admin-port', '8081', '--admin-token', state.adminToken, '--consul', 'http://127.0.0.1:8500', '--log-format', 'json']);
+    await waitFor('the balancer to list every instance', async () => {
+      const status = await (await fetch(`${state.adminUrl}/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json() as { instances: unknown[] };
+      return status.instances.length >= instances;
+    }, 20_000);
+    return state;
+  } catch (error) {
+    say(`could not bring the lab up: ${error instanceof Error ? error.message : String(error)}; taking down what was created`);
+    labDown(say);
+    throw error;
+  }
+}
+
+/** Removes everything the lab created; safe to run again, also after a crash. */
+export function labDown(say: (message: string) => void): void {
+  requireRoot();
+  const state = readLabState();
+  const namespaces = new Set([...Object.values(state?.hosts ?? {}).map((h) => h.namespace), ...run('ip', ['netns', 'list'], { allowFail: true }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('sempre-'))]);
+  // Every process inside a lab namespace, whoever started it.
+  for (const namespace of namespaces) {
+    for (const pid of run('ip', ['netns', 'pids', namespace], { allowFail: true }).split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  for (const proc of Object.values(state?.processes ?? {})) {
+    try {
+      process.kill(proc.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  for (const namespace of namespaces) run('ip', ['netns', 'del', namespace], { allowFail: true });
+  run('ip', ['link', 'del', BRIDGE], { allowFail: true });
+  // Logs stay (in .run/lab/logs) for a look after a failed drill; state and Consul data go.
+  rmSync(STATE_FILE, { force: true });
+  for (const host of Object.keys(state?.hosts ?? {})) rmSync(join(STATE_DIR, `consul-${host}`), { recursive: true, force: true });
+  say(`lab down: ${namespaces.size} namespace(s), the bridge and every lab process removed`);
+}
