@@ -70,7 +70,7 @@ export function readLabState(): LabState | undefined {
   return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as LabState;
 }
 
-function saveState(state: LabState): void {
+export function saveLabState(state: LabState): void {
   mkdirSync(STATE_DIR, { recursive: true });
   writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
 }
@@ -102,7 +102,7 @@ export function addHost(state: LabState, name: string): LabHost {
   const veth = `sv-${name}`;
   run('ip', ['netns', 'add', host.namespace]);
   state.hosts[name] = host;
-  saveState(state);
+  saveLabState(state);
   run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.namespace]);
   run('ip', ['link', 'set', veth, 'master', BRIDGE, 'up']);
   run('ip', ['-n', host.namespace, 'addr', 'add', `${host.address}/24`, 'dev', 'eth0']);
@@ -123,7 +123,7 @@ export function startInHost(state: LabState, host: string, name: string, command
   child.unref();
   const proc: LabProcess = { name, host, pid: child.pid ?? -1, command, log };
   state.processes[name] = proc;
-  saveState(state);
+  saveLabState(state);
   return proc;
 }
 
@@ -184,7 +184,7 @@ export async function labUp({ instances, say }: LabUpOptions): Promise<LabState>
     adminToken: Math.random().toString(36).slice(2, 14), startedAt: new Date().toISOString(),
   };
   rmSync(join(STATE_DIR, 'logs'), { recursive: true, force: true });
-  saveState(state);
+  saveLabState(state);
   try {
     say(`creating the bridge ${BRIDGE} (${LAB_SUBNET}.0/24) and host namespaces…`);
     run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);

@@ -1,0 +1,112 @@
+// One drill: constant load from the lab's client host, one fault injected at
+// --at for --for, a timeline of state changes, and the metrics. The fault is
+// always reverted: when it ends, when the drill fails, and on Ctrl-C.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../lab/consul-binary.ts';
+import type { LabState } from '../lab/netns-lab.ts';
+import { waitFor } from '../lab/processes.ts';
+import { findFault, FAULTS } from './faults/index.ts';
+import type { Revert } from './faults/fault.ts';
+import { computeMetrics, type DrillMetrics, type FaultWindow, type TimelineEvent } from './metrics.ts';
+import type { RequestRecord } from './records.ts';
+import { pollTimeline } from './timeline.ts';
+
+export interface DrillOptions {
+  fault: string;
+  target: string;
+  atMs: number;
+  forMs: number;
+  rate: number;
+  durationMs: number;
+  method: string;
+  path: string;
+}
+
+export interface DrillResult {
+  options: DrillOptions;
+  fault: FaultWindow;
+  records: RequestRecord[];
+  timeline: TimelineEvent[];
+  metrics: DrillMetrics;
+}
+
+export class DrillError extends Error {}
+
+/** Checks the request against the lab before anything is injected. */
+export function validateDrill(options: DrillOptions, lab: LabState): void {
+  if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${FAULTS.map((f) => f.name).join(', ')}`);
+  if (!/^app\d+$/.test(options.target) || !lab.processes[options.target]) {
+    throw new DrillError(`drill.target: no app host "${options.target}" in the lab; one of ${Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h)).join(', ')}`);
+  }
+  if (options.atMs + options.forMs > options.durationMs) throw new DrillError(`drill.for: the fault (at ${options.atMs} ms for ${options.forMs} ms) must end within --duration (${options.durationMs} ms)`);
+}
+
+/** Waits until the balancer routes to every app host of the lab again. */
+export async function waitForFullRotation(lab: LabState, timeoutMs = 60_000): Promise<void> {
+  const apps = Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h));
+  await waitFor(`every instance (${apps.join(', ')}) back in rotation`, async () => {
+    const status = (await (await fetch(`${lab.adminUrl}/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json()) as { instances: Array<{ id: string; state: string }> };
+    return apps.every((id) => status.instances.some((i) => i.id === id && i.state === 'healthy'));
+  }, timeoutMs, 200);
+}
+
+export async function runDrill(options: DrillOptions, lab: LabState, hooks: { say: (line: string) => void; interrupted: AbortSignal }): Promise<DrillResult> {
+  validateDrill(options, lab);
+  const fault = findFault(options.fault)!;
+  await waitForFullRotation(lab);
+
+  const worker = spawn('ip', ['netns', 'exec', lab.hosts.client!.namespace, process.execPath, join(PROJECT_ROOT, 'drill/load-worker.ts'),
+    '--url', lab.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const records: RequestRecord[] = [];
+  let startedAt = 0;
+  const started = new Promise<void>((resolve) => {
+    createInterface({ input: worker.stdout! }).on('line', (line) => {
+      const parsed = JSON.parse(line) as RequestRecord | { startedAt: number };
+      if ('startedAt' in parsed) {
+        startedAt = parsed.startedAt;
+        resolve();
+      } else records.push(parsed);
+    });
+  });
+  const finished = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  await started;
+  const timeline = pollTimeline(lab, startedAt);
+  const window: FaultWindow = { name: fault.name, target: options.target, startMs: options.atMs, endMs: options.atMs + options.forMs };
+  let revert: Revert | undefined;
+  let active = false;
+  const elapsed = () => Date.now() - startedAt;
+  const progress = setInterval(() => {
+    const failed = records.filter((r) => r.errorClass !== 'ok').length;
+    const phase = active ? `${fault.name} on ${options.target}` : elapsed() < window.startMs ? 'before the fault' : 'after the fault';
+    hooks.say(`  t=${(elapsed() / 1000).toFixed(0).padStart(3)} s  requests ${String(records.length).padStart(6)}  failed ${String(failed).padStart(4)}  ${phase}`);
+  }, 1000);
+  const sleepUntil = (ms: number) => new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, ms - elapsed()));
+    hooks.interrupted.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+  try {
+    await sleepUntil(window.startMs);
+    if (hooks.interrupted.aborted) throw new DrillError('interrupted before the fault');
+    window.startMs = elapsed();
+    revert = await fault.inject({ lab, target: options.target, say: (m) => hooks.say(`  · ${m}`) });
+    active = true;
+    hooks.say(`  fault ${fault.name} injected on ${options.target} at t=${(window.startMs / 1000).toFixed(1)} s`);
+    await sleepUntil(options.atMs + options.forMs);
+  } finally {
+    if (revert) {
+      window.endMs = elapsed();
+      active = false;
+      await revert();
+      hooks.say(`  fault ${fault.name} reverted at t=${(window.endMs / 1000).toFixed(1)} s`);
+    }
+    if (hooks.interrupted.aborted) worker.kill('SIGTERM');
+  }
+  await finished;
+  clearInterval(progress);
+  timeline.stop();
+  if (hooks.interrupted.aborted) throw new DrillError('drill interrupted: the fault was reverted');
+  records.sort((a, b) => a.intendedMs - b.intendedMs);
+  return { options, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window) };
+}

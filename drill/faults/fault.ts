@@ -1,0 +1,19 @@
+// What every fault is: it injects itself and returns the function that
+// reverts it. The drill calls the revert in a finally block and on Ctrl-C,
+// so no fault outlives its drill.
+import type { LabState } from '../../lab/netns-lab.ts';
+
+export type Revert = () => Promise<void>;
+
+export interface FaultContext {
+  lab: LabState;
+  /** The app host the fault is aimed at (app1, app2, …). */
+  target: string;
+  say: (message: string) => void;
+}
+
+export interface Fault {
+  name: string;
+  summary: string;
+  inject(ctx: FaultContext): Promise<Revert>;
+}

@@ -1,0 +1,21 @@
+// Every fault a drill can inject, by name.
+import { agentCrash } from './agent-crash.ts';
+import { agentStop } from './agent-stop.ts';
+import { consulDown } from './consul-down.ts';
+import { crash } from './crash.ts';
+import { errors } from './errors.ts';
+import type { Fault } from './fault.ts';
+import { hang } from './hang.ts';
+import { hostCrash } from './host-crash.ts';
+import { partition } from './partition.ts';
+import { reset } from './reset.ts';
+import { scaleIn } from './scale-in.ts';
+import { scaleOut } from './scale-out.ts';
+import { slow } from './slow.ts';
+import { stop } from './stop.ts';
+
+export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn];
+
+export function findFault(name: string): Fault | undefined {
+  return FAULTS.find((f) => f.name === name);
+}

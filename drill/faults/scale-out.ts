@@ -1,0 +1,28 @@
+import { execFileSync } from 'node:child_process';
+import { isAlive, saveLabState, startAppHost } from '../../lab/netns-lab.ts';
+import type { Fault } from './fault.ts';
+import { signal, waitGone } from './support.ts';
+
+export const scaleOut: Fault = {
+  name: 'scale-out',
+  summary: 'add a new app host (the next free appN: app, agent, Consul client) under load; removed gracefully when the fault ends',
+  async inject({ lab, say }) {
+    let n = 1;
+    while (lab.hosts[`app${n}`]) n += 1;
+    const name = `app${n}`;
+    await startAppHost(lab, name, say);
+    return async () => {
+      signal(lab, `${name}-agent`, 'SIGTERM');
+      await waitGone(lab, `${name}-agent`);
+      for (const proc of [name, `${name}-consul`]) {
+        signal(lab, proc, proc.endsWith('consul') ? 'SIGINT' : 'SIGTERM'); // SIGINT: the Consul client leaves the cluster
+        await waitGone(lab, proc).catch(() => signal(lab, proc, 'SIGKILL'));
+      }
+      const namespace = lab.hosts[name]?.namespace;
+      if (namespace) execFileSync('ip', ['netns', 'del', namespace], { stdio: 'ignore' });
+      delete lab.hosts[name];
+      for (const proc of [name, `${name}-agent`, `${name}-consul`]) if (!isAlive(lab.processes[proc]?.pid ?? -1)) delete lab.processes[proc];
+      saveLabState(lab);
+    };
+  },
+};

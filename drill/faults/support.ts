@@ -1,0 +1,78 @@
+// Helpers the faults share: signals to lab processes, restarts that wait
+// until the process is useful again, nftables rules inside a host.
+import { execFileSync } from 'node:child_process';
+import { hostAddress, isAlive, restartProcess, type LabState } from '../../lab/netns-lab.ts';
+import { waitFor } from '../../lab/processes.ts';
+
+export function labProcess(lab: LabState, name: string) {
+  const proc = lab.processes[name];
+  if (!proc) throw new Error(`the lab has no process ${name}`);
+  return proc;
+}
+
+export function signal(lab: LabState, name: string, sig: NodeJS.Signals): void {
+  const proc = labProcess(lab, name);
+  try {
+    process.kill(proc.pid, sig);
+  } catch {
+    // already gone: nothing to signal
+  }
+}
+
+export async function waitGone(lab: LabState, name: string, timeoutMs = 15_000): Promise<void> {
+  const proc = labProcess(lab, name);
+  await waitFor(`${name} to exit`, () => !isAlive(proc.pid), timeoutMs);
+}
+
+export function appUrl(target: string): string {
+  return `http://${hostAddress(target)}:3000`;
+}
+
+async function passing(lab: LabState, id: string): Promise<boolean> {
+  const response = await fetch(`${lab.consulUrl}/v1/health/service/${lab.service}?passing`, { signal: AbortSignal.timeout(1000) });
+  return ((await response.json()) as Array<{ Service: { ID: string } }>).some((e) => e.Service.ID === id);
+}
+
+/** Starts a stopped lab process again and waits until it does its job. */
+export async function restart(lab: LabState, name: string): Promise<void> {
+  const proc = labProcess(lab, name);
+  if (isAlive(proc.pid)) {
+    process.kill(proc.pid, 'SIGCONT');
+    return;
+  }
+  restartProcess(lab, name);
+  if (/-agent$/.test(name)) await waitFor(`${name} registered and passing`, () => passing(lab, proc.host), 20_000);
+  else if (/-consul$/.test(name)) await waitFor(`${name} answering`, async () => (await fetch(`http://${hostAddress(proc.host)}:8500/v1/status/leader`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined))?.ok ?? (proc.host !== 'infra'), 20_000);
+  else await waitFor(`${name} answering /healthz`, async () => (await fetch(`${appUrl(proc.host)}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
+}
+
+const TABLE = 'sempre_fault';
+
+/** Blocks traffic between a host and infra inside the host's namespace: drop (blackhole) or TCP reset. */
+export function blockInfra(lab: LabState, host: string, verdict: 'drop' | 'reject with tcp reset'): void {
+  const namespace = lab.hosts[host]?.namespace;
+  if (!namespace) throw new Error(`the lab has no host ${host}`);
+  const infra = hostAddress('infra');
+  // A reset answers TCP; other packets (Consul's UDP gossip) are dropped.
+  const rule = verdict === 'drop' ? 'drop' : 'meta l4proto tcp reject with tcp reset';
+  const ruleset = `table inet ${TABLE} {
+  chain input { type filter hook input priority 0; policy accept; ip saddr ${infra} ${rule}; ${verdict === 'drop' ? '' : `ip saddr ${infra} drop;`} }
+  chain output { type filter hook output priority 0; policy accept; ip daddr ${infra} ${rule}; ${verdict === 'drop' ? '' : `ip daddr ${infra} drop;`} }
+}`;
+  execFileSync('ip', ['netns', 'exec', namespace, 'nft', '-f', '-'], { input: ruleset, stdio: ['pipe', 'ignore', 'pipe'] });
+}
+
+export function unblock(lab: LabState, host: string): void {
+  const namespace = lab.hosts[host]?.namespace;
+  if (!namespace) return;
+  try {
+    execFileSync('ip', ['netns', 'exec', namespace, 'nft', 'delete', 'table', 'inet', TABLE], { stdio: 'ignore' });
+  } catch {
+    // no rule left: nothing to remove
+  }
+}
+
+export async function setAppFault(target: string, query: string): Promise<void> {
+  const response = await fetch(`${appUrl(target)}/_fault?${query}`, { method: 'PUT', signal: AbortSignal.timeout(2000) });
+  if (!response.ok) throw new Error(`${target}'s fault switch answered HTTP ${response.status}`);
+}

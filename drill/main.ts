@@ -1,0 +1,149 @@
+// `./sempre drill`: prove the page stays up under a fault, with numbers.
+import { createReadStream, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { runCommand } from '../shared/command.ts';
+import type { CommandSpec } from '../shared/config/options.ts';
+import { boolean, duration, integer, oneOf, text, urlPath } from '../shared/config/values.ts';
+import { LabError, requireLab } from '../lab/netns-lab.ts';
+import { DrillError, runDrill, waitForFullRotation, type DrillOptions, type DrillResult } from './drill.ts';
+import { FAULTS } from './faults/index.ts';
+import { checkSlo, computeMetrics, parseSlo, type DrillMetrics } from './metrics.ts';
+import { renderReport } from './report.ts';
+
+const options = {
+  fault: { flag: 'fault', env: 'SEMPRE_DRILL_FAULT', placeholder: 'NAME', default: 'crash', description: `the fault: ${FAULTS.map((f) => f.name).join(', ')}`, schema: text(40) },
+  target: { flag: 'target', env: 'SEMPRE_DRILL_TARGET', placeholder: 'HOST', default: 'app1', description: 'the app host the fault hits', schema: text(20) },
+  at: { flag: 'at', env: 'SEMPRE_DRILL_AT', placeholder: 'DURATION', default: '3s', description: 'when the fault starts, from the start of the load', schema: duration(0, 3_600_000) },
+  for: { flag: 'for', env: 'SEMPRE_DRILL_FOR', placeholder: 'DURATION', default: '5s', description: 'how long the fault lasts before it is reverted', schema: duration(0, 3_600_000) },
+  rate: { flag: 'rate', env: 'SEMPRE_DRILL_RATE', placeholder: 'N', default: '500', description: 'requests per second, constant (open model)', schema: integer(1, 20_000) },
+  duration: { flag: 'duration', env: 'SEMPRE_DRILL_DURATION', placeholder: 'DURATION', default: '15s', description: 'how long the load runs', schema: duration(1000, 3_600_000) },
+  method: { flag: 'method', env: 'SEMPRE_DRILL_METHOD', placeholder: 'METHOD', default: 'GET', description: 'GET or POST (POSTs show what cannot be retried safely)', schema: oneOf(['GET', 'POST', 'HEAD', 'PUT', 'DELETE'] as const) },
+  path: { flag: 'path', env: 'SEMPRE_DRILL_PATH', placeholder: 'PATH', default: '/', description: 'the path requested', schema: urlPath() },
+  slo: { flag: 'slo', env: 'SEMPRE_DRILL_SLO', placeholder: 'SPEC', default: '', description: 'objectives, e.g. availability=100,p99=500ms; exit 1 when one is missed', schema: text(200) },
+  report: { flag: 'report', env: 'SEMPRE_DRILL_REPORT', placeholder: 'FILE', default: '', description: 'write a self-contained HTML report with charts', schema: text(500) },
+  save: { flag: 'save', env: 'SEMPRE_DRILL_SAVE', placeholder: 'FILE', default: '', description: 'save the drill (records and timeline) as NDJSON', schema: text(500) },
+  from: { flag: 'from', env: 'SEMPRE_DRILL_FROM', placeholder: 'FILE', default: '', description: 'no new drill: re-render a saved one (with --report/--json)', schema: text(500) },
+  all: { flag: 'all', env: 'SEMPRE_DRILL_ALL', placeholder: 'BOOL', default: 'false', description: 'run every fault in turn, waiting for full recovery between them, and print a scoreboard', schema: boolean() },
+  json: { flag: 'json', env: 'SEMPRE_DRILL_JSON', switch: true, default: 'false', description: 'print the results as JSON instead of text', schema: boolean() },
+};
+
+const drillCommand: CommandSpec<typeof options> = {
+  command: './sempre drill',
+  section: 'drill',
+  summary: 'runs a failover drill in the multi-host lab: constant load, one fault, the numbers',
+  options,
+  examples: [
+    'sudo ./sempre lab up',
+    'sudo ./sempre drill --fault crash --target app1 --report crash.html',
+    'sudo ./sempre drill --fault partition --at 2s --for 6s --slo availability=100,p99=500ms',
+    'sudo ./sempre drill --all --report drills.html          # every fault, a scoreboard',
+    'sudo ./sempre drill --method POST --fault hang            # POSTs sent to a hung instance are not retried',
+    './sempre drill --from crash.ndjson --report crash.html    # re-render a saved drill',
+  ],
+  notes: [`Faults: ${FAULTS.map((f) => `\n  ${f.name.padEnd(12)} ${f.summary}`).join('')}`],
+};
+
+function line(result: DrillResult): string {
+  const m = result.metrics;
+  const classes = Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ');
+  return [
+    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${classes ? ` (${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%`,
+    `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms, error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}`,
+    `  latency p50 ${m.latency.p50} / p90 ${m.latency.p90} / p99 ${m.latency.p99} / p99.9 ${m.latency.p999} / max ${m.latency.max} ms; fault window p99 ${m.faultLatency.p99} / max ${m.faultLatency.max} ms`,
+  ].join('\n');
+}
+
+function scoreboard(results: DrillResult[]): string {
+  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`]);
+  const head = ['fault', 'target', 'requests', 'failed', 'availability', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)'];
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+function slim(result: DrillResult): unknown {
+  const { perSecond, ...metrics } = result.metrics as DrillMetrics;
+  return { fault: result.fault, options: result.options, metrics, perSecond, timeline: result.timeline };
+}
+
+async function load(file: string): Promise<DrillResult[]> {
+  const results: DrillResult[] = [];
+  for await (const text of createInterface({ input: createReadStream(file) })) {
+    const entry = JSON.parse(text) as { type: string } & Record<string, unknown>;
+    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never });
+    else if (entry.type === 'event') results.at(-1)!.timeline.push(entry.event as never);
+    else if (entry.type === 'record') results.at(-1)!.records.push(entry.record as never);
+  }
+  for (const r of results) r.metrics = computeMetrics(r.records, r.timeline, r.fault);
+  return results;
+}
+
+await runCommand(drillCommand, async (o) => {
+  const say = (text: string) => { if (!o.json) process.stdout.write(`${text}\n`); };
+  let slo: ReturnType<typeof parseSlo> = [];
+  try {
+    slo = parseSlo(o.slo);
+  } catch (error) {
+    process.stderr.write(`./sempre drill: ${(error as Error).message}\n`);
+    return 2;
+  }
+  let results: DrillResult[] = [];
+  if (o.from) {
+    results = await load(o.from);
+  } else {
+    let lab;
+    try {
+      lab = requireLab();
+    } catch (error) {
+      process.stderr.write(`./sempre drill: ${(error as LabError).message}\n`);
+      return 2;
+    }
+    const interrupt = new AbortController();
+    process.on('SIGINT', () => {
+      if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: at once
+      process.stderr.write('\ninterrupted: reverting the fault (Ctrl-C again to exit at once)…\n');
+      interrupt.abort();
+    });
+    const faults = o.all ? FAULTS.map((f) => f.name) : [o.fault];
+    for (const fault of faults) {
+      const drill: DrillOptions = { fault, target: o.target, atMs: o.at, forMs: o.for, rate: o.rate, durationMs: o.duration, method: o.method, path: o.path };
+      say(`drill: ${fault} on ${o.target}, ${o.rate} ${o.method}/s for ${o.duration / 1000} s, fault at ${o.at / 1000} s for ${o.for / 1000} s`);
+      try {
+        results.push(await runDrill(drill, lab, { say, interrupted: interrupt.signal }));
+      } catch (error) {
+        process.stderr.write(`./sempre drill: ${(error as Error).message}\n`);
+        return error instanceof DrillError ? 2 : 1;
+      }
+      say(line(results.at(-1)!));
+    }
+    if (o.all) await waitForFullRotation(lab);
+  }
+  if (o.save) {
+    const lines: string[] = [];
+    for (const r of results) {
+      lines.push(JSON.stringify({ type: 'drill', options: r.options, fault: r.fault }));
+      for (const event of r.timeline) lines.push(JSON.stringify({ type: 'event', event }));
+      for (const record of r.records) lines.push(JSON.stringify({ type: 'record', record }));
+    }
+    writeFileSync(o.save, `${lines.join('\n')}\n`);
+    say(`saved ${o.save}`);
+  }
+  if (o.report) {
+    writeFileSync(o.report, renderReport(results, results.length > 1 ? 'sempre drills: every fault' : `sempre drill: ${results[0]?.fault.name ?? ''}`));
+    say(`report: ${o.report}`);
+  }
+  const checks = results.map((r) => ({ fault: r.fault.name, checks: checkSlo(r.metrics, slo) }));
+  if (o.json) process.stdout.write(`${JSON.stringify({ results: results.map(slim), slo: checks }, null, 2)}\n`);
+  else {
+    if (o.from) for (const r of results) say(line(r));
+    if (results.length > 1) say(`\n${scoreboard(results)}`);
+  }
+  let violated = false;
+  for (const { fault, checks: list } of checks) {
+    for (const check of list) {
+      if (!check.ok) {
+        violated = true;
+        process.stderr.write(`SLO violated: ${fault}: ${check.name} ${check.actual}, wanted ${check.wanted}\n`);
+      }
+    }
+  }
+  return violated ? 1 : 0;
+});

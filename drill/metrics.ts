@@ -1,0 +1,139 @@
+// Pure functions over a drill's request records and timeline: everything a
+// report says is computed here, so it can be checked on hand-built streams.
+import type { ErrorClass, RequestRecord } from './records.ts';
+
+export interface TimelineEvent {
+  /** ms since the drill's load started. */
+  t: number;
+  instance: string;
+  source: 'balancer' | 'consul';
+  from: string;
+  to: string;
+}
+
+export interface FaultWindow {
+  name: string;
+  target: string;
+  /** ms since load start. */
+  startMs: number;
+  endMs: number;
+}
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface SecondStats extends Percentiles {
+  second: number;
+  ok: number;
+  failed: number;
+  byInstance: Record<string, number>;
+}
+
+export interface DrillMetrics {
+  total: number;
+  ok: number;
+  failed: number;
+  availability: number;
+  failedByClass: Partial<Record<ErrorClass, number>>;
+  /** First and last failed request's intended start, ms since load start. */
+  errorWindow: [number, number] | null;
+  /** Fault start → the balancer stops routing to the target (ms). */
+  detectMs: number | null;
+  /** Fault end → the target serves a request again (ms). */
+  recoverMs: number | null;
+  latency: Percentiles;
+  faultLatency: Percentiles;
+  perSecond: SecondStats[];
+}
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export function percentiles(latencies: readonly number[]): Percentiles {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const round = (v: number) => Math.round(v * 100) / 100;
+  return { p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), p999: round(percentile(sorted, 99.9)), max: round(sorted.at(-1) ?? 0) };
+}
+
+const OUT_OF_ROTATION = new Set(['ejected', 'absent', 'critical', 'maintenance', 'draining']);
+
+export function computeMetrics(records: readonly RequestRecord[], timeline: readonly TimelineEvent[], fault: FaultWindow | null): DrillMetrics {
+  const failed = records.filter((r) => r.errorClass !== 'ok');
+  const failedByClass: Partial<Record<ErrorClass, number>> = {};
+  for (const r of failed) failedByClass[r.errorClass] = (failedByClass[r.errorClass] ?? 0) + 1;
+  const seconds = new Map<number, RequestRecord[]>();
+  for (const r of records) {
+    const second = Math.floor(r.intendedMs / 1000);
+    let bucket = seconds.get(second);
+    if (!bucket) seconds.set(second, (bucket = []));
+    bucket.push(r);
+  }
+  const perSecond = [...seconds.entries()].sort((a, b) => a[0] - b[0]).map(([second, rs]): SecondStats => {
+    const byInstance: Record<string, number> = {};
+    for (const r of rs) if (r.servedBy) byInstance[r.servedBy] = (byInstance[r.servedBy] ?? 0) + 1;
+    const bad = rs.filter((r) => r.errorClass !== 'ok').length;
+    return { second, ok: rs.length - bad, failed: bad, byInstance, ...percentiles(rs.map((r) => r.latencyMs)) };
+  });
+
+  let detectMs: number | null = null;
+  let recoverMs: number | null = null;
+  let faultLatency = percentiles([]);
+  if (fault) {
+    const left = timeline.find((e) => e.instance === fault.target && e.source === 'balancer' && e.t >= fault.startMs && OUT_OF_ROTATION.has(e.to));
+    detectMs = left ? left.t - fault.startMs : null;
+    const back = records.find((r) => r.servedBy === fault.target && r.intendedMs >= fault.endMs);
+    recoverMs = back ? Math.max(0, back.intendedMs + back.latencyMs - fault.endMs) : null;
+    faultLatency = percentiles(records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs).map((r) => r.latencyMs));
+  }
+  return {
+    total: records.length,
+    ok: records.length - failed.length,
+    failed: failed.length,
+    availability: records.length === 0 ? 0 : (records.length - failed.length) / records.length,
+    failedByClass,
+    errorWindow: failed.length === 0 ? null : [Math.min(...failed.map((r) => r.intendedMs)), Math.max(...failed.map((r) => r.intendedMs))],
+    detectMs,
+    recoverMs,
+    latency: percentiles(records.map((r) => r.latencyMs)),
+    faultLatency,
+    perSecond,
+  };
+}
+
+export interface SloCheck {
+  name: string;
+  ok: boolean;
+  actual: string;
+  wanted: string;
+}
+
+/** "availability=100,p99=500ms" → checks; throws on a malformed spec, naming the part. */
+export function parseSlo(spec: string): Array<{ key: string; value: number }> {
+  return spec.split(',').map((s) => s.trim()).filter(Boolean).map((part) => {
+    const match = /^(availability|p50|p90|p99|p999|max|failed)=(\d+(?:\.\d+)?)(ms|s|%)?$/.exec(part);
+    if (!match) throw new Error(`drill.slo: "${part}" must be availability=PERCENT, failed=COUNT or p50|p90|p99|p999|max=DURATION (e.g. availability=100,p99=500ms)`);
+    const value = Number(match[2]) * (match[3] === 's' ? 1000 : 1);
+    return { key: match[1]!, value };
+  });
+}
+
+export function checkSlo(metrics: DrillMetrics, slo: Array<{ key: string; value: number }>): SloCheck[] {
+  return slo.map(({ key, value }) => {
+    if (key === 'availability') {
+      const actual = metrics.availability * 100;
+      return { name: key, ok: actual >= value, actual: `${actual.toFixed(3)}%`, wanted: `≥ ${value}%` };
+    }
+    if (key === 'failed') return { name: key, ok: metrics.failed <= value, actual: String(metrics.failed), wanted: `≤ ${value}` };
+    const actual = metrics.latency[key as keyof Percentiles];
+    return { name: key, ok: actual <= value, actual: `${actual} ms`, wanted: `≤ ${value} ms` };
+  });
+}
