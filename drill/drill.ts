@@ -90,7 +90,7 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
     await sleepUntil(window.startMs);
     if (hooks.interrupted.aborted) throw new DrillError('interrupted before the fault');
     window.startMs = elapsed();
-    revert = await fault.inject({ lab, target: options.target, say: (m) => hooks.say(`  · ${m}`) });
+    revert = await fault.inject({ lab, target: options.target, say: (m) => hooks.say(`  · ${m}`), setTarget: (name) => { window.target = name; } });
     active = true;
     hooks.say(`  fault ${fault.name} injected on ${options.target} at t=${(window.startMs / 1000).toFixed(1)} s`);
     await sleepUntil(options.atMs + options.forMs);

@@ -23,7 +23,7 @@ const options = {
   report: { flag: 'report', env: 'SEMPRE_DRILL_REPORT', placeholder: 'FILE', default: '', description: 'write a self-contained HTML report with charts', schema: text(500) },
   save: { flag: 'save', env: 'SEMPRE_DRILL_SAVE', placeholder: 'FILE', default: '', description: 'save the drill (records and timeline) as NDJSON', schema: text(500) },
   from: { flag: 'from', env: 'SEMPRE_DRILL_FROM', placeholder: 'FILE', default: '', description: 'no new drill: re-render a saved one (with --report/--json)', schema: text(500) },
-  all: { flag: 'all', env: 'SEMPRE_DRILL_ALL', placeholder: 'BOOL', default: 'false', description: 'run every fault in turn, waiting for full recovery between them, and print a scoreboard', schema: boolean() },
+  all: { flag: 'all', env: 'SEMPRE_DRILL_ALL', switch: true, default: 'false', description: 'run every fault in turn, waiting for full recovery between them, and print a scoreboard', schema: boolean() },
   json: { flag: 'json', env: 'SEMPRE_DRILL_JSON', switch: true, default: 'false', description: 'print the results as JSON instead of text', schema: boolean() },
 };
 
@@ -48,7 +48,7 @@ function line(result: DrillResult): string {
   const classes = Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ');
   return [
     `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${classes ? ` (${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%`,
-    `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms, error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}`,
+    `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms,${result.fault.name === 'scale-out' ? ` new instance's first request ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms after the fault started,` : ''} error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}`,
     `  latency p50 ${m.latency.p50} / p90 ${m.latency.p90} / p99 ${m.latency.p99} / p99.9 ${m.latency.p999} / max ${m.latency.max} ms; fault window p99 ${m.faultLatency.p99} / max ${m.faultLatency.max} ms`,
   ].join('\n');
 }

@@ -46,6 +46,8 @@ export interface DrillMetrics {
   detectMs: number | null;
   /** Fault end → the target serves a request again (ms). */
   recoverMs: number | null;
+  /** Fault start → the target's first request in the fault window (scale-out: a new instance getting traffic). */
+  firstServedMs: number | null;
   latency: Percentiles;
   faultLatency: Percentiles;
   perSecond: SecondStats[];
@@ -86,12 +88,15 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
 
   let detectMs: number | null = null;
   let recoverMs: number | null = null;
+  let firstServedMs: number | null = null;
   let faultLatency = percentiles([]);
   if (fault) {
     const left = timeline.find((e) => e.instance === fault.target && e.source === 'balancer' && e.t >= fault.startMs && OUT_OF_ROTATION.has(e.to));
     detectMs = left ? left.t - fault.startMs : null;
     const back = records.find((r) => r.servedBy === fault.target && r.intendedMs >= fault.endMs);
     recoverMs = back ? Math.max(0, back.intendedMs + back.latencyMs - fault.endMs) : null;
+    const first = records.find((r) => r.servedBy === fault.target && r.intendedMs >= fault.startMs);
+    firstServedMs = first ? Math.max(0, first.intendedMs + first.latencyMs - fault.startMs) : null;
     faultLatency = percentiles(records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs).map((r) => r.latencyMs));
   }
   return {
@@ -103,6 +108,7 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
     errorWindow: failed.length === 0 ? null : [Math.min(...failed.map((r) => r.intendedMs)), Math.max(...failed.map((r) => r.intendedMs))],
     detectMs,
     recoverMs,
+    firstServedMs,
     latency: percentiles(records.map((r) => r.latencyMs)),
     faultLatency,
     perSecond,

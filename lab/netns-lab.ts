@@ -84,10 +84,15 @@ export function requireLab(): LabState {
   return state;
 }
 
+/** Running, and not a zombie waiting for its parent to reap it. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
   }

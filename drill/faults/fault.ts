@@ -10,6 +10,8 @@ export interface FaultContext {
   /** The app host the fault is aimed at (app1, app2, …). */
   target: string;
   say: (message: string) => void;
+  /** For faults that create their target (scale-out): names it for the metrics. */
+  setTarget?: (name: string) => void;
 }
 
 export interface Fault {

@@ -6,10 +6,11 @@ import { signal, waitGone } from './support.ts';
 export const scaleOut: Fault = {
   name: 'scale-out',
   summary: 'add a new app host (the next free appN: app, agent, Consul client) under load; removed gracefully when the fault ends',
-  async inject({ lab, say }) {
+  async inject({ lab, say, setTarget }) {
     let n = 1;
     while (lab.hosts[`app${n}`]) n += 1;
     const name = `app${n}`;
+    setTarget?.(name);
     await startAppHost(lab, name, say);
     return async () => {
       signal(lab, `${name}-agent`, 'SIGTERM');

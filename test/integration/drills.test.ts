@@ -1,0 +1,122 @@
+// Drills in the multi-host lab (network namespaces, root): every fault at
+// 500 GET/s leaves zero failed GETs and the instance back in rotation; POSTs
+// are reported honestly; bad requests inject nothing; an interrupted drill
+// leaves no fault behind; the report renders in a real browser.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { DrillError, runDrill, validateDrill, waitForFullRotation, type DrillOptions } from '../../drill/drill.ts';
+import { FAULTS } from '../../drill/faults/index.ts';
+import { renderReport } from '../../drill/report.ts';
+import { BRIDGE, isAlive, labDown, labUp, type LabState } from '../../lab/netns-lab.ts';
+import { recordFigure, RESULTS_DIR } from '../support/stack.ts';
+
+const root = process.getuid?.() === 0;
+const skip = root ? false : 'the multi-host lab needs root (network namespaces, nftables)';
+const quiet = () => undefined;
+const never = new AbortController().signal;
+let lab: LabState;
+const base: Omit<DrillOptions, 'fault'> = { target: 'app1', atMs: 2000, forMs: 3000, rate: 500, durationMs: 8000, method: 'GET', path: '/' };
+const results: Awaited<ReturnType<typeof runDrill>>[] = [];
+
+function nftTables(host: string): string {
+  return execFileSync('ip', ['netns', 'exec', `sempre-${host}`, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+before(async () => {
+  if (root) lab = await labUp({ instances: 2, say: quiet });
+}, { timeout: 120_000 });
+
+after(() => {
+  if (!root) return;
+  labDown(quiet);
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  assert.doesNotMatch(namespaces, /sempre-/, 'lab down leaves no namespace');
+  assert.equal(spawnSync('ip', ['link', 'show', BRIDGE]).status !== 0, true, 'lab down leaves no bridge');
+  for (const proc of Object.values(lab?.processes ?? {})) assert.equal(isAlive(proc.pid), false, `${proc.name} is gone`);
+});
+
+test('an unknown fault or target is refused with a clear error and injects nothing', { skip }, async () => {
+  assert.throws(() => validateDrill({ ...base, fault: 'meteor' }, lab), (e: unknown) => e instanceof DrillError && /drill\.fault: unknown fault "meteor"; one of crash, hang/.test(e.message));
+  assert.throws(() => validateDrill({ ...base, fault: 'crash', target: 'app9' }, lab), /drill\.target: no app host "app9" in the lab; one of app1, app2/);
+  await assert.rejects(runDrill({ ...base, fault: 'crash', target: 'db1' }, lab, { say: quiet, interrupted: never }), DrillError);
+  for (const proc of Object.values(lab.processes)) assert.equal(isAlive(proc.pid), true, `${proc.name} still running`);
+  assert.doesNotMatch(nftTables('app1'), /sempre_fault/);
+});
+
+for (const fault of FAULTS) {
+  test(`${fault.name}: zero failed GETs at 500/s, and the instance back in rotation after the fault`, { skip, timeout: 120_000 }, async () => {
+    const result = await runDrill({ ...base, fault: fault.name }, lab, { say: quiet, interrupted: never });
+    results.push(result);
+    mkdirSync(join(RESULTS_DIR, 'drills'), { recursive: true });
+    writeFileSync(join(RESULTS_DIR, 'drills', `${fault.name}.json`), JSON.stringify({ fault: result.fault, metrics: { ...result.metrics, perSecond: undefined }, timeline: result.timeline }, null, 2));
+    const m = result.metrics;
+    assert.ok(m.total >= 3900, `the load ran at its rate (${m.total} requests)`);
+    assert.equal(m.failed, 0, `${fault.name}: ${JSON.stringify(m.failedByClass)}`);
+    await waitForFullRotation(lab, 30_000);
+    assert.doesNotMatch(nftTables('app1'), /sempre_fault/, 'no nftables rule left');
+    const extra = fault.name === 'scale-out' ? `, first request to the new instance ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms` : '';
+    recordFigure(`drill ${fault.name}: detect / recover / fault-window p99 / max`, `${m.detectMs ?? '–'} / ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} / ${m.faultLatency.p99} / ${m.faultLatency.max} ms${extra}`);
+  });
+}
+
+test('POSTs sent to a hung instance are reported as failed, and the balancer did not retry them', { skip, timeout: 120_000 }, async () => {
+  const metricsBefore = await (await fetch(`${lab.adminUrl}/metrics`)).text();
+  // Hung longer than the balancer's 5 s response timeout, so the POSTs already sent time out.
+  const result = await runDrill({ ...base, fault: 'hang', method: 'POST', rate: 200, atMs: 1000, forMs: 6500, durationMs: 9000 }, lab, { say: quiet, interrupted: never });
+  const metricsAfter = await (await fetch(`${lab.adminUrl}/metrics`)).text();
+  const m = result.metrics;
+  assert.ok(m.failed > 0, 'the POSTs caught on the hung instance are reported as failures');
+  assert.deepEqual(Object.keys(m.failedByClass), ['5xx'], 'they failed with the balancer\'s 502, not a hang');
+  assert.ok(m.failed < 50, `only the POSTs already sent before the stall was detected failed (${m.failed})`);
+  const timeouts = metric(metricsAfter, 'sempre_upstream_attempts_total', 'instance="app1",outcome="timeout"') - metric(metricsBefore, 'sempre_upstream_attempts_total', 'instance="app1",outcome="timeout"');
+  const retried = metric(metricsAfter, 'sempre_retries_total', 'reason="timeout"') - metric(metricsBefore, 'sempre_retries_total', 'reason="timeout"');
+  assert.equal(timeouts, m.failed, 'each failed POST is one timed-out attempt on app1');
+  assert.equal(retried, 0, 'none of them was retried on another instance');
+  await waitForFullRotation(lab, 30_000);
+  recordFigure('drill hang with POST: failed (not retried)', m.failed);
+});
+
+test('an interrupted drill reverts its fault: no nftables rule and no stopped process left', { skip, timeout: 60_000 }, async () => {
+  for (const fault of ['partition', 'hang']) {
+    const interrupt = new AbortController();
+    const drill = runDrill({ ...base, fault, forMs: 5000, durationMs: 10_000 }, lab, { say: (line) => { if (line.includes('injected')) setTimeout(() => interrupt.abort(), 500); }, interrupted: interrupt.signal });
+    await assert.rejects(drill, /interrupted: the fault was reverted/);
+    assert.doesNotMatch(nftTables('app1'), /sempre_fault/);
+    const state = execFileSync('ps', ['-o', 'stat=', '-p', String(lab.processes.app1!.pid)], { encoding: 'utf8' }).trim();
+    assert.doesNotMatch(state, /T/, 'app1 is not left stopped');
+    await waitForFullRotation(lab, 30_000);
+  }
+});
+
+test('the HTML report opens in headless Chromium with no network, and its charts render', { skip, timeout: 60_000 }, async () => {
+  assert.ok(results.length >= 2);
+  const dir = join(RESULTS_DIR, 'drills');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'report.html');
+  writeFileSync(file, renderReport(results, 'sempre drills: every fault'));
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+    const requests: string[] = [];
+    page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()); });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`file://${file}`);
+    assert.equal(await page.locator('canvas').count(), results.length * 3, 'three charts per drill');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests, [], 'the report loads nothing from the network');
+    assert.match(await page.locator('h2').first().textContent() ?? '', /crash on app1/);
+    await page.screenshot({ path: join(dir, 'report.png'), fullPage: false });
+  } finally {
+    await browser.close();
+  }
+});
