@@ -74,9 +74,10 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   });
 
   const instanceState = (id: string): InstanceStatus => {
-    if (watch.table().held.has(id)) return 'held';
+    // Ejection first: it is what decides routing, held or not.
     const state = states.get(id);
     if (state?.ejected) return 'ejected';
+    if (watch.table().held.has(id)) return 'held';
     return states.weight(id, now()) < 1 ? 'slow-start' : 'healthy';
   };
 

@@ -1,5 +1,6 @@
 // Pure functions over a drill's request records and timeline: everything a
 // report says is computed here, so it can be checked on hand-built streams.
+import { build } from 'hdr-histogram-js';
 import type { ErrorClass, RequestRecord } from './records.ts';
 
 export interface TimelineEvent {
@@ -60,10 +61,15 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
+/** Latency percentiles from an HDR histogram (microsecond resolution, 3 significant digits). */
 export function percentiles(latencies: readonly number[]): Percentiles {
-  const sorted = [...latencies].sort((a, b) => a - b);
-  const round = (v: number) => Math.round(v * 100) / 100;
-  return { p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), p999: round(percentile(sorted, 99.9)), max: round(sorted.at(-1) ?? 0) };
+  if (latencies.length === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+  const histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  for (const ms of latencies) histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
+  const at = (p: number) => Math.round(histogram.getValueAtPercentile(p) / 10) / 100;
+  const result = { p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: Math.round(histogram.maxValue / 10) / 100 };
+  histogram.destroy();
+  return result;
 }
 
 const OUT_OF_ROTATION = new Set(['ejected', 'absent', 'critical', 'maintenance', 'draining']);
