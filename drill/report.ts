@@ -61,7 +61,7 @@ function drawDrill(i, d) {
 }
 </script></head><body>
 <h1>${esc(title)}</h1>
-<p>${o ? `${o.rate} ${esc(o.method)} ${esc(o.path)} per second for ${o.durationMs / 1000} s; fault at ${o.atMs / 1000} s for ${o.forMs / 1000} s. ` : ''}Generated ${new Date().toISOString()}. The shaded band is the fault window; blue lines are the balancer's state changes.</p>
+<p>${o ? `${o.rate} ${esc(o.method)} requests per second to ${esc(o.path)} for ${o.durationMs / 1000} s; fault at ${o.atMs / 1000} s for ${o.forMs / 1000} s. ` : ''}Generated ${new Date().toISOString()}. The shaded band is the fault window; blue lines are the balancer's state changes.</p>
 ${results.map(section).join('\n')}
 </body></html>
 `;
