@@ -77,7 +77,8 @@ function page(): string {
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...(draining ? { connection: 'close' } : {}) });
+  // x-instance lets a load generator see who answered behind any proxy (sempre adds x-served-by itself).
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-instance': name, ...(draining ? { connection: 'close' } : {}) });
   res.end(body);
 }
 

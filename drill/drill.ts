@@ -22,6 +22,8 @@ export interface DrillOptions {
   durationMs: number;
   method: string;
   path: string;
+  /** Send the load here instead of the lab's balancer (benchmarks of other proxies). */
+  url?: string;
 }
 
 export interface DrillResult {
@@ -58,7 +60,7 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   await waitForFullRotation(lab);
 
   const worker = spawn('ip', ['netns', 'exec', lab.hosts.client!.namespace, process.execPath, join(PROJECT_ROOT, 'drill/load-worker.ts'),
-    '--url', lab.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--url', options.url ?? lab.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path], { stdio: ['ignore', 'pipe', 'inherit'] });
   const records: RequestRecord[] = [];
   let startedAt = 0;
   const started = new Promise<void>((resolve) => {

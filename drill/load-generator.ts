@@ -62,7 +62,8 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
     pool.request({ method, path, body: options.body, headers: options.body ? { 'content-type': 'text/plain' } : {} }).then(
       async (response) => {
         await response.body.dump();
-        const servedBy = response.headers['x-served-by'];
+        // sempre names the instance; behind other proxies the demo app does.
+        const servedBy = response.headers['x-served-by'] ?? response.headers['x-instance'];
         record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: response.statusCode, errorClass: classifyStatus(response.statusCode), servedBy: typeof servedBy === 'string' ? servedBy : null });
       },
       (error: unknown) => {

@@ -201,7 +201,8 @@ export async function labUp({ instances, say }: LabUpOptions): Promise<LabState>
     const dataDir = join(STATE_DIR, 'consul-infra');
     mkdirSync(dataDir, { recursive: true });
     startInHost(state, 'infra', 'infra-consul', [findConsul(), 'agent', '-server', '-bootstrap-expect', '1', '-node', 'infra', '-data-dir', dataDir, '-bind', infra,
-      '-client', `127.0.0.1 ${infra}`, '-ui', '-dns-port', '-1', '-grpc-port', '-1', '-log-level', 'warn']);
+      // DNS on 8600 for the benchmark's HAProxy (server-template over Consul DNS).
+      '-client', `127.0.0.1 ${infra}`, '-ui', '-dns-port', '8600', '-grpc-port', '-1', '-log-level', 'warn']);
     await waitFor('the Consul server to elect itself leader', async () => (await (await fetch(`${state.consulUrl}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })).text()).includes(':'), 30_000);
 
     for (let i = 1; i <= instances; i += 1) await startAppHost(state, `app${i}`, say);
