@@ -1,0 +1,158 @@
+// sempre side by side with the proxies people trust, on the same lab, app,
+// load and faults, in one run: overhead against going direct, then every
+// contender × fault through the drill engine.
+import { spawnSync } from 'node:child_process';
+import { LAB_SUBNET, type LabState } from '../lab/netns-lab.ts';
+import { waitFor } from '../lab/processes.ts';
+import { runDrill, type DrillResult } from '../drill/drill.ts';
+import { startLoad } from '../drill/load-generator.ts';
+import { percentiles } from '../drill/metrics.ts';
+import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
+
+export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out'] as const;
+
+export interface BenchOptions {
+  contenders: string[];
+  faults: string[];
+  rate: number;
+  durationMs: number;
+  atMs: number;
+  forMs: number;
+  /** Seconds of wrk and of fixed-rate load per contender for the overhead figures. */
+  overheadSeconds: number;
+}
+
+export interface OverheadRow {
+  contender: string;
+  /** wrk -t2 -c32: requests per second and its latency percentiles. */
+  wrkRps: number;
+  wrkP50Ms: number;
+  wrkP99Ms: number;
+  /** Our load generator at the bench's rate: latency percentiles. */
+  rateP50Ms: number;
+  rateP99Ms: number;
+  /** Against direct, measured in the same run. */
+  rpsRatio: number;
+  addedP50Ms: number;
+}
+
+export interface FaultRow {
+  contender: string;
+  fault: string;
+  total: number;
+  failed: number;
+  availability: number;
+  /** Fault start → the last request that failed or took over 200 ms (null: none). */
+  disruptionMs: number | null;
+  /** Fault end → the target serves again. */
+  recoverMs: number | null;
+  /** scale-out: fault start → the new instance's first request (null: never). */
+  newInstanceMs: number | null;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface BenchResult {
+  options: BenchOptions;
+  overhead: OverheadRow[];
+  faults: FaultRow[];
+  drills: Array<{ contender: string; result: DrillResult }>;
+}
+
+const LAB_HOSTS = Array.from({ length: 256 }, (_v, i) => `${LAB_SUBNET}.${i}`);
+const SLOW_MS = 200;
+
+function wrk(url: string, seconds: number): { rps: number; p50: number; p99: number } {
+  const run = spawnSync('wrk', ['-t2', '-c32', `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
+  const num = (re: RegExp) => Number(re.exec(run.stdout)?.[1] ?? NaN);
+  const toMs = (text: string | undefined) => {
+    const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
+    return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
+  };
+  return { rps: num(/Requests\/sec:\s+([\d.]+)/), p50: toMs(/\n\s+50%\s+(\S+)/.exec(run.stdout)?.[1]), p99: toMs(/\n\s+99%\s+(\S+)/.exec(run.stdout)?.[1]) };
+}
+
+async function atRate(url: string, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
+  const records = await startLoad({ url, rate, durationMs: seconds * 1000 }, LAB_HOSTS).done;
+  const p = percentiles(records.map((r) => r.latencyMs));
+  return { p50: p.p50, p99: p.p99 };
+}
+
+/** Waits until the contender spreads requests over every app host again (its own view of recovery). */
+async function waitBalanced(url: string, lab: LabState): Promise<void> {
+  const apps = Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h));
+  await waitFor(`${url} to send traffic to ${apps.join(' and ')}`, async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i += 1) {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await response.arrayBuffer();
+      seen.add(response.headers.get('x-instance') ?? '');
+    }
+    return apps.every((a) => seen.has(a));
+  }, 60_000, 250);
+}
+
+function faultRow(contender: string, result: DrillResult): FaultRow {
+  const { fault, records, metrics } = result;
+  const hit = records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs && (r.errorClass !== 'ok' || r.latencyMs > SLOW_MS));
+  return {
+    contender,
+    fault: fault.name,
+    total: metrics.total,
+    failed: metrics.failed,
+    availability: metrics.availability,
+    disruptionMs: hit.length === 0 ? null : Math.round(Math.max(...hit.map((r) => r.intendedMs)) - fault.startMs),
+    recoverMs: fault.name === 'scale-out' ? null : metrics.recoverMs === null ? null : Math.round(metrics.recoverMs),
+    newInstanceMs: fault.name === 'scale-out' ? (metrics.firstServedMs === null ? null : Math.round(metrics.firstServedMs)) : null,
+    p99Ms: metrics.faultLatency.p99,
+    maxMs: metrics.faultLatency.max,
+  };
+}
+
+export function selectContenders(names: string[]): Contender[] {
+  return names.map((name) => {
+    const found = CONTENDERS.find((c) => c.name === name);
+    if (!found) throw new Error(`bench.contenders: unknown contender "${name}"; one of ${CONTENDERS.map((c) => c.name).join(', ')}`);
+    return found;
+  });
+}
+
+export async function runBench(options: BenchOptions, lab: LabState, say: (line: string) => void, interrupted: AbortSignal): Promise<BenchResult> {
+  const contenders = selectContenders(options.contenders);
+  const overhead: OverheadRow[] = [];
+  const faults: FaultRow[] = [];
+  const drills: BenchResult['drills'] = [];
+  try {
+    for (const c of contenders) {
+      say(`starting ${c.name}…`);
+      await c.start(lab);
+    }
+    say(`overhead: wrk -t2 -c32 -d${options.overheadSeconds}s and ${options.rate} req/s for ${options.overheadSeconds} s, each contender and direct…`);
+    const direct = wrk(DIRECT.url(), options.overheadSeconds);
+    const directRate = await atRate(DIRECT.url(), options.rate, options.overheadSeconds);
+    overhead.push({ contender: 'direct', wrkRps: direct.rps, wrkP50Ms: direct.p50, wrkP99Ms: direct.p99, rateP50Ms: directRate.p50, rateP99Ms: directRate.p99, rpsRatio: 1, addedP50Ms: 0 });
+    for (const c of contenders) {
+      await waitBalanced(c.url(lab), lab);
+      const w = wrk(c.url(lab), options.overheadSeconds);
+      const r = await atRate(c.url(lab), options.rate, options.overheadSeconds);
+      overhead.push({ contender: c.name, wrkRps: w.rps, wrkP50Ms: w.p50, wrkP99Ms: w.p99, rateP50Ms: r.p50, rateP99Ms: r.p99, rpsRatio: Math.round((w.rps / direct.rps) * 1000) / 1000, addedP50Ms: Math.round((r.p50 - directRate.p50) * 100) / 100 });
+      say(`  ${c.name}: ${Math.round(w.rps)} req/s (${Math.round((w.rps / direct.rps) * 100)}% of direct), p50 at ${options.rate}/s ${r.p50} ms`);
+    }
+    for (const c of contenders) {
+      for (const fault of options.faults) {
+        if (interrupted.aborted) throw new Error('bench interrupted');
+        await waitBalanced(c.url(lab), lab);
+        say(`${c.name} × ${fault}…`);
+        const result = await runDrill({ fault, target: 'app1', atMs: options.atMs, forMs: options.forMs, rate: options.rate, durationMs: options.durationMs, method: 'GET', path: '/', url: c.url(lab) }, lab, { say: () => undefined, interrupted });
+        drills.push({ contender: c.name, result });
+        const row = faultRow(c.name, result);
+        faults.push(row);
+        say(`  ${row.failed} failed of ${row.total}, disruption ${row.disruptionMs ?? '–'} ms, recover ${row.recoverMs ?? '–'} ms${fault === 'scale-out' ? `, new instance's first request ${row.newInstanceMs ?? 'never'} ms` : ''}, p99 ${row.p99Ms} ms, max ${row.maxMs} ms`);
+      }
+    }
+  } finally {
+    for (const c of contenders) c.stop(lab);
+  }
+  return { options, overhead, faults, drills };
+}

@@ -1,0 +1,149 @@
+// The proxies sempre is measured against, each started by the bench inside
+// the lab's infra host with a configuration generated for the same instances.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../lab/consul-binary.ts';
+import { hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
+import { waitFor } from '../lab/processes.ts';
+
+export interface Contender {
+  name: string;
+  description: string;
+  /** Where the load goes. */
+  url(lab: LabState): string;
+  start(lab: LabState): Promise<void>;
+  stop(lab: LabState): void;
+}
+
+export interface PaperContender {
+  name: string;
+  description: string;
+  failover: string;
+}
+
+const CONFIG_DIR = join(PROJECT_ROOT, '.run', 'lab', 'bench');
+const infra = () => hostAddress('infra');
+const apps = (lab: LabState) => Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h)).sort().map((h) => `${hostAddress(h)}:3000`);
+
+async function waitAnswering(url: string): Promise<void> {
+  await waitFor(`${url} to answer`, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status < 500, 15_000);
+}
+
+function processContender(name: string, description: string, port: number, config: (lab: LabState) => string, command: (file: string) => string[]): Contender {
+  return {
+    name,
+    description,
+    url: () => `http://${infra()}:${port}/`,
+    async start(lab) {
+      mkdirSync(CONFIG_DIR, { recursive: true });
+      const file = join(CONFIG_DIR, `${name}.conf`);
+      writeFileSync(file, config(lab));
+      startInHost(lab, 'infra', `bench-${name}`, command(file));
+      await waitAnswering(`http://${infra()}:${port}/`);
+    },
+    stop(lab) {
+      const proc = lab.processes[`bench-${name}`];
+      if (proc && isAlive(proc.pid)) process.kill(proc.pid, 'SIGKILL');
+    },
+  };
+}
+
+const haproxyGlobal = (name: string) => `global
+  maxconn 8000
+  pidfile ${join(CONFIG_DIR, `${name}.pid`)}
+`;
+
+export const CONTENDERS: readonly Contender[] = [
+  {
+    name: 'sempre',
+    description: 'sempre-balancer with its defaults (one Node process), the lab\'s own',
+    url: (lab) => lab.url,
+    start: async () => undefined,
+    stop: () => undefined,
+  },
+  processContender('haproxy-stock', 'HAProxy 2.6 (Debian), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 50s
+  timeout server 50s
+frontend fe
+  bind ${infra()}:8090
+  default_backend be
+backend be
+  balance roundrobin
+${apps(lab).map((a, i) => `  server app${i + 1} ${a} check`).join('\n')}
+`, (file) => ['haproxy', '-f', file, '-db']),
+  processContender('haproxy-consul', 'HAProxy 2.6 with the same discovery: Consul DNS `server-template`, fast checks, `observe layer7`, `redispatch`, `retry-on` (tuned)', 8091, () => `${haproxyGlobal('haproxy-consul')}
+resolvers consul
+  nameserver consul 127.0.0.1:8600
+  accepted_payload_size 8192
+  resolve_retries 3
+  timeout resolve 1s
+  timeout retry 1s
+  hold valid 1s
+  hold other 1s
+  hold refused 1s
+  hold nx 1s
+  hold timeout 1s
+  hold obsolete 1s
+defaults
+  mode http
+  timeout connect 500ms
+  timeout client 30s
+  timeout server 5s
+  retries 2
+  option redispatch 1
+  retry-on conn-failure empty-response response-timeout 500 502 503 504
+frontend fe
+  bind ${infra()}:8091
+  default_backend be
+backend be
+  balance roundrobin
+  option httpchk GET /healthz
+  default-server check inter 500ms fall 2 rise 2 observe layer7 error-limit 1 on-error mark-down
+  server-template web 5 _web._tcp.service.consul resolvers consul resolve-prefer ipv4 init-addr none
+`, (file) => ['haproxy', '-f', file, '-db']),
+  processContender('nginx-stock', 'Nginx 1.22 (Debian), `upstream` + `proxy_pass`, static servers, defaults', 8092, (lab) => nginxConfig('nginx-stock', 8092, apps(lab).map((a) => `server ${a};`), ''), (file) => ['nginx', '-c', file, '-p', CONFIG_DIR]),
+  processContender('nginx-tuned', 'Nginx 1.22 tuned: `max_fails=1`, `proxy_next_upstream` on errors/timeouts/5xx, short timeouts, upstream keep-alive', 8093, (lab) => nginxConfig('nginx-tuned', 8093, [...apps(lab).map((a) => `server ${a} max_fails=1 fail_timeout=2s;`), 'keepalive 64;'], `
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_connect_timeout 500ms;
+      proxy_read_timeout 1s;
+      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;
+      proxy_next_upstream_tries 3;`), (file) => ['nginx', '-c', file, '-p', CONFIG_DIR]),
+];
+
+function nginxConfig(name: string, port: number, upstream: string[], proxyExtra: string): string {
+  const tmp = join(CONFIG_DIR, `${name}-tmp`);
+  mkdirSync(tmp, { recursive: true });
+  return `daemon off;
+worker_processes auto;
+pid ${join(CONFIG_DIR, `${name}.pid`)};
+error_log ${join(CONFIG_DIR, `${name}-error.log`)} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi; uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
+  upstream be {
+    ${upstream.join('\n    ')}
+  }
+  server {
+    listen ${hostAddress('infra')}:${port};
+    location / {
+      proxy_pass http://be;${proxyExtra}
+    }
+  }
+}
+`;
+}
+
+/** Direct to one instance: the reference for overhead only. */
+export const DIRECT = { name: 'direct', description: 'no balancer: straight to app1 (overhead reference only)', url: () => `http://${hostAddress('app1')}:3000/` };
+
+/** Discovery-driven peers with no package for this platform: their documented behaviour. */
+export const NOT_MEASURED: readonly PaperContender[] = [
+  { name: 'Fabio', description: 'Consul-native router (not measured: no Debian or npm package)', failover: 'never retries a failed request (fabio issue #704); exits at start if Consul is unreachable' },
+  { name: 'Traefik', description: 'Consul catalog provider (not measured)', failover: 'polls Consul every 15 s by default; retries only with the retry middleware, possibly on the same server' },
+  { name: 'GoBetween', description: 'L4 balancer with Consul discovery (not measured)', failover: 'Consul discovery never refreshes unless `interval` is set' },
+];

@@ -1,0 +1,67 @@
+// `./sempre bench`: sempre against HAProxy and Nginx on the same lab, load and faults.
+import { writeFileSync } from 'node:fs';
+import { runCommand } from '../shared/command.ts';
+import type { CommandSpec } from '../shared/config/options.ts';
+import { boolean, duration, integer, list, text } from '../shared/config/values.ts';
+import { LabError, requireLab } from '../lab/netns-lab.ts';
+import { renderReport } from '../drill/report.ts';
+import { BENCH_FAULTS, runBench } from './bench.ts';
+import { CONTENDERS } from './contenders.ts';
+import { faultTable, notMeasuredTable, overheadTable } from './markdown.ts';
+
+const options = {
+  contenders: { flag: 'contenders', env: 'SEMPRE_BENCH_CONTENDERS', placeholder: 'A,B', default: CONTENDERS.map((c) => c.name).join(','), description: 'which proxies to measure', schema: list(/^[a-z-]+$/, 'contender names') },
+  faults: { flag: 'faults', env: 'SEMPRE_BENCH_FAULTS', placeholder: 'A,B', default: BENCH_FAULTS.join(','), description: 'which faults to run against each', schema: list(/^[a-z-]+$/, 'fault names') },
+  rate: { flag: 'rate', env: 'SEMPRE_BENCH_RATE', placeholder: 'N', default: '500', description: 'GET/s during the fault drills and the fixed-rate latency', schema: integer(1, 20_000) },
+  duration: { flag: 'duration', env: 'SEMPRE_BENCH_DURATION', placeholder: 'DURATION', default: '10s', description: 'each drill\'s load', schema: duration(2000, 600_000) },
+  at: { flag: 'at', env: 'SEMPRE_BENCH_AT', placeholder: 'DURATION', default: '2s', description: 'fault start in each drill', schema: duration(0, 600_000) },
+  for: { flag: 'for', env: 'SEMPRE_BENCH_FOR', placeholder: 'DURATION', default: '5s', description: 'fault length in each drill', schema: duration(0, 600_000) },
+  overhead: { flag: 'overhead', env: 'SEMPRE_BENCH_OVERHEAD', placeholder: 'SECONDS', default: '5', description: 'seconds of wrk and of fixed-rate load per contender', schema: integer(1, 600) },
+  report: { flag: 'report', env: 'SEMPRE_BENCH_REPORT', placeholder: 'FILE', default: '', description: 'write a self-contained HTML report with every drill\'s charts', schema: text(500) },
+  json: { flag: 'json', env: 'SEMPRE_BENCH_JSON', switch: true, default: 'false', description: 'print the results as JSON', schema: boolean() },
+};
+
+const benchCommand: CommandSpec<typeof options> = {
+  command: './sempre bench',
+  section: 'bench',
+  summary: 'measures sempre against HAProxy and Nginx in the multi-host lab: overhead and failover, in one run',
+  options,
+  examples: [
+    'sudo ./sempre lab up && sudo ./sempre bench --report bench.html      # the full run (about 8 minutes)',
+    'sudo ./sempre bench --contenders sempre,nginx-stock --faults crash,hang --duration 6s',
+    'sudo ./sempre bench --json > bench.json',
+  ],
+  notes: [`Contenders: ${CONTENDERS.map((c) => `\n  ${c.name.padEnd(15)} ${c.description}`).join('')}\nFaults are the drill's (./sempre drill --help). Every contender is started inside the lab's infra host and stopped at the end.`],
+};
+
+await runCommand(benchCommand, async (o) => {
+  const say = (line: string) => { if (!o.json) process.stdout.write(`${line}\n`); };
+  let lab;
+  try {
+    lab = requireLab();
+  } catch (error) {
+    process.stderr.write(`./sempre bench: ${(error as LabError).message}\n`);
+    return 2;
+  }
+  const interrupt = new AbortController();
+  process.on('SIGINT', () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    process.stderr.write('\ninterrupted: finishing the current drill (its fault is reverted) and stopping the contenders…\n');
+    interrupt.abort();
+  });
+  let result;
+  try {
+    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead }, lab, say, interrupt.signal);
+  } catch (error) {
+    process.stderr.write(`./sempre bench: ${(error as Error).message}\n`);
+    return /^bench\./.test((error as Error).message) ? 2 : 1;
+  }
+  if (o.report) {
+    const drills = result.drills.map(({ contender, result: r }) => ({ ...r, fault: { ...r.fault, name: `${contender} · ${r.fault.name}` } }));
+    writeFileSync(o.report, renderReport(drills, 'sempre bench: failover, contender by contender'));
+    say(`report: ${o.report}`);
+  }
+  if (o.json) process.stdout.write(`${JSON.stringify({ options: result.options, overhead: result.overhead, faults: result.faults }, null, 2)}\n`);
+  else say(`\n## Overhead\n\n${overheadTable(result)}\n\n## Failover\n\n${faultTable(result)}\n\n## Not measured\n\n${notMeasuredTable()}`);
+  return 0;
+});

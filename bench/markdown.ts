@@ -1,0 +1,20 @@
+// The bench's tables as markdown: for the terminal, BENCHMARKS.md and notes.
+import type { BenchResult } from './bench.ts';
+import { NOT_MEASURED } from './contenders.ts';
+
+const table = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const ms = (v: number | null) => (v === null ? '–' : String(v));
+
+export function overheadTable(result: BenchResult): string {
+  return table(['contender', 'req/s (wrk -c32)', 'vs direct', 'wrk p50 ms', 'wrk p99 ms', `p50 ms at ${result.options.rate}/s`, `p99 ms at ${result.options.rate}/s`, 'added p50 ms'],
+    result.overhead.map((o) => [o.contender, String(Math.round(o.wrkRps)), `${Math.round(o.rpsRatio * 100)}%`, String(o.wrkP50Ms), String(o.wrkP99Ms), String(o.rateP50Ms), String(o.rateP99Ms), String(o.addedP50Ms)]));
+}
+
+export function faultTable(result: BenchResult): string {
+  return table(['contender', 'fault', 'requests', 'failed GETs', 'availability', 'disruption ms', 'recover ms', 'new instance ms', 'p99 ms (fault)', 'max ms (fault)'],
+    result.faults.map((f) => [f.contender, f.fault, String(f.total), String(f.failed), `${(f.availability * 100).toFixed(2)}%`, ms(f.disruptionMs), ms(f.recoverMs), f.fault === 'scale-out' ? ms(f.newInstanceMs) ?? 'never' : '', String(f.p99Ms), String(f.maxMs)]));
+}
+
+export function notMeasuredTable(): string {
+  return table(['peer', 'what', 'failover, from its code and docs'], NOT_MEASURED.map((p) => [p.name, p.description, p.failover]));
+}
