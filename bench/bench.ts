@@ -152,7 +152,7 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
       }
     }
   } finally {
-    for (const c of contenders) c.stop(lab);
+    for (const c of contenders) await c.stop(lab);
   }
   return { options, overhead, faults, drills };
 }

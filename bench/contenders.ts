@@ -12,7 +12,7 @@ export interface Contender {
   /** Where the load goes. */
   url(lab: LabState): string;
   start(lab: LabState): Promise<void>;
-  stop(lab: LabState): void;
+  stop(lab: LabState): Promise<void>;
 }
 
 export interface PaperContender {
@@ -41,9 +41,13 @@ function processContender(name: string, description: string, port: number, confi
       startInHost(lab, 'infra', `bench-${name}`, command(file));
       await waitAnswering(`http://${infra()}:${port}/`);
     },
-    stop(lab) {
+    async stop(lab) {
+      // SIGTERM: nginx's master also stops its workers (SIGKILL would orphan them).
       const proc = lab.processes[`bench-${name}`];
-      if (proc && isAlive(proc.pid)) process.kill(proc.pid, 'SIGKILL');
+      if (!proc || !isAlive(proc.pid)) return;
+      process.kill(proc.pid, 'SIGTERM');
+      await waitFor(`${name} to stop`, () => !isAlive(proc.pid), 5000).catch(() => process.kill(proc.pid, 'SIGKILL'));
+      await waitFor(`${name}'s port to close`, async () => (await fetch(`http://${infra()}:${port}/`, { signal: AbortSignal.timeout(500) }).then(() => false, () => true)), 5000);
     },
   };
 }
@@ -59,7 +63,7 @@ export const CONTENDERS: readonly Contender[] = [
     description: 'sempre-balancer with its defaults (one Node process), the lab\'s own',
     url: (lab) => lab.url,
     start: async () => undefined,
-    stop: () => undefined,
+    stop: async () => undefined,
   },
   processContender('haproxy-stock', 'HAProxy 2.6 (Debian), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
 defaults

@@ -1,0 +1,40 @@
+// A quick bench (two contenders, two faults, short drills) in the lab: the
+// scoreboard has its shape, sempre's row has zero failed GETs, and every
+// contender the bench started is stopped afterwards.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { runBench } from '../../bench/bench.ts';
+import { faultTable, overheadTable } from '../../bench/markdown.ts';
+import { isAlive, labDown, labUp, type LabState } from '../../lab/netns-lab.ts';
+import { recordFigure } from '../support/stack.ts';
+
+const root = process.getuid?.() === 0;
+const skip = root ? false : 'the multi-host lab needs root (network namespaces, nftables)';
+let lab: LabState;
+
+before(async () => {
+  if (root) lab = await labUp({ instances: 2, say: () => undefined });
+}, { timeout: 120_000 });
+after(() => {
+  if (root) labDown(() => undefined);
+});
+
+test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders stopped afterwards', { skip, timeout: 300_000 }, async () => {
+  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2 }, lab, () => undefined, new AbortController().signal);
+  assert.deepEqual(result.overhead.map((o) => o.contender), ['direct', 'sempre', 'nginx-tuned']);
+  for (const row of result.overhead) {
+    assert.ok(row.wrkRps > 0 && Number.isFinite(row.wrkP50Ms), `${row.contender} was measured: ${JSON.stringify(row)}`);
+  }
+  assert.deepEqual(result.faults.map((f) => `${f.contender}:${f.fault}`), ['sempre:crash', 'sempre:hang', 'nginx-tuned:crash', 'nginx-tuned:hang']);
+  for (const row of result.faults) assert.ok(row.total >= 2900, `${row.contender} × ${row.fault} ran at its rate (${row.total})`);
+  for (const row of result.faults.filter((f) => f.contender === 'sempre')) assert.equal(row.failed, 0, `sempre × ${row.fault}: ${JSON.stringify(row)}`);
+  assert.match(overheadTable(result), /^\| contender \| req\/s \(wrk -c32\) \| vs direct \|/);
+  assert.match(faultTable(result), /\| sempre \| crash \| \d+ \| 0 \|/);
+  const started = Object.values(lab.processes).filter((p) => p.name.startsWith('bench-'));
+  assert.equal(started.length, 1, 'nginx-tuned was started in the lab');
+  for (const proc of started) assert.equal(isAlive(proc.pid), false, `${proc.name} was stopped`);
+  const port = await fetch('http://10.213.47.1:8093/', { signal: AbortSignal.timeout(1000) }).then(() => 'open', () => 'closed');
+  assert.equal(port, 'closed', "nginx-tuned's workers are gone too");
+  const sempre = result.overhead.find((o) => o.contender === 'sempre')!;
+  recordFigure('quick bench: sempre req/s vs direct (wrk -t2 -c32)', `${Math.round(sempre.wrkRps)} (${Math.round(sempre.rpsRatio * 100)}%)`);
+});
