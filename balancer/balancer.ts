@@ -26,6 +26,8 @@ export interface BalancerDeps {
   logger: Logger;
   /** Aborted to shut down gracefully. */
   stop: AbortSignal;
+  /** False in cluster workers other than worker 0: only one process serves the admin port. */
+  admin?: boolean;
   now?: () => number;
 }
 
@@ -196,7 +198,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   });
   try {
     await listen(server, options.port, options.host, 'public listener');
-    await listen(admin, options.adminPort, options.adminHost, 'admin listener');
+    if (deps.admin !== false) await listen(admin, options.adminPort, options.adminHost, 'admin listener');
   } catch (error) {
     watch.stop();
     catalog.stop();
@@ -208,7 +210,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     throw error;
   }
   if (!/^(127\.|::1$|localhost$)/.test(options.adminHost)) logger.warn({ adminHost: options.adminHost }, 'the admin listener (dashboard, status, metrics) is reachable beyond this host, as asked; controls still need the token');
-  if (!options.adminToken) logger.warn({ token }, 'dashboard control token (generated; set --admin-token to choose one)');
+  if (!options.adminToken && deps.admin !== false) logger.warn({ token }, 'dashboard control token (generated; set --admin-token to choose one)');
   logger.info({ url: `http://${options.host}:${options.port}/`, dashboard: `http://${options.adminHost}:${options.adminPort}/dashboard/`, admin: `http://${options.adminHost}:${options.adminPort}/_sempre/status`, service: options.service, consul: options.consul.origin, strategy: options.strategy }, 'balancer listening');
 
   if (!deps.stop.aborted) await once(deps.stop, 'abort');

@@ -27,6 +27,7 @@ const options = {
   consulGrace: { flag: 'consul-grace', env: 'SEMPRE_CONSUL_GRACE', placeholder: 'DURATION', default: '3s', description: 'after Consul comes back, keep instances it has not re-listed yet for this long (agents re-register)', schema: duration(0, 60_000) },
   maxReplayBody: { flag: 'max-replay-body', env: 'SEMPRE_MAX_REPLAY_BODY', placeholder: 'BYTES', default: '1048576', description: 'request bodies up to this size are kept so the request can be retried; larger ones are streamed, not retried', schema: integer(0, 64 * 1024 * 1024) },
   shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests', schema: duration(0, 600_000) },
+  workers: { flag: 'workers', env: 'SEMPRE_WORKERS', placeholder: 'N', default: '1', description: 'processes sharing the public port (node:cluster); 0 = one per CPU. Worker 0 also serves the admin listener, so status, metrics and the dashboard show its share', schema: integer(0, 64) },
   accessLog: { flag: 'access-log', env: 'SEMPRE_ACCESS_LOG', placeholder: 'BOOL', default: 'true', description: 'log one line per proxied request', schema: boolean() },
   ...loggingOptions,
 };

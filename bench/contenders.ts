@@ -65,6 +65,8 @@ export const CONTENDERS: readonly Contender[] = [
     start: async () => undefined,
     stop: async () => undefined,
   },
+  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core), same defaults otherwise', 8094, () => '', () => [process.execPath, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
+    '--admin-host', infra(), '--admin-port', '8095', '--consul', 'http://127.0.0.1:8500', '--workers', '2', '--log-format', 'json']),
   processContender('haproxy-stock', 'HAProxy 2.6 (Debian), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
 defaults
   mode http
