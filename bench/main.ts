@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { runCommand } from '../shared/command.ts';
 import type { CommandSpec } from '../shared/config/options.ts';
 import { boolean, duration, integer, list, text } from '../shared/config/values.ts';
-import { LabError, requireLab } from '../lab/netns-lab.ts';
+import { abortOnCtrlC, labOrExplain } from '../lab/cli-helpers.ts';
 import { renderReport } from '../drill/report.ts';
 import { BENCH_FAULTS, runBench } from './bench.ts';
 import { CONTENDERS } from './contenders.ts';
@@ -36,22 +36,12 @@ const benchCommand: CommandSpec<typeof options> = {
 
 await runCommand(benchCommand, async (o) => {
   const say = (line: string) => { if (!o.json) process.stdout.write(`${line}\n`); };
-  let lab;
-  try {
-    lab = requireLab();
-  } catch (error) {
-    process.stderr.write(`./sempre bench: ${(error as LabError).message}\n`);
-    return 2;
-  }
-  const interrupt = new AbortController();
-  process.on('SIGINT', () => {
-    if (interrupt.signal.aborted) process.exit(130);
-    process.stderr.write('\ninterrupted: finishing the current drill (its fault is reverted) and stopping the contenders…\n');
-    interrupt.abort();
-  });
+  const lab = labOrExplain('./sempre bench');
+  if (!lab) return 2;
+  const interrupted = abortOnCtrlC('interrupted: finishing the current drill (its fault is reverted) and stopping the contenders');
   let result;
   try {
-    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead }, lab, say, interrupt.signal);
+    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead }, lab, say, interrupted);
   } catch (error) {
     process.stderr.write(`./sempre bench: ${(error as Error).message}\n`);
     return /^bench\./.test((error as Error).message) ? 2 : 1;

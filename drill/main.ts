@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { runCommand } from '../shared/command.ts';
 import type { CommandSpec } from '../shared/config/options.ts';
 import { boolean, duration, integer, oneOf, text, urlPath } from '../shared/config/values.ts';
-import { LabError, requireLab } from '../lab/netns-lab.ts';
+import { abortOnCtrlC, labOrExplain } from '../lab/cli-helpers.ts';
 import { DrillError, runDrill, waitForFullRotation, type DrillOptions, type DrillResult } from './drill.ts';
 import { FAULTS } from './faults/index.ts';
 import { checkSlo, computeMetrics, parseSlo, type DrillMetrics } from './metrics.ts';
@@ -89,25 +89,15 @@ await runCommand(drillCommand, async (o) => {
   if (o.from) {
     results = await load(o.from);
   } else {
-    let lab;
-    try {
-      lab = requireLab();
-    } catch (error) {
-      process.stderr.write(`./sempre drill: ${(error as LabError).message}\n`);
-      return 2;
-    }
-    const interrupt = new AbortController();
-    process.on('SIGINT', () => {
-      if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: at once
-      process.stderr.write('\ninterrupted: reverting the fault (Ctrl-C again to exit at once)…\n');
-      interrupt.abort();
-    });
+    const lab = labOrExplain('./sempre drill');
+    if (!lab) return 2;
+    const interrupted = abortOnCtrlC('interrupted: reverting the fault');
     const faults = o.all ? FAULTS.map((f) => f.name) : [o.fault];
     for (const fault of faults) {
       const drill: DrillOptions = { fault, target: o.target, atMs: o.at, forMs: o.for, rate: o.rate, durationMs: o.duration, method: o.method, path: o.path };
       say(`drill: ${fault} on ${o.target}, ${o.rate} ${o.method}/s for ${o.duration / 1000} s, fault at ${o.at / 1000} s for ${o.for / 1000} s`);
       try {
-        results.push(await runDrill(drill, lab, { say, interrupted: interrupt.signal }));
+        results.push(await runDrill(drill, lab, { say, interrupted }));
       } catch (error) {
         process.stderr.write(`./sempre drill: ${(error as Error).message}\n`);
         return error instanceof DrillError ? 2 : 1;

@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { hostAddress, isAlive, restartProcess, type LabState } from '../../lab/netns-lab.ts';
 import { waitFor } from '../../lab/processes.ts';
+import type { Fault } from './fault.ts';
 
 export function labProcess(lab: LabState, name: string) {
   const proc = lab.processes[name];
@@ -75,4 +76,18 @@ export function unblock(lab: LabState, host: string): void {
 export async function setAppFault(target: string, query: string): Promise<void> {
   const response = await fetch(`${appUrl(target)}/_fault?${query}`, { method: 'PUT', signal: AbortSignal.timeout(2000) });
   if (!response.ok) throw new Error(`${target}'s fault switch answered HTTP ${response.status}`);
+}
+
+/** A fault that signals one of the target host's processes and restarts it when the fault ends. */
+export function signalAndRestart(name: string, summary: string, processOf: (target: string) => string, sig: NodeJS.Signals): Fault {
+  return {
+    name,
+    summary,
+    async inject({ lab, target }) {
+      const proc = processOf(target);
+      signal(lab, proc, sig);
+      await waitGone(lab, proc);
+      return () => restart(lab, proc);
+    },
+  };
 }
