@@ -179,6 +179,8 @@ export interface LabUpOptions {
 export async function labUp({ instances, say }: LabUpOptions): Promise<LabState> {
   requireRoot();
   if (readLabState()) throw new LabError('the lab is already up (or was not taken down): `sudo ./sempre lab down` first');
+  const leftover = run('ip', ['-o', 'link', 'show'], { allowFail: true }).split('\n').some((l) => /^\d+: sv-/.test(l));
+  if (leftover) throw new LabError('links of an earlier lab (sv-…) are still there: run `sudo ./sempre lab down` first');
   if (run('ip', ['route', 'show', `${LAB_SUBNET}.0/24`]).trim() || run('ip', ['link', 'show', BRIDGE], { allowFail: true }).trim()) {
     throw new LabError(`${LAB_SUBNET}.0/24 or ${BRIDGE} is already in use on this machine: the lab will not touch it`);
   }
@@ -228,24 +230,26 @@ export function labDown(say: (message: string) => void): void {
   const state = readLabState();
   const namespaces = new Set([...Object.values(state?.hosts ?? {}).map((h) => h.namespace), ...run('ip', ['netns', 'list'], { allowFail: true }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('sempre-'))]);
   // Every process inside a lab namespace, whoever started it.
+  const pids = new Set(Object.values(state?.processes ?? {}).map((p) => p.pid));
   for (const namespace of namespaces) {
-    for (const pid of run('ip', ['netns', 'pids', namespace], { allowFail: true }).split(/\s+/).filter(Boolean).map(Number)) {
-      try {
-        process.kill(pid, 'SIGCONT');
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    for (const pid of run('ip', ['netns', 'pids', namespace], { allowFail: true }).split(/\s+/).filter(Boolean).map(Number)) pids.add(pid);
   }
-  for (const proc of Object.values(state?.processes ?? {})) {
+  for (const pid of pids) {
     try {
-      process.kill(proc.pid, 'SIGKILL');
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // gone
     }
   }
+  // A namespace lives on until its last process is gone: wait, so the next
+  // `up` does not meet the old hosts' links.
+  const deadline = Date.now() + 10_000;
+  while ([...pids].some(isAlive) && Date.now() < deadline) execFileSync('sleep', ['0.05']);
   for (const namespace of namespaces) run('ip', ['netns', 'del', namespace], { allowFail: true });
+  // Deleting the root-side veth removes both ends, whatever holds the other one.
+  const links = run('ip', ['-o', 'link', 'show'], { allowFail: true }).split('\n').map((l) => /^\d+: (sv-[^@:]+)/.exec(l)?.[1]).filter((l): l is string => Boolean(l));
+  for (const link of links) run('ip', ['link', 'del', link], { allowFail: true });
   run('ip', ['link', 'del', BRIDGE], { allowFail: true });
   // Logs stay (in .run/lab/logs) for a look after a failed drill; state and Consul data go.
   rmSync(STATE_FILE, { force: true });
