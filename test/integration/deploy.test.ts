@@ -67,15 +67,17 @@ test("infra's balancer.env passes the balancer's own validation, admin on loopba
   assert.equal(loaded.values.adminHost, '127.0.0.1');
 });
 
-test('each host runs a Consul server of three, with ACLs default-deny, and consul validate accepts its file', () => {
+test('each host runs a Consul server of three, with ACLs default-deny, and consul validate accepts its files', () => {
   for (const host of ['app1', 'app2', 'infra']) {
-    const file = join(DEPLOY, 'hosts', host, 'consul.hcl');
-    const text = readFileSync(file, 'utf8');
+    // What Consul reads on that host: the shared cluster.hcl and the host's own consul.hcl.
+    const files = [join(DEPLOY, 'consul', 'cluster.hcl'), join(DEPLOY, 'hosts', host, 'consul.hcl')];
+    const text = files.map((f) => readFileSync(f, 'utf8')).join('\n');
+    assert.match(text, new RegExp(`node_name = "${host}"`));
     assert.match(text, /server\s+= true/);
     assert.match(text, /bootstrap_expect = 3/);
     assert.match(text, /default_policy\s+= "deny"/);
     assert.doesNotMatch(text, /^\s*encrypt\s*=/m, 'no gossip key is committed');
-    const validate = spawnSync(findConsul(), ['validate', file], { encoding: 'utf8' });
+    const validate = spawnSync(findConsul(), ['validate', ...files], { encoding: 'utf8' });
     assert.equal(validate.status, 0, `${host}: ${validate.stdout}${validate.stderr}`);
   }
 });

@@ -1,21 +1,3 @@
-# Consul server on app2. All three hosts run a server: the catalog survives losing any one.
-datacenter       = "sempre"
-node_name        = "app2"
-server           = true
-bootstrap_expect = 3
-data_dir         = "/var/lib/consul"
-bind_addr        = "{{ GetPrivateIP }}"
-client_addr      = "127.0.0.1"
-ui               = false
-retry_join = [
-  "ec2-13-58-186-167.us-east-2.compute.amazonaws.com",
-  "ec2-18-221-178-11.us-east-2.compute.amazonaws.com",
-  "ec2-18-221-59-75.us-east-2.compute.amazonaws.com",
-]
-acl {
-  enabled                  = true
-  default_policy           = "deny"
-  enable_token_persistence = true
-}
-# The gossip key (encrypt = "…") and tokens go in /etc/consul.d/secrets.hcl,
-# generated on the machine, never committed.
+# /etc/consul.d/consul.hcl on app2, beside cluster.hcl (deploy/consul/).
+node_name = "app2"
+ui        = false
