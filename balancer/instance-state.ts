@@ -94,12 +94,7 @@ export class InstanceStates {
     state.lastFailure = { kind, message, at: now };
     if (!countsAgainst) return false;
     state.consecutiveFailures += 1;
-    if (state.ejected || state.consecutiveFailures < this.options.ejectAfter) return false;
-    state.ejected = true;
-    state.ejections += 1;
-    state.ejectedUntil = now + this.options.ejectForMs;
-    state.since = now;
-    return true;
+    return state.consecutiveFailures >= this.options.ejectAfter && this.eject(id, kind, message, now);
   }
 
   /** Response headers arrived from the instance. */

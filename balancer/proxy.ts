@@ -153,7 +153,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     else socket.once('connect', () => { attempt.connected = true; });
   });
 
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
     const attempt = attempts.get(res);
     if (!attempt || attempt.settled) {
       proxyRes.resume();
@@ -179,7 +179,6 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     proxyRes.on('aborted', () => res.destroy());
     proxyRes.pipe(res);
     res.once('finish', () => settle(attempt, 'ok'));
-    void req;
   });
 
   const attemptOn = (req: IncomingMessage, res: ServerResponse, instance: Instance, body: RequestBody, statusRetryAllowed: boolean) =>

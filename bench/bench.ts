@@ -2,7 +2,7 @@
 // load and faults, in one run: overhead against going direct, then every
 // contender × fault through the drill engine.
 import { spawnSync } from 'node:child_process';
-import { LAB_SUBNET, type LabState } from '../lab/netns-lab.ts';
+import { LAB_ADDRESSES, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 import { runDrill, type DrillResult } from '../drill/drill.ts';
 import { startLoad } from '../drill/load-generator.ts';
@@ -59,7 +59,6 @@ export interface BenchResult {
   drills: Array<{ contender: string; result: DrillResult }>;
 }
 
-const LAB_HOSTS = Array.from({ length: 256 }, (_v, i) => `${LAB_SUBNET}.${i}`);
 const SLOW_MS = 200;
 
 function wrk(url: string, seconds: number): { rps: number; p50: number; p99: number } {
@@ -74,7 +73,7 @@ function wrk(url: string, seconds: number): { rps: number; p50: number; p99: num
 }
 
 async function atRate(url: string, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
-  const records = await startLoad({ url, rate, durationMs: seconds * 1000 }, LAB_HOSTS).done;
+  const records = await startLoad({ url, rate, durationMs: seconds * 1000 }, LAB_ADDRESSES).done;
   const p = percentiles(records.map((r) => r.latencyMs));
   return { p50: p.p50, p99: p.p99 };
 }

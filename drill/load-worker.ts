@@ -3,11 +3,10 @@
 // so the drill process can stay in the root namespace and control the faults.
 import { parseArgs } from 'node:util';
 import { startLoad } from './load-generator.ts';
-import { LAB_SUBNET } from '../lab/netns-lab.ts';
+import { LAB_ADDRESSES } from '../lab/netns-lab.ts';
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, method: { type: 'string' }, path: { type: 'string' }, timeout: { type: 'string' } } });
 const url = new URL(values.url ?? '');
-const labHosts = Array.from({ length: 256 }, (_v, i) => `${LAB_SUBNET}.${i}`);
 const load = startLoad({
   url: new URL(values.path ?? '/', url).href,
   rate: Number(values.rate),
@@ -15,7 +14,7 @@ const load = startLoad({
   method: values.method ?? 'GET',
   timeoutMs: Number(values.timeout ?? 15_000),
   ...(values.method && values.method !== 'GET' && values.method !== 'HEAD' ? { body: 'drill=1' } : {}),
-}, labHosts);
+}, LAB_ADDRESSES);
 process.stdout.write(`${JSON.stringify({ startedAt: load.startedAt })}\n`);
 let written = 0;
 const flush = () => {

@@ -1,5 +1,5 @@
 // Pure summaries over request records.
-import { build } from 'hdr-histogram-js';
+import { percentiles } from './metrics.ts';
 import type { ErrorClass, RequestRecord } from './records.ts';
 
 export interface LoadSummary {
@@ -15,32 +15,27 @@ export interface LoadSummary {
 export function summarize(records: readonly RequestRecord[]): LoadSummary {
   const byClass: Partial<Record<ErrorClass, number>> = {};
   const byInstance: Record<string, number> = {};
-  const histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3 });
   let failed = 0;
   let first: number | undefined;
   let last: number | undefined;
   for (const r of records) {
     byClass[r.errorClass] = (byClass[r.errorClass] ?? 0) + 1;
     if (r.servedBy) byInstance[r.servedBy] = (byInstance[r.servedBy] ?? 0) + 1;
-    // Recorded in microseconds for sub-millisecond resolution.
-    histogram.recordValue(Math.max(1, Math.round(r.latencyMs * 1000)));
     if (r.errorClass !== 'ok') {
       failed += 1;
       first ??= r.intendedMs;
       last = r.intendedMs;
     }
   }
-  const ms = (us: number) => Math.round(us / 10) / 100;
-  const summary = {
+  const { p50, p99, max } = percentiles(records.map((r) => r.latencyMs));
+  return {
     total: records.length,
     failed,
     byClass,
     byInstance,
-    latencyMs: { p50: ms(histogram.getValueAtPercentile(50)), p99: ms(histogram.getValueAtPercentile(99)), max: ms(histogram.maxValue) },
-    failureWindow: first === undefined || last === undefined ? null : [first, last] as [number, number],
+    latencyMs: { p50, p99, max },
+    failureWindow: first === undefined || last === undefined ? null : [first, last],
   };
-  histogram.destroy();
-  return summary;
 }
 
 export function describeSummary(s: LoadSummary): string {

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
+import { passingInstanceIds } from './consul-health.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
 export interface StackPorts {
@@ -170,9 +171,7 @@ export class LocalStack {
   }
 
   async isPassing(name: string): Promise<boolean> {
-    const response = await fetch(`${this.consulUrl}/v1/health/service/${this.options.service}?passing`, { signal: AbortSignal.timeout(1000) });
-    const entries = (await response.json()) as Array<{ Service: { ID: string } }>;
-    return entries.some((entry) => entry.Service.ID === name);
+    return (await passingInstanceIds(this.consulUrl, this.options.service)).includes(name);
   }
 
   async startBalancer(): Promise<ManagedProcess> {

@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
+import { isAliveMember, passingInstanceIds } from './consul-health.ts';
 import { waitFor } from './processes.ts';
 
 /** A /24 kept to the lab: never routed anywhere but the lab's own bridge. */
@@ -15,6 +16,8 @@ export const LAB_SUBNET = '10.213.47';
 export const BRIDGE = 'sempre-br0';
 /** The root namespace's own address on the bridge, so drills can reach the hosts. */
 export const OPERATOR_ADDRESS = `${LAB_SUBNET}.254`;
+/** Every address of the lab's /24: the only non-loopback targets load may go to. */
+export const LAB_ADDRESSES: readonly string[] = Array.from({ length: 256 }, (_v, i) => `${LAB_SUBNET}.${i}`);
 const STATE_DIR = join(PROJECT_ROOT, '.run', 'lab');
 const STATE_FILE = join(STATE_DIR, 'state.json');
 const NODE = process.execPath;
@@ -145,11 +148,6 @@ async function fetchOk(url: string): Promise<boolean> {
   return response.ok;
 }
 
-async function passingIds(state: LabState): Promise<string[]> {
-  const response = await fetch(`${state.consulUrl}/v1/health/service/${state.service}?passing`, { signal: AbortSignal.timeout(1000) });
-  return ((await response.json()) as Array<{ Service: { ID: string } }>).map((e) => e.Service.ID);
-}
-
 /** An app host: Consul client agent, the demo app, its registration agent. */
 export async function startAppHost(state: LabState, name: string, say: (m: string) => void): Promise<void> {
   const host = state.hosts[name] ?? addHost(state, name);
@@ -160,14 +158,11 @@ export async function startAppHost(state: LabState, name: string, say: (m: strin
     '-retry-join', hostAddress('infra'), '-dns-port', '-1', '-grpc-port', '-1', '-log-level', 'warn']);
   startInHost(state, name, name, [NODE, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', host.address, '--port', '3000', '--name', name, '--lab']);
   await waitFor(`${name}'s app to answer`, () => fetchOk(`http://${host.address}:3000/healthz`), 15_000);
-  await waitFor(`${name}'s Consul client to join`, async () => {
-    const members = await (await fetch(`${state.consulUrl}/v1/agent/members`, { signal: AbortSignal.timeout(1000) })).json() as Array<{ Name: string; Status: number }>;
-    return members.some((m) => m.Name === name && m.Status === 1);
-  }, 30_000);
+  await waitFor(`${name}'s Consul client to join`, () => isAliveMember(state.consulUrl, name), 30_000);
   // The agent talks to its own host's Consul client agent, as in production.
   startInHost(state, name, `${name}-agent`, [NODE, join(PROJECT_ROOT, 'agent/main.ts'), '--service', state.service, '--id', name, '--address', host.address,
     '--app-host', host.address, '--port', '3000', '--consul', 'http://127.0.0.1:8500', '--meta', 'version=1.0.0', '--log-format', 'json']);
-  await waitFor(`${name} passing in Consul`, async () => (await passingIds(state)).includes(name), 20_000);
+  await waitFor(`${name} passing in Consul`, async () => (await passingInstanceIds(state.consulUrl, state.service)).includes(name), 20_000);
   say(`${name} up at ${host.address}:3000 (app, agent, Consul client)`);
 }
 

@@ -2,6 +2,7 @@
 // until the process is useful again, nftables rules inside a host.
 import { execFileSync } from 'node:child_process';
 import { hostAddress, isAlive, restartProcess, type LabState } from '../../lab/netns-lab.ts';
+import { isAliveMember, passingInstanceIds } from '../../lab/consul-health.ts';
 import { waitFor } from '../../lab/processes.ts';
 import type { Fault } from './fault.ts';
 
@@ -29,11 +30,6 @@ export function appUrl(target: string): string {
   return `http://${hostAddress(target)}:3000`;
 }
 
-async function passing(lab: LabState, id: string): Promise<boolean> {
-  const response = await fetch(`${lab.consulUrl}/v1/health/service/${lab.service}?passing`, { signal: AbortSignal.timeout(1000) });
-  return ((await response.json()) as Array<{ Service: { ID: string } }>).some((e) => e.Service.ID === id);
-}
-
 /** Starts a stopped lab process again and waits until it does its job. */
 export async function restart(lab: LabState, name: string): Promise<void> {
   const proc = labProcess(lab, name);
@@ -42,9 +38,14 @@ export async function restart(lab: LabState, name: string): Promise<void> {
     return;
   }
   restartProcess(lab, name);
-  if (/-agent$/.test(name)) await waitFor(`${name} registered and passing`, () => passing(lab, proc.host), 20_000);
-  else if (/-consul$/.test(name)) await waitFor(`${name} answering`, async () => (await fetch(`http://${hostAddress(proc.host)}:8500/v1/status/leader`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined))?.ok ?? (proc.host !== 'infra'), 20_000);
-  else await waitFor(`${name} answering /healthz`, async () => (await fetch(`${appUrl(proc.host)}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
+  if (/-agent$/.test(name)) {
+    await waitFor(`${name} registered and passing`, async () => (await passingInstanceIds(lab.consulUrl, lab.service)).includes(proc.host), 20_000);
+  } else if (name === 'infra-consul') {
+    await waitFor('the Consul server to elect itself leader', async () => (await (await fetch(`${lab.consulUrl}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })).text()).includes(':'), 20_000);
+  } else if (/-consul$/.test(name)) {
+    // A client agent listens on its own host's loopback only: ask the server whether it joined.
+    await waitFor(`${name} to join the cluster`, () => isAliveMember(lab.consulUrl, proc.host), 20_000);
+  } else await waitFor(`${name} answering /healthz`, async () => (await fetch(`${appUrl(proc.host)}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
 }
 
 const TABLE = 'sempre_fault';
