@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsulClient } from '../shared/consul-client.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createAdminServer } from './admin.ts';
+import { createAlerter } from './alerts.ts';
 import { watchCatalog } from './catalog-watch.ts';
 import { DashboardModel } from './dashboard-model.ts';
 import { maintenanceKey } from '../shared/maintenance-flag.ts';
@@ -118,6 +119,17 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   });
   onRemoved = (id) => proxy.abandon(id, 'Consul no longer lists it as passing');
   const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now, onReadmitted: (id) => model.readmitted(id, now()) });
+  // Alerts come from worker 0 only, like the dashboard: one alert per incident.
+  if (options.alertWebhook && deps.admin !== false) {
+    const alerter = createAlerter({
+      url: options.alertWebhook, format: options.alertFormat, timeoutMs: options.alertTimeout, service: options.service, logger: logger.child({ component: 'alerts' }),
+      lookup: (id) => {
+        const known = catalog.instances().find((c) => c.id === id) ?? watch.table().byId.get(id);
+        return known && { address: known.address, port: known.port, node: known.node, version: known.meta.version ?? null };
+      },
+    });
+    model.incidents.onTransition((transition) => alerter.send(transition));
+  }
   const catalog = watchCatalog({ consul, service: options.service, waitMs: options.consulWait, onChange: (previous, next) => model.catalogChanged(previous, next, now()) });
   const stallDetector = options.stallAfter === 0 ? { stop: () => undefined } : startStallDetector({
     stallAfterMs: options.stallAfter,

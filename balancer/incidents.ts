@@ -12,6 +12,17 @@ export interface IncidentSummary {
   lastCauses: Array<{ at: number; cause: string; detail: string }>;
 }
 
+/** An instance left rotation unplanned, or served again after such a leave. */
+export interface IncidentTransition {
+  kind: 'left' | 'returned';
+  id: string;
+  at: number;
+  cause: string;
+  detail: string;
+  /** For 'returned': how long it was out (cause and detail are those it left with). */
+  downForMs?: number;
+}
+
 interface Track {
   down: boolean;
   planned: boolean;
@@ -19,14 +30,26 @@ interface Track {
   count: number;
   totalDownMs: number;
   causes: Array<{ at: number; cause: string; detail: string }>;
+  /** What made it leave this time: a 'returned' alert repeats it. */
+  leftCause: { cause: string; detail: string };
 }
 
 export class IncidentTracker {
   private readonly tracks = new Map<string, Track>();
+  private readonly listeners: Array<(transition: IncidentTransition) => void> = [];
+
+  /** Called once when an unplanned incident starts and once when it ends (alerts). */
+  onTransition(listener: (transition: IncidentTransition) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(transition: IncidentTransition): void {
+    for (const listener of this.listeners) listener(transition);
+  }
 
   private track(id: string, now: number): Track {
     let track = this.tracks.get(id);
-    if (!track) this.tracks.set(id, (track = { down: false, planned: false, since: now, count: 0, totalDownMs: 0, causes: [] }));
+    if (!track) this.tracks.set(id, (track = { down: false, planned: false, since: now, count: 0, totalDownMs: 0, causes: [], leftCause: { cause: '', detail: '' } }));
     return track;
   }
 
@@ -43,8 +66,14 @@ export class IncidentTracker {
       track.planned = false;
       track.since = now;
       track.count += 1;
+    } else {
+      if (!planned) this.note(id, cause, detail, now);
+      return;
     }
-    if (!planned) this.note(id, cause, detail, now);
+    if (planned) return;
+    track.leftCause = { cause, detail };
+    this.note(id, cause, detail, now);
+    this.emit({ kind: 'left', id, at: now, cause, detail });
   }
 
   /** Another cause seen while already down (e.g. the check output). */
@@ -59,9 +88,11 @@ export class IncidentTracker {
   cameBack(id: string, now: number): void {
     const track = this.tracks.get(id);
     if (!track?.down) return;
-    if (!track.planned) track.totalDownMs += now - track.since;
+    const unplanned = !track.planned;
+    if (unplanned) track.totalDownMs += now - track.since;
     track.down = false;
     track.planned = false;
+    if (unplanned) this.emit({ kind: 'returned', id, at: now, cause: track.leftCause.cause, detail: track.leftCause.detail, downForMs: now - track.since });
   }
 
   summary(id: string, now: number): IncidentSummary {

@@ -1,5 +1,5 @@
 import type { CommandSpec, OptionValues } from '../shared/config/options.ts';
-import { boolean, duration, host, httpBaseUrl, integer, list, name, oneOf, port, text } from '../shared/config/values.ts';
+import { boolean, duration, host, httpBaseUrl, integer, list, name, oneOf, optionalHttpUrl, port, text } from '../shared/config/values.ts';
 import { loggingOptions } from '../shared/config/logging-options.ts';
 
 const options = {
@@ -28,6 +28,9 @@ const options = {
   maxReplayBody: { flag: 'max-replay-body', env: 'SEMPRE_MAX_REPLAY_BODY', placeholder: 'BYTES', default: '1048576', description: 'request bodies up to this size are kept so the request can be retried; larger ones are streamed, not retried', schema: integer(0, 64 * 1024 * 1024) },
   shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests', schema: duration(0, 600_000) },
   workers: { flag: 'workers', env: 'SEMPRE_WORKERS', placeholder: 'N', default: '1', description: 'processes sharing the public port (node:cluster); 0 = one per CPU. Worker 0 also serves the admin listener, so status, metrics and the dashboard show its share', schema: integer(0, 64) },
+  alertWebhook: { flag: 'alert-webhook', env: 'SEMPRE_ALERT_WEBHOOK', placeholder: 'URL', default: '', description: 'POST an alert here when an instance leaves rotation unplanned and when it serves again, with the cause (empty: no alerts)', secret: true, schema: optionalHttpUrl() },
+  alertFormat: { flag: 'alert-format', env: 'SEMPRE_ALERT_FORMAT', placeholder: 'NAME', default: 'json', description: 'json (sempre\'s own fields) or slack (an incoming-webhook {"text": …} body)', schema: oneOf(['json', 'slack'] as const) },
+  alertTimeout: { flag: 'alert-timeout', env: 'SEMPRE_ALERT_TIMEOUT', placeholder: 'DURATION', default: '3s', description: 'give up on one webhook call after this long (each alert is tried 4 times)', schema: duration(100, 60_000) },
   accessLog: { flag: 'access-log', env: 'SEMPRE_ACCESS_LOG', placeholder: 'BOOL', default: 'true', description: 'log one line per proxied request', schema: boolean() },
   ...loggingOptions,
 };
@@ -48,6 +51,7 @@ export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
     'sempre-balancer --port 80 --service web --consul http://10.0.1.5:8500',
     'sempre-balancer --strategy round-robin --retries 1 --response-timeout 2s',
     'curl -s http://127.0.0.1:8081/_sempre/status | jq .instances   # who is serving',
+    'sempre-balancer --alert-webhook https://hooks.slack.com/services/T000/B000/XXXX --alert-format slack',
   ],
   notes: [
     'Requests are retried on another instance when the connection was never established (any method),',

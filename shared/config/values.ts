@@ -108,17 +108,34 @@ export function host({ allowEmpty }: { allowEmpty: boolean }) {
   });
 }
 
+function parseHttpUrl(input: unknown): URL | undefined {
+  try {
+    const url = typeof input === 'string' ? new URL(input.includes('://') ? input : `http://${input}`) : undefined;
+    return url && /^https?:$/.test(url.protocol) ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** An http(s) URL with no path, such as http://127.0.0.1:8500. */
 export function httpBaseUrl() {
   return z.unknown().transform((input, ctx): URL => {
-    let url: URL | undefined;
-    try {
-      url = typeof input === 'string' ? new URL(input.includes('://') ? input : `http://${input}`) : undefined;
-    } catch {
-      url = undefined;
-    }
-    if (!url || !/^https?:$/.test(url.protocol) || (url.pathname !== '/' && url.pathname !== '')) {
+    const url = parseHttpUrl(input);
+    if (!url || (url.pathname !== '/' && url.pathname !== '')) {
       ctx.addIssue({ code: 'custom', message: `must be an http(s) address such as http://127.0.0.1:8500 (got ${shown(input)})` });
+      return z.NEVER;
+    }
+    return url;
+  });
+}
+
+/** A full http(s) URL (a path allowed), or empty for "none". */
+export function optionalHttpUrl() {
+  return z.unknown().transform((input, ctx): URL | null => {
+    if (input === '' || input === undefined) return null;
+    const url = typeof input === 'string' && input.includes('://') ? parseHttpUrl(input) : undefined;
+    if (!url) {
+      ctx.addIssue({ code: 'custom', message: `must be an http(s) URL such as https://hooks.slack.com/services/… (got ${shown(input)})` });
       return z.NEVER;
     }
     return url;
