@@ -29,7 +29,7 @@ try {
   process.stderr.write(`lab: ${(error as Error).message.split('\n')[0]} (see --help)\n`);
   process.exit(2);
 }
-if (values.help || !command || command === 'help') {
+if (values.help || !command || command === 'help' || command === '--help' || command === '-h') {
   process.stdout.write(HELP);
   process.exit(command || values.help ? 0 : 2);
 }

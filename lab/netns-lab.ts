@@ -1,13 +1,16 @@
 // The multi-host lab: each host (infra, app1, app2, client) in its own
 // network namespace with its own address on a private bridge, as on real
-// servers. infra runs the Consul server and the balancer; each app host runs
-// its app, its agent and a Consul client agent joined to the server. Needs
-// root. Everything it creates is recorded in .run/lab/state.json, and `down`
+// servers. As in deploy/, infra, app1 and app2 each run a Consul server
+// (ACLs default-deny, gossip encrypted, the tokens from `sempre secrets`);
+// infra runs the balancer; each app host runs its app and its agent; app3 and
+// later run a Consul client. Needs root. Everything it creates is recorded in .run/lab/state.json, and `down`
 // removes it all: processes, namespaces, the bridge, nftables rules.
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { applyAcls, planSecrets, readSecrets, writeSecretFiles, type ClusterSecrets } from '../ops/secrets.ts';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
+import { writeLabConsulConfig } from './consul-config.ts';
 import { isAliveMember, passingInstanceIds } from './consul-health.ts';
 import { waitFor } from './processes.ts';
 
@@ -44,6 +47,11 @@ export interface LabState {
   url: string;
   adminUrl: string;
   consulUrl: string;
+  /** The initial management token: the lab's tooling and tests may do anything. */
+  consulToken: string;
+  /** Hosts running a Consul server. */
+  servers: string[];
+  secretsDir: string;
   adminToken: string;
   startedAt: string;
 }
@@ -148,22 +156,46 @@ async function fetchOk(url: string): Promise<boolean> {
   return response.ok;
 }
 
-/** An app host: Consul client agent, the demo app, its registration agent. */
-export async function startAppHost(state: LabState, name: string, say: (m: string) => void): Promise<void> {
-  const host = state.hosts[name] ?? addHost(state, name);
-  const consul = findConsul();
-  const dataDir = join(STATE_DIR, `consul-${name}`);
-  mkdirSync(dataDir, { recursive: true });
-  startInHost(state, name, `${name}-consul`, [consul, 'agent', '-node', name, '-data-dir', dataDir, '-bind', host.address, '-client', '127.0.0.1',
-    '-retry-join', hostAddress('infra'), '-dns-port', '-1', '-grpc-port', '-1', '-log-level', 'warn']);
-  startInHost(state, name, name, [NODE, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', host.address, '--port', '3000', '--name', name, '--lab']);
+/** The lab's secrets, with what `roles` adds written and applied where Consul is up. */
+function labSecrets(state: LabState, apps: readonly string[]): ClusterSecrets {
+  const secrets = planSecrets(readSecrets(state.secretsDir), { service: state.service, servers: state.servers, apps, balancers: ['infra'] });
+  writeSecretFiles(state.secretsDir, secrets);
+  return secrets;
+}
+
+/** The host's Consul agent, run as the unit runs it: `consul agent -config-dir=DIR`. */
+function startConsul(state: LabState, name: string, secrets: ClusterSecrets): void {
+  const host = state.hosts[name]!;
+  const configDir = writeLabConsulConfig(join(STATE_DIR, `consul-${name}.d`), {
+    name, address: host.address, server: state.servers.includes(name), bootstrapExpect: state.servers.length,
+    join: state.servers.map(hostAddress), dataDir: join(STATE_DIR, `consul-${name}`),
+    // The operator (drills, tests) reaches infra's Consul from the root namespace.
+    ...(name === 'infra' ? { extraClientAddresses: [host.address] } : {}),
+  }, secrets);
+  startInHost(state, name, `${name}-consul`, [findConsul(), 'agent', `-config-dir=${configDir}`]);
+}
+
+async function startApp(state: LabState, name: string, secrets: ClusterSecrets, say: (m: string) => void): Promise<void> {
+  const host = state.hosts[name]!;
+  startInHost(state, name, name, [NODE, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', host.address, '--port', '3000', '--name', name, '--version', '1.0.0', '--lab']);
   await waitFor(`${name}'s app to answer`, () => fetchOk(`http://${host.address}:3000/healthz`), 15_000);
-  await waitFor(`${name}'s Consul client to join`, () => isAliveMember(state.consulUrl, name), 30_000);
-  // The agent talks to its own host's Consul client agent, as in production.
+  // The agent talks to its own host's Consul agent with its own token, as in production.
   startInHost(state, name, `${name}-agent`, [NODE, join(PROJECT_ROOT, 'agent/main.ts'), '--service', state.service, '--id', name, '--address', host.address,
-    '--app-host', host.address, '--port', '3000', '--consul', 'http://127.0.0.1:8500', '--meta', 'version=1.0.0', '--log-format', 'json']);
-  await waitFor(`${name} passing in Consul`, async () => (await passingInstanceIds(state.consulUrl, state.service)).includes(name), 20_000);
-  say(`${name} up at ${host.address}:3000 (app, agent, Consul client)`);
+    '--app-host', host.address, '--port', '3000', '--consul', 'http://127.0.0.1:8500', '--consul-token', secrets.hosts[name]!.sempreAgent!.secretId,
+    '--meta', 'version=1.0.0', '--log-format', 'json']);
+  await waitFor(`${name} passing in Consul`, async () => (await passingInstanceIds(state.consulUrl, state.service)).includes(name), 30_000);
+  say(`${name} up at ${host.address}:3000 (app, agent, Consul ${state.servers.includes(name) ? 'server' : 'client'})`);
+}
+
+/** A new app host joining a running lab (scale-out): Consul client, app, agent. */
+export async function startAppHost(state: LabState, name: string, say: (m: string) => void): Promise<void> {
+  if (!state.hosts[name]) addHost(state, name);
+  const apps = Object.keys(state.hosts).filter((h) => /^app\d+$/.test(h));
+  const secrets = labSecrets(state, apps);
+  await applyAcls(state.consulUrl, secrets);
+  startConsul(state, name, secrets);
+  await waitFor(`${name}'s Consul agent to join`, () => isAliveMember(state.consulUrl, name), 30_000);
+  await startApp(state, name, secrets, say);
 }
 
 export interface LabUpOptions {
@@ -182,9 +214,12 @@ export async function labUp({ instances, say }: LabUpOptions): Promise<LabState>
   const infra = hostAddress('infra');
   const state: LabState = {
     kind: 'netns', service: 'web', hosts: {}, processes: {},
-    url: `http://${infra}:8080/`, adminUrl: `http://${infra}:8081`, consulUrl: `http://${infra}:8500`,
-    adminToken: Math.random().toString(36).slice(2, 14), startedAt: new Date().toISOString(),
+    url: `http://${infra}:8080/`, adminUrl: `http://${infra}:8081`, consulUrl: `http://${infra}:8500`, consulToken: '',
+    // infra, app1 and app2 are the servers, as in deploy/ (fewer with --instances 1).
+    servers: ['infra', 'app1', 'app2'].slice(0, Math.min(3, 1 + instances)), secretsDir: join(STATE_DIR, 'secrets'),
+    adminToken: '', startedAt: new Date().toISOString(),
   };
+  rmSync(state.secretsDir, { recursive: true, force: true });
   rmSync(join(STATE_DIR, 'logs'), { recursive: true, force: true });
   saveLabState(state);
   try {
@@ -194,19 +229,30 @@ export async function labUp({ instances, say }: LabUpOptions): Promise<LabState>
     run('ip', ['link', 'set', BRIDGE, 'up']);
     for (const name of ['infra', 'client', ...Array.from({ length: instances }, (_v, i) => `app${i + 1}`)]) addHost(state, name);
 
-    say('starting the Consul server on infra…');
-    const dataDir = join(STATE_DIR, 'consul-infra');
-    mkdirSync(dataDir, { recursive: true });
-    startInHost(state, 'infra', 'infra-consul', [findConsul(), 'agent', '-server', '-bootstrap-expect', '1', '-node', 'infra', '-data-dir', dataDir, '-bind', infra,
-      // DNS on 8600 for the benchmark's HAProxy (server-template over Consul DNS).
-      '-client', `127.0.0.1 ${infra}`, '-ui', '-dns-port', '8600', '-grpc-port', '-1', '-log-level', 'warn']);
-    await waitFor('the Consul server to elect itself leader', async () => (await (await fetch(`${state.consulUrl}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })).text()).includes(':'), 30_000);
+    const apps = Array.from({ length: instances }, (_v, i) => `app${i + 1}`);
+    const secrets = labSecrets(state, apps);
+    state.consulToken = secrets.management.secretId;
+    state.adminToken = secrets.hosts.infra!.adminToken!;
+    saveLabState(state);
+    say(`starting Consul on ${state.servers.join(', ')} (servers) and ${apps.filter((a) => !state.servers.includes(a)).join(', ') || 'no other host'} (clients): ACLs on, gossip encrypted…`);
+    for (const name of ['infra', ...apps]) startConsul(state, name, secrets);
+    await waitFor(`the ${state.servers.length} Consul servers to elect a leader`, async () => (await (await fetch(`${state.consulUrl}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })).text()).includes(':'), 60_000);
+    say('creating the ACL policies and tokens (sempre secrets apply)…');
+    await waitFor('the ACL system to accept the management token', async () => {
+      try {
+        await applyAcls(state.consulUrl, secrets);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 30_000, 500);
 
-    for (let i = 1; i <= instances; i += 1) await startAppHost(state, `app${i}`, say);
+    for (const name of apps) await startApp(state, name, secrets, say);
 
     say('starting the balancer on infra…');
     startInHost(state, 'infra', 'balancer', [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', infra, '--port', '8080',
-      '--admin-host', infra, '--admin-port', '8081', '--admin-token', state.adminToken, '--consul', 'http://127.0.0.1:8500', '--log-format', 'json']);
+      '--admin-host', infra, '--admin-port', '8081', '--admin-token', state.adminToken, '--consul', 'http://127.0.0.1:8500',
+      '--consul-token', secrets.hosts.infra!.sempreBalancer!.secretId, '--log-format', 'json']);
     await waitFor('the balancer to list every instance', async () => {
       const status = await (await fetch(`${state.adminUrl}/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json() as { instances: unknown[] };
       return status.instances.length >= instances;
@@ -248,6 +294,10 @@ export function labDown(say: (message: string) => void): void {
   run('ip', ['link', 'del', BRIDGE], { allowFail: true });
   // Logs stay (in .run/lab/logs) for a look after a failed drill; state and Consul data go.
   rmSync(STATE_FILE, { force: true });
-  for (const host of Object.keys(state?.hosts ?? {})) rmSync(join(STATE_DIR, `consul-${host}`), { recursive: true, force: true });
+  for (const host of Object.keys(state?.hosts ?? {})) {
+    rmSync(join(STATE_DIR, `consul-${host}`), { recursive: true, force: true });
+    rmSync(join(STATE_DIR, `consul-${host}.d`), { recursive: true, force: true });
+  }
+  rmSync(join(STATE_DIR, 'secrets'), { recursive: true, force: true });
   say(`lab down: ${namespaces.size} namespace(s), the bridge and every lab process removed`);
 }

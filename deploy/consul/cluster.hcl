@@ -12,10 +12,21 @@ retry_join = [
   "ec2-18-221-178-11.us-east-2.compute.amazonaws.com",
   "ec2-18-221-59-75.us-east-2.compute.amazonaws.com",
 ]
+# HashiCorp's production advice: the fastest leader elections (the default, 5, suits tiny VMs).
+performance {
+  raft_multiplier = 1
+}
 acl {
   enabled                  = true
   default_policy           = "deny"
   enable_token_persistence = true
 }
-# The gossip key (encrypt = "…") and tokens go in /etc/consul.d/secrets.hcl,
-# generated on the machine, never committed.
+# Consul's ACLs name services, not instances: a token that may register "web"
+# could deregister every host's "web" through the catalog API. Blocking the
+# catalog write endpoints on every agent leaves only the agent endpoints, which
+# touch the local agent's own services: a host's token is good on that host only.
+http_config {
+  block_endpoints = ["/v1/catalog/register", "/v1/catalog/deregister"]
+}
+# The gossip key (encrypt = "…") and the tokens go in /etc/consul.d/secrets.hcl,
+# written by `./sempre secrets init`, never committed.

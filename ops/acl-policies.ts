@@ -1,0 +1,49 @@
+// The least-privilege ACL policies sempre needs, one per role. Consul's ACL
+// resource for services is the service *name*: every instance of "web" shares
+// it, so the registration agent's `service "web"` write would let its token
+// deregister other hosts' instances through the catalog API. cluster.hcl
+// therefore blocks /v1/catalog/register and /v1/catalog/deregister on every
+// agent's HTTP API: the agent endpoints only touch the local agent's own
+// services, so a token is only good on the host it was given to.
+
+export interface PolicySpec {
+  name: string;
+  description: string;
+  rules: string;
+}
+
+/** The Consul agent of one host: registers its node, reads services for anti-entropy. */
+export function consulAgentPolicy(node: string): PolicySpec {
+  return {
+    name: `consul-agent-${node}`,
+    description: `Consul agent on ${node}: its own node entry`,
+    rules: `node "${node}" { policy = "write" }\nservice_prefix "" { policy = "read" }\n`,
+  };
+}
+
+/** Anonymous local requests (the default token): DNS lookups on 8600 and nothing else. */
+export function dnsPolicy(): PolicySpec {
+  return {
+    name: 'dns-read',
+    description: 'Consul DNS: read nodes, services and prepared queries',
+    rules: 'node_prefix "" { policy = "read" }\nservice_prefix "" { policy = "read" }\nquery_prefix "" { policy = "read" }\n',
+  };
+}
+
+/** sempre-agent on one app host: its service, and only its own maintenance flag. */
+export function sempreAgentPolicy(service: string, id: string): PolicySpec {
+  return {
+    name: `sempre-agent-${id}`,
+    description: `sempre-agent for instance ${id} of ${service}`,
+    rules: `service "${service}" { policy = "write" }\nkey "sempre/maintenance/${service}/${id}" { policy = "read" }\n`,
+  };
+}
+
+/** The balancer: reads health; writes only the maintenance flags the dashboard sets. */
+export function balancerPolicy(service: string): PolicySpec {
+  return {
+    name: 'sempre-balancer',
+    description: `sempre-balancer for ${service}: read health, set maintenance flags`,
+    rules: `service "${service}" { policy = "read" }\nnode_prefix "" { policy = "read" }\nkey_prefix "sempre/maintenance/${service}/" { policy = "write" }\n`,
+  };
+}

@@ -1,0 +1,96 @@
+// `./sempre secrets init|apply|show`: the gossip key and the ACL tokens for
+// the three servers (and any added later).
+import { parseArgs } from 'node:util';
+import { applyAcls, planSecrets, readSecrets, SecretsError, writeSecretFiles } from './secrets.ts';
+
+const HELP = `Usage: ./sempre secrets init  [--dir DIR] [--service NAME] [--servers A,B,C] [--apps A,B] [--balancers A]
+       ./sempre secrets apply --consul URL [--dir DIR] [--json]
+
+Generates every secret the servers need, on your machine, into DIR
+(default ./secrets, which git ignores; keep it somewhere safe):
+
+  init    the Consul gossip key, the initial management token and one
+          least-privilege token per role and host, with the files to copy:
+            DIR/<host>/consul-secrets.hcl    → /etc/consul.d/secrets.hcl   (0600, owner consul)
+            DIR/<host>/agent-secrets.env     → /etc/sempre/agent-secrets.env    (app hosts)
+            DIR/<host>/balancer-secrets.env  → /etc/sempre/balancer-secrets.env (balancer hosts)
+          Run it again with more hosts to add them: existing secrets never change.
+  apply   once the Consul servers are up with those files: creates the ACL
+          policies and tokens in Consul (safe to run again).
+
+Policies (least privilege):
+  consul-agent-<host>   node "<host>" write, services read       (acl.tokens.agent)
+  dns-read              nodes, services, queries read             (acl.tokens.default: DNS)
+  sempre-agent-<host>   service "<service>" write, its own maintenance key read
+  sempre-balancer       service "<service>" read, nodes read, maintenance keys write
+
+Options:
+  --dir DIR          where the secrets live (default: secrets)
+  --service NAME     the service the apps register (default: web)
+  --servers LIST     hosts running a Consul server (default: infra,app1,app2)
+  --apps LIST        hosts running the app and its agent (default: app1,app2)
+  --balancers LIST   hosts running the balancer (default: infra)
+  --consul URL       a Consul agent's HTTP address, for apply (e.g. http://127.0.0.1:8500 on a server)
+  --json             print the result as JSON
+  -h, --help         this help
+
+Examples:
+  ./sempre secrets init
+  ./sempre secrets init --apps app1,app2,app3 --servers infra,app1,app2   # a fourth server joins
+  ssh -L 18500:127.0.0.1:8500 infra   # Consul listens on each server's loopback only
+  ./sempre secrets apply --consul http://127.0.0.1:18500
+`;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const fail = (message: string, code = 2): never => {
+  process.stderr.write(`secrets: ${message}\n`);
+  process.exit(code);
+};
+const list = (value: string | undefined, fallback: string) => (value ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+
+const [command, ...rest] = process.argv.slice(2);
+let values: Record<string, string | boolean | undefined>;
+try {
+  values = parseArgs({
+    args: rest,
+    options: {
+      dir: { type: 'string' }, service: { type: 'string' }, servers: { type: 'string' }, apps: { type: 'string' }, balancers: { type: 'string' },
+      consul: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+} catch (error) {
+  fail(`${(error as Error).message.split('\n')[0]} (see --help)`);
+  throw error;
+}
+if (values.help || !command || command === 'help' || command === '--help' || command === '-h') {
+  process.stdout.write(HELP);
+  process.exit(command || values.help ? 0 : 2);
+}
+const dir = String(values.dir ?? 'secrets');
+
+try {
+  if (command === 'init') {
+    const service = String(values.service ?? 'web');
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(service)) fail(`secrets.service: must be a Consul service name (got ${JSON.stringify(service)})`);
+    const roles = { service, servers: list(values.servers as string | undefined, 'infra,app1,app2'), apps: list(values.apps as string | undefined, 'app1,app2'), balancers: list(values.balancers as string | undefined, 'infra') };
+    if (roles.servers.length % 2 === 0) fail(`secrets.servers: use an odd number of Consul servers (got ${roles.servers.length}): an even number adds no fault tolerance`);
+    const existing = readSecrets(dir);
+    const secrets = planSecrets(existing, roles);
+    const files = writeSecretFiles(dir, secrets);
+    if (values.json) say(JSON.stringify({ dir, hosts: Object.keys(secrets.hosts), files }, null, 2));
+    else {
+      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700): gossip key, management token, ${Object.keys(secrets.hosts).length} hosts`);
+      for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && 'app + agent', host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
+      say(`\nCopy ${dir}/<host>/consul-secrets.hcl to /etc/consul.d/secrets.hcl and the .env files to /etc/sempre/ on each host,`);
+      say(`start Consul on every server, then: ./sempre secrets apply --consul http://127.0.0.1:8500 --dir ${dir}`);
+    }
+  } else if (command === 'apply') {
+    if (typeof values.consul !== 'string') fail('secrets.consul: apply needs --consul URL (a Consul agent with the secrets.hcl from these secrets)');
+    const secrets = readSecrets(dir) ?? fail(`secrets.dir: no secrets in ${dir}/: run \`./sempre secrets init --dir ${dir}\` first`);
+    const results = await applyAcls(String(values.consul), secrets);
+    if (values.json) say(JSON.stringify(results, null, 2));
+    else for (const r of results) say(`  ${r.action.padEnd(8)} policy ${r.policy.padEnd(22)} token for ${r.token}`);
+  } else fail(`unknown command ${command} (init or apply; see --help)`);
+} catch (error) {
+  fail(error instanceof SecretsError || error instanceof Error ? error.message : String(error), 1);
+}
