@@ -17,6 +17,8 @@ export interface CatalogInstance {
   health: ConsulHealth;
   /** Output of the check that is not passing, else of the agent's check. */
   checkOutput: string;
+  /** The agent's own check alone, maintenance aside: is the app itself healthy? */
+  checkStatus: string;
   maintenanceReason: string | null;
 }
 
@@ -56,6 +58,7 @@ export function parseCatalogEntries(data: unknown): CatalogInstance[] | { error:
       meta: service.Meta ?? {},
       health,
       checkOutput: ((failing && !maintenance ? failing.Output : own?.Output) ?? '').trim().slice(0, 500),
+      checkStatus: own?.Status ?? 'unknown',
       maintenanceReason: maintenance ? (maintenance.Notes || maintenance.Output || 'maintenance').trim() : null,
     });
   }

@@ -22,6 +22,8 @@ export interface DashboardInstance {
   version: string | null;
   tags: string[];
   checkOutput: string;
+  /** The agent's own check, maintenance aside (deploys wait for it). */
+  checkStatus: string;
   maintenanceReason: string | null;
   inFlight: number;
   requests: number;
@@ -138,6 +140,7 @@ export class DashboardModel {
         version: (catalog?.meta.version ?? routed?.meta.version) || null,
         tags: catalog?.tags ?? [...(routed?.tags ?? [])],
         checkOutput: catalog?.checkOutput ?? '',
+        checkStatus: catalog?.checkStatus ?? 'unknown',
         maintenanceReason: catalog?.maintenanceReason ?? null,
         inFlight: state?.outstanding ?? 0,
         requests: state?.requests ?? 0,

@@ -15,6 +15,7 @@ Options:
   --name NAME        instance name shown on the page (env INSTANCE_NAME; default host:port)
   --version VERSION  version shown on the page and /healthz (env APP_VERSION; default 1.0.0)
   --lab              enable the fault switch at /_fault (env SEMPRE_LAB=1); never in production
+  --start-unhealthy  with --lab: start with /healthz failing, as a broken release would (deploy drills)
   -h, --help         show this help
 
 Endpoints:
@@ -41,7 +42,7 @@ try {
   args = parseArgs({
     options: {
       port: { type: 'string' }, host: { type: 'string' }, name: { type: 'string' }, version: { type: 'string' },
-      lab: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      lab: { type: 'boolean' }, 'start-unhealthy': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   }).values;
@@ -59,7 +60,8 @@ const name = args.name ?? process.env.INSTANCE_NAME ?? `${host}:${port}`;
 const version = args.version ?? process.env.APP_VERSION ?? '1.0.0';
 const lab = Boolean(args.lab) || process.env.SEMPRE_LAB === '1';
 
-let fault: Fault = { mode: 'none' };
+if (args['start-unhealthy'] && !lab) fail('app.start-unhealthy: only with --lab');
+let fault: Fault = args['start-unhealthy'] ? { mode: 'unhealthy' } : { mode: 'none' };
 let draining = false;
 const startedAt = Date.now();
 
@@ -77,8 +79,9 @@ function page(): string {
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
-  // x-instance lets a load generator see who answered behind any proxy (sempre adds x-served-by itself).
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-instance': name, ...(draining ? { connection: 'close' } : {}) });
+  // x-instance lets a load generator see who answered behind any proxy (sempre adds x-served-by
+  // itself); x-app-version which release did (deploys).
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-instance': name, 'x-app-version': version, ...(draining ? { connection: 'close' } : {}) });
   res.end(body);
 }
 

@@ -1,7 +1,7 @@
 // One drill: constant load from the lab's client host, one fault injected at
 // --at for --for, a timeline of state changes, and the metrics. The fault is
 // always reverted: when it ends, when the drill fails, and on Ctrl-C.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
@@ -54,13 +54,19 @@ export async function waitForFullRotation(lab: LabState, timeoutMs = 60_000): Pr
   }, timeoutMs, 200);
 }
 
-export async function runDrill(options: DrillOptions, lab: LabState, hooks: { say: (line: string) => void; interrupted: AbortSignal }): Promise<DrillResult> {
-  validateDrill(options, lab);
-  const fault = findFault(options.fault)!;
-  await waitForFullRotation(lab);
+export interface LabLoad {
+  /** Every finished request so far, in completion order. */
+  records: RequestRecord[];
+  /** Wall-clock ms when the load started (records' intendedMs count from it). */
+  startedAt: number;
+  finished: Promise<void>;
+  worker: ChildProcess;
+}
 
+/** A constant load from the lab's client host (its own namespace), as real visitors would send it. */
+export async function startLabLoad(lab: LabState, options: { url: string; rate: number; durationMs: number; method: string; path: string }): Promise<LabLoad> {
   const worker = spawn('ip', ['netns', 'exec', lab.hosts.client!.namespace, process.execPath, join(PROJECT_ROOT, 'drill/load-worker.ts'),
-    '--url', options.url ?? lab.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--url', options.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path], { stdio: ['ignore', 'pipe', 'inherit'] });
   const records: RequestRecord[] = [];
   let startedAt = 0;
   const started = new Promise<void>((resolve) => {
@@ -74,6 +80,16 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   });
   const finished = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   await started;
+  return { records, startedAt, finished, worker };
+}
+
+export async function runDrill(options: DrillOptions, lab: LabState, hooks: { say: (line: string) => void; interrupted: AbortSignal }): Promise<DrillResult> {
+  validateDrill(options, lab);
+  const fault = findFault(options.fault)!;
+  await waitForFullRotation(lab);
+
+  const load = await startLabLoad(lab, { url: options.url ?? lab.url, rate: options.rate, durationMs: options.durationMs, method: options.method, path: options.path });
+  const { records, startedAt, finished, worker } = load;
   const timeline = pollTimeline(lab, startedAt);
   const window: FaultWindow = { name: fault.name, target: options.target, startMs: options.atMs, endMs: options.atMs + options.forMs };
   let revert: Revert | undefined;

@@ -1,8 +1,9 @@
 // `./sempre lab up|down|status`: the multi-host lab (root needed).
 import { parseArgs } from 'node:util';
-import { isAlive, LabError, labDown, labUp, readLabState } from './netns-lab.ts';
+import { isAlive, LabError, labDown, labUp, readLabState, replaceApp, requireLab } from './netns-lab.ts';
 
 const HELP = `Usage: sudo ./sempre lab up [--instances N] | down | status [--json]
+       sudo ./sempre lab restart-app HOST --version V [--unhealthy]
 
 The multi-host lab: infra, app1, app2 and client, each in its own network
 namespace with its own address on a private bridge (10.213.47.0/24, never
@@ -13,18 +14,26 @@ app host runs the demo app, its agent and a Consul client agent.
   down     stop every lab process and remove the namespaces, the bridge and
            any nftables rule; safe to run again
   status   what is running (--json for scripts)
+  restart-app HOST --version V
+           stop HOST's app and start it at version V: the lab's stand-in for
+           installing a release (what \`sempre deploy --restart\` runs in the
+           lab); --unhealthy starts it with /healthz failing, a broken release
 
 Examples:
   sudo ./sempre lab up
   curl -s http://10.213.47.1:8080/ | grep Hello       # the page, through the balancer on infra
+  sudo ./sempre lab restart-app app1 --version 1.1.0
   sudo ./sempre lab down
 `;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const [command, ...rest] = process.argv.slice(2);
-let values: { instances?: string; json?: boolean; help?: boolean };
+let values: { instances?: string; json?: boolean; help?: boolean; version?: string; unhealthy?: boolean };
+let positionals: string[];
 try {
-  values = parseArgs({ args: rest, options: { instances: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+  ({ values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: {
+    instances: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'string' }, unhealthy: { type: 'boolean' },
+  } }));
 } catch (error) {
   process.stderr.write(`lab: ${(error as Error).message.split('\n')[0]} (see --help)\n`);
   process.exit(2);
@@ -49,6 +58,11 @@ try {
     say(`  Consul UI:                    ${state.consulUrl}/ui/`);
     say(`  Hosts: ${Object.values(state.hosts).map((h) => `${h.name} ${h.address}`).join(', ')}`);
     say('\nTake it down with: sudo ./sempre lab down');
+  } else if (command === 'restart-app') {
+    const [host] = positionals;
+    if (!host || !values.version) throw new LabError('restart-app needs a host and --version (see --help)');
+    await replaceApp(requireLab(), host, values.version, Boolean(values.unhealthy));
+    say(`${host}: app ${values.version} started${values.unhealthy ? ' (unhealthy, as asked)' : ''}`);
   } else if (command === 'down') {
     labDown(say);
   } else if (command === 'status') {

@@ -177,7 +177,7 @@ function startConsul(state: LabState, name: string, secrets: ClusterSecrets): vo
 
 async function startApp(state: LabState, name: string, secrets: ClusterSecrets, say: (m: string) => void): Promise<void> {
   const host = state.hosts[name]!;
-  startInHost(state, name, name, [NODE, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', host.address, '--port', '3000', '--name', name, '--version', '1.0.0', '--lab']);
+  startInHost(state, name, name, appCommand(state, name, '1.0.0'));
   await waitFor(`${name}'s app to answer`, () => fetchOk(`http://${host.address}:3000/healthz`), 15_000);
   // The agent talks to its own host's Consul agent with its own token, as in production.
   startInHost(state, name, `${name}-agent`, [NODE, join(PROJECT_ROOT, 'agent/main.ts'), '--service', state.service, '--id', name, '--address', host.address,
@@ -185,6 +185,31 @@ async function startApp(state: LabState, name: string, secrets: ClusterSecrets, 
     '--meta', 'version=1.0.0', '--log-format', 'json']);
   await waitFor(`${name} passing in Consul`, async () => (await passingInstanceIds(state.consulUrl, state.service)).includes(name), 30_000);
   say(`${name} up at ${host.address}:3000 (app, agent, Consul ${state.servers.includes(name) ? 'server' : 'client'})`);
+}
+
+function appCommand(state: LabState, name: string, version: string, extra: readonly string[] = []): string[] {
+  return [NODE, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', state.hosts[name]!.address, '--port', '3000', '--name', name, '--version', version, '--lab', ...extra];
+}
+
+/**
+ * The lab's stand-in for installing a release on a host: stops the host's app
+ * (SIGTERM: it drains) and starts it again at `version`. With `unhealthy`,
+ * the new app starts with /healthz failing, as a broken release would.
+ */
+export async function replaceApp(state: LabState, name: string, version: string, unhealthy: boolean): Promise<void> {
+  const proc = state.processes[name];
+  if (!/^app\d+$/.test(name) || !proc) throw new LabError(`no app host ${name} in the lab; one of ${Object.keys(state.hosts).filter((h) => /^app\d+$/.test(h)).join(', ')}`);
+  if (!/^[\w.+-]{1,64}$/.test(version)) throw new LabError(`lab.version: letters, digits and . + - _ only (got ${JSON.stringify(version)})`);
+  if (isAlive(proc.pid)) {
+    process.kill(proc.pid, 'SIGTERM');
+    await waitFor(`${name}'s app to stop`, () => !isAlive(proc.pid), 15_000);
+  }
+  startInHost(state, name, name, appCommand(state, name, version, unhealthy ? ['--start-unhealthy'] : []));
+  await waitFor(`${name}'s app ${version} to listen`, async () => {
+    const response = await fetch(`http://${state.hosts[name]!.address}:3000/healthz`, { signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.headers.get('x-app-version') === version;
+  }, 15_000);
 }
 
 /** A new app host joining a running lab (scale-out): Consul client, app, agent. */
