@@ -11,6 +11,7 @@ import { agentCommand } from '../../agent/options.ts';
 import { balancerCommand } from '../../balancer/options.ts';
 import { findConsul, PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { loadOptions } from '../../shared/config/options.ts';
+import { planSecrets, writeSecretFiles } from '../../ops/secrets.ts';
 
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
 const units = readdirSync(join(DEPLOY, 'systemd')).filter((f) => f.endsWith('.service'));
@@ -80,4 +81,40 @@ test('each host runs a Consul server of three, with ACLs default-deny, and consu
     const validate = spawnSync(findConsul(), ['validate', ...files], { encoding: 'utf8' });
     assert.equal(validate.status, 0, `${host}: ${validate.stdout}${validate.stderr}`);
   }
+});
+
+test("cluster.hcl blocks the catalog write endpoints (a host's token stays on its host) and syncs check outputs at once", () => {
+  const text = readFileSync(join(DEPLOY, 'consul', 'cluster.hcl'), 'utf8');
+  assert.match(text, /block_endpoints = \["\/v1\/catalog\/register", "\/v1\/catalog\/deregister"\]/);
+  assert.match(text, /check_update_interval = "0s"/);
+  assert.match(text, /client_addr\s+= "127\.0\.0\.1"/, "each host's Consul API on its loopback only");
+});
+
+test('the secrets helper writes what the units read, and consul validate accepts each host with its secrets.hcl', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-secrets-'));
+  try {
+    const secrets = planSecrets(undefined, { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] });
+    const written = writeSecretFiles(join(dir, 's'), secrets).map((f) => f.slice(join(dir, 's').length + 1));
+    const agentUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-agent.service'), 'utf8');
+    const balancerUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-balancer.service'), 'utf8');
+    assert.ok(written.includes('app1/agent-secrets.env') && agentUnit.includes('EnvironmentFile=-/etc/sempre/agent-secrets.env'));
+    assert.ok(written.includes('infra/balancer-secrets.env') && balancerUnit.includes('EnvironmentFile=-/etc/sempre/balancer-secrets.env'));
+    for (const host of ['app1', 'app2', 'infra']) {
+      const files = [join(DEPLOY, 'consul', 'cluster.hcl'), join(DEPLOY, 'hosts', host, 'consul.hcl'), join(dir, 's', host, 'consul-secrets.hcl')];
+      const validate = spawnSync(findConsul(), ['validate', ...files], { encoding: 'utf8' });
+      assert.equal(validate.status, 0, `${host}: ${validate.stdout}${validate.stderr}`);
+    }
+    const loaded = loadOptions(agentCommand, [], { ...readEnv(join(DEPLOY, 'hosts', 'app1', 'agent.env')), ...readEnv(join(dir, 's', 'app1', 'agent-secrets.env')) });
+    assert.ok(loaded.kind === 'config' && loaded.values.consulToken === secrets.hosts.app1!.sempreAgent!.secretId);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sempre-install-app refuses a version that is not one, before touching anything', () => {
+  const script = join(DEPLOY, 'bin', 'sempre-install-app');
+  assert.equal(spawnSync('sh', ['-n', script]).status, 0, 'valid sh');
+  const bad = spawnSync(script, ['1.0;reboot'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /VERSION must be letters, digits/);
 });

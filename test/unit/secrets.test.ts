@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { aclItems, consulSecretsHcl, planSecrets, readSecrets, SecretsError, writeSecretFiles } from '../../ops/secrets.ts';
+
+const roles = { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] };
+
+test('each role gets its own token; only servers see the management token', () => {
+  const secrets = planSecrets(undefined, roles);
+  assert.equal(Buffer.from(secrets.gossipKey, 'base64').length, 32);
+  const all = [secrets.management, secrets.dns, ...Object.values(secrets.hosts).flatMap((h) => [h.consulAgent, h.sempreAgent, h.sempreBalancer].filter(Boolean))];
+  assert.equal(new Set(all.map((t) => t!.secretId)).size, all.length, 'no token is shared');
+  assert.ok(secrets.hosts.app1!.sempreAgent && !secrets.hosts.app1!.sempreBalancer);
+  assert.ok(secrets.hosts.infra!.sempreBalancer && !secrets.hosts.infra!.sempreAgent);
+  assert.match(consulSecretsHcl(secrets, 'app1'), new RegExp(`master  = "${secrets.management.secretId}"`));
+  const client = planSecrets(secrets, { ...roles, apps: ['app1', 'app2', 'app3'] });
+  assert.doesNotMatch(consulSecretsHcl(client, 'app3'), /master/, 'a Consul client never holds the management token');
+});
+
+test("policies: an agent may write its service and read only its own flag; the balancer reads", () => {
+  const items = aclItems(planSecrets(undefined, roles));
+  const rules = (name: string) => items.find((i) => i.policy.name === name)!.policy.rules;
+  assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\n');
+  assert.match(rules('sempre-balancer'), /service "web" \{ policy = "read" \}/);
+  assert.deepEqual(rules('sempre-balancer').split('\n').filter((l) => l.includes('"write"')), ['key_prefix "sempre/maintenance/web/" { policy = "write" }'], 'its only write is the maintenance flags');
+  assert.match(rules('consul-agent-app2'), /^node "app2" \{ policy = "write" \}/);
+});
+
+test('init again adds a host and changes no existing secret; files are private', () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sempre-secrets-')), 'secrets');
+  try {
+    const first = planSecrets(undefined, roles);
+    writeSecretFiles(dir, first);
+    const again = planSecrets(readSecrets(dir), { ...roles, apps: ['app1', 'app2', 'app3'] });
+    writeSecretFiles(dir, again);
+    const reread = readSecrets(dir)!;
+    assert.equal(reread.gossipKey, first.gossipKey);
+    assert.deepEqual(reread.hosts.app1, first.hosts.app1);
+    assert.ok(reread.hosts.app3?.sempreAgent && !reread.hosts.app3.server);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    for (const file of ['secrets.json', 'app1/consul-secrets.hcl', 'app1/agent-secrets.env', 'infra/balancer-secrets.env']) assert.equal(statSync(join(dir, file)).mode & 0o777, 0o600, file);
+    assert.match(readFileSync(join(dir, 'infra/balancer-secrets.env'), 'utf8'), /^CONSUL_HTTP_TOKEN=[0-9a-f-]{36}\nSEMPRE_ADMIN_TOKEN=\S{20,}\n/m);
+  } finally {
+    rmSync(dirname(dir), { recursive: true, force: true });
+  }
+});
+
+test('a bad host name or another service is refused, naming the field', () => {
+  assert.throws(() => planSecrets(undefined, { ...roles, apps: ['App 1'] }), (e: unknown) => e instanceof SecretsError && /secrets\.hosts: "App 1"/.test(e.message));
+  assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, service: 'api' }), /secrets\.service/);
+});
+
