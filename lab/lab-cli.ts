@@ -7,10 +7,12 @@ const HELP = `Usage: sudo ./sempre lab up [--instances N] | down | status [--jso
 
 The multi-host lab: infra, app1, app2 and client, each in its own network
 namespace with its own address on a private bridge (10.213.47.0/24, never
-routed anywhere else). infra runs the Consul server and the balancer; each
-app host runs the demo app, its agent and a Consul client agent.
+routed anywhere else). As on the real servers, infra, app1 and app2 each run a
+Consul server from deploy/'s files (ACLs default-deny, gossip encrypted, the
+tokens of \`sempre secrets\`); infra runs the balancer; each app host runs the
+demo app and its agent (app3 and later: a Consul client).
 
-  up       create the hosts and start everything (about 10 s); needs root
+  up       create the hosts and start everything (about 4 s); needs root
   down     stop every lab process and remove the namespaces, the bridge and
            any nftables rule; safe to run again
   status   what is running (--json for scripts)

@@ -3,7 +3,7 @@ import { restart, signal, waitGone } from './support.ts';
 
 export const hostCrash: Fault = {
   name: 'host-crash',
-  summary: 'kill -9 every process of the target host at once (app, agent, Consul client); all restarted when the fault ends',
+  summary: 'kill -9 every process of the target host at once (app, agent, its Consul server or client); all restarted when the fault ends',
   async inject({ lab, target }) {
     const names = [target, `${target}-agent`, `${target}-consul`];
     for (const name of names) signal(lab, name, 'SIGKILL');
