@@ -1,7 +1,9 @@
 // Wires the balancer together: Consul watch → routing table → picker →
 // proxy, plus passive health, the admin listener and graceful shutdown.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type ServerOptions } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +11,7 @@ import type { ConsulClient } from '../shared/consul-client.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createAdminServer } from './admin.ts';
 import { createAlerter } from './alerts.ts';
+import { guardServer } from './client-guard.ts';
 import { watchCatalog } from './catalog-watch.ts';
 import { DashboardModel } from './dashboard-model.ts';
 import { maintenanceKey } from '../shared/maintenance-flag.ts';
@@ -54,7 +57,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const now = deps.now ?? Date.now;
   const startedAt = now();
   const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
-  const picker = createPicker(options.strategy, states);
+  const picker = createPicker(options.strategy, states, Math.random, options.maxPerInstance);
   let firstTable = true;
   const model = new DashboardModel(options.service);
   // Set once the proxy exists; the watch may report a table before that.
@@ -188,7 +191,18 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     };
   };
 
-  const server = createServer({ keepAliveTimeout: options.clientIdleTimeout }, proxy.handle);
+  const serverOptions: ServerOptions = {
+    keepAliveTimeout: options.clientIdleTimeout,
+    headersTimeout: options.headersTimeout,
+    requestTimeout: options.requestTimeout,
+    maxHeaderSize: options.maxHeaderSize,
+    // Node checks the two timeouts above every 30 s by default: a slowloris would get that long.
+    connectionsCheckingInterval: 1000,
+  };
+  const server: Server = options.tlsCert
+    ? createTlsServer({ ...serverOptions, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' })
+    : createServer(serverOptions);
+  server.on('request', guardServer(server, options, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle));
   const token = options.adminToken || randomBytes(12).toString('base64url');
   const admin = createAdminServer({
     status,

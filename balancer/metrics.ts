@@ -10,6 +10,8 @@ export interface BalancerMetrics {
   retries: Counter<'reason'>;
   ejections: Counter<'instance' | 'cause'>;
   noInstance: Counter<never>;
+  refused: Counter<'reason'>;
+  saturated: Counter<never>;
 }
 
 export function createMetrics(gauges: { instances: () => Record<string, number>; consulReachable: () => boolean; tableVersion: () => number }): BalancerMetrics {
@@ -32,5 +34,7 @@ export function createMetrics(gauges: { instances: () => Record<string, number>;
     retries: new Counter({ name: 'sempre_retries_total', help: 'Attempts retried on another instance, by reason', labelNames: ['reason'], registers: [registry] }),
     ejections: new Counter({ name: 'sempre_ejections_total', help: 'Instances ejected by passive health checking', labelNames: ['instance', 'cause'], registers: [registry] }),
     noInstance: new Counter({ name: 'sempre_no_instance_total', help: 'Requests answered 503 because no instance was available', registers: [registry] }),
+    refused: new Counter({ name: 'sempre_client_refused_total', help: 'Clients refused by a limit (rate-limit, connections-per-client, max-connections, body-too-large, headers-too-large, slow-client, malformed)', labelNames: ['reason'], registers: [registry] }),
+    saturated: new Counter({ name: 'sempre_saturated_total', help: 'Requests answered 503 because every instance had --max-per-instance requests in flight', registers: [registry] }),
   };
 }

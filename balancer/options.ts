@@ -1,5 +1,5 @@
 import type { CommandSpec, OptionValues } from '../shared/config/options.ts';
-import { boolean, duration, host, httpBaseUrl, integer, list, name, oneOf, optionalHttpUrl, port, text } from '../shared/config/values.ts';
+import { boolean, duration, host, httpBaseUrl, integer, list, name, oneOf, optionalHttpUrl, port, readableFile, text } from '../shared/config/values.ts';
 import { loggingOptions } from '../shared/config/logging-options.ts';
 
 const options = {
@@ -26,6 +26,17 @@ const options = {
   consulWait: { flag: 'consul-wait', env: 'SEMPRE_CONSUL_WAIT', placeholder: 'DURATION', default: '30s', description: 'how long one blocking query to Consul may wait for a change (a silent Consul is noticed after this plus 5s)', schema: duration(1000, 300_000) },
   consulGrace: { flag: 'consul-grace', env: 'SEMPRE_CONSUL_GRACE', placeholder: 'DURATION', default: '3s', description: 'after Consul comes back, keep instances it has not re-listed yet for this long (agents re-register)', schema: duration(0, 60_000) },
   maxReplayBody: { flag: 'max-replay-body', env: 'SEMPRE_MAX_REPLAY_BODY', placeholder: 'BYTES', default: '1048576', description: 'request bodies up to this size are kept so the request can be retried; larger ones are streamed, not retried', schema: integer(0, 64 * 1024 * 1024) },
+  maxConnections: { flag: 'max-connections', env: 'SEMPRE_MAX_CONNECTIONS', placeholder: 'N', default: '10000', description: 'client connections open at once; more are closed at once', schema: integer(1, 1_000_000) },
+  maxConnectionsPerClient: { flag: 'max-connections-per-client', env: 'SEMPRE_MAX_CONNECTIONS_PER_CLIENT', placeholder: 'N', default: '256', description: 'connections open at once from one client address (slowloris); 0: no limit', schema: integer(0, 1_000_000) },
+  rateLimit: { flag: 'rate-limit', env: 'SEMPRE_RATE_LIMIT', placeholder: 'N', default: '1000', description: 'requests a second from one client address before it gets 429 (a token bucket); 0: no limit. Per worker process', schema: integer(0, 10_000_000) },
+  rateBurst: { flag: 'rate-burst', env: 'SEMPRE_RATE_BURST', placeholder: 'N', default: '2000', description: 'requests one client address may send at once above --rate-limit', schema: integer(1, 10_000_000) },
+  headersTimeout: { flag: 'headers-timeout', env: 'SEMPRE_HEADERS_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'a client must send its whole request head within this (slowloris); answered 408', schema: duration(1000, 600_000) },
+  requestTimeout: { flag: 'request-timeout', env: 'SEMPRE_REQUEST_TIMEOUT', placeholder: 'DURATION', default: '60s', description: 'a client must send its whole request, body included, within this; answered 408', schema: duration(1000, 3_600_000) },
+  maxHeaderSize: { flag: 'max-header-size', env: 'SEMPRE_MAX_HEADER_SIZE', placeholder: 'BYTES', default: '16384', description: 'largest request head (request line and headers); larger gets 431', schema: integer(1024, 1024 * 1024) },
+  maxBody: { flag: 'max-body', env: 'SEMPRE_MAX_BODY', placeholder: 'BYTES', default: '10485760', description: 'largest Content-Length accepted; larger gets 413 without reading it (0: no limit)', schema: integer(0, 1024 * 1024 * 1024) },
+  maxPerInstance: { flag: 'max-per-instance', env: 'SEMPRE_MAX_PER_INSTANCE', placeholder: 'N', default: '512', description: 'requests in flight on one instance at most, so a slow one cannot exhaust the balancer; when all are full: 503 (0: no limit)', schema: integer(0, 1_000_000) },
+  tlsCert: { flag: 'tls-cert', env: 'SEMPRE_TLS_CERT', placeholder: 'FILE', default: '', description: 'PEM certificate chain: serve HTTPS (TLS 1.2 and 1.3 only) on --port', schema: readableFile() },
+  tlsKey: { flag: 'tls-key', env: 'SEMPRE_TLS_KEY', placeholder: 'FILE', default: '', description: 'PEM private key for --tls-cert', secret: true, schema: readableFile() },
   shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests', schema: duration(0, 600_000) },
   workers: { flag: 'workers', env: 'SEMPRE_WORKERS', placeholder: 'N', default: '1', description: 'processes sharing the public port (node:cluster); 0 = one per CPU. Worker 0 also serves the admin listener, so status, metrics and the dashboard show its share', schema: integer(0, 64) },
   alertWebhook: { flag: 'alert-webhook', env: 'SEMPRE_ALERT_WEBHOOK', placeholder: 'URL', default: '', description: 'POST an alert here when an instance leaves rotation unplanned and when it serves again, with the cause (empty: no alerts)', secret: true, schema: optionalHttpUrl() },
@@ -45,12 +56,16 @@ export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
   options,
   rules: [
     (o) => (o.port === o.adminPort ? { field: 'adminPort', message: `must differ from balancer.port (both ${o.port})` } : undefined),
+    (o) => (o.headersTimeout > o.requestTimeout ? { field: 'headersTimeout', message: `must not exceed balancer.requestTimeout (${o.requestTimeout} ms)` } : undefined),
+    (o) => (Boolean(o.tlsCert) !== Boolean(o.tlsKey) ? { field: o.tlsCert ? 'tlsKey' : 'tlsCert', message: 'HTTPS needs both --tls-cert and --tls-key' } : undefined),
   ],
   examples: [
     'sempre-balancer                                         # :8080 for service "web", Consul on 127.0.0.1:8500',
     'sempre-balancer --port 80 --service web --consul http://10.0.1.5:8500',
     'sempre-balancer --strategy round-robin --retries 1 --response-timeout 2s',
     'curl -s http://127.0.0.1:8081/_sempre/status | jq .instances   # who is serving',
+    'sempre-balancer --port 443 --tls-cert /etc/sempre/tls/fullchain.pem --tls-key /etc/sempre/tls/privkey.pem',
+    'sempre-balancer --rate-limit 50 --rate-burst 100 --max-connections-per-client 64   # a stricter front door',
     'sempre-balancer --alert-webhook https://hooks.slack.com/services/T000/B000/XXXX --alert-format slack',
   ],
   notes: [

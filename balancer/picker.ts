@@ -14,12 +14,17 @@ export interface Picker {
   hasAlternative(table: RoutingTable, exclude: ReadonlySet<string>): boolean;
 }
 
-export function createPicker(strategy: Strategy, states: InstanceStates, random: () => number = Math.random): Picker {
+/**
+ * `maxPerInstance` (0 = none) caps the requests in flight on one instance, so
+ * a slow instance cannot tie up every client connection the balancer has.
+ */
+export function createPicker(strategy: Strategy, states: InstanceStates, random: () => number = Math.random, maxPerInstance = 0): Picker {
   let cursor = 0;
+  const hasRoom = (i: Instance) => maxPerInstance <= 0 || (states.get(i.id)?.outstanding ?? 0) < maxPerInstance;
   return {
-    hasAlternative: (table, exclude) => table.instances.some((i) => !exclude.has(i.id)),
+    hasAlternative: (table, exclude) => table.instances.some((i) => !exclude.has(i.id) && hasRoom(i)),
     pick(table, exclude, now) {
-      const untried = table.instances.filter((i) => !exclude.has(i.id));
+      const untried = table.instances.filter((i) => !exclude.has(i.id) && hasRoom(i));
       if (untried.length === 0) return undefined;
       const live = untried.filter((i) => !states.isEjected(i.id));
       const pool = live.length > 0 ? live : untried;

@@ -24,6 +24,7 @@ export interface ProxySettings {
   upstreamIdleTimeout: number;
   maxReplayBody: number;
   accessLog: boolean;
+  maxPerInstance: number;
 }
 
 export interface ProxyDeps {
@@ -304,6 +305,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       );
     } catch (error) {
       if (error instanceof ClientGone || res.destroyed) return;
+      if (error instanceof NoInstanceLeft && tried.size === 0 && settings.maxPerInstance > 0 && deps.table().instances.length > 0) {
+        // Every instance is at its in-flight cap: answer now rather than queue behind a slow one.
+        metrics.saturated.inc();
+        return sendError(res, 503, `every instance already has ${settings.maxPerInstance} requests in flight; try again shortly`);
+      }
       if (error instanceof NoInstanceLeft && tried.size === 0) {
         metrics.noInstance.inc();
         return sendError(res, 503, deps.emptyReason());

@@ -60,13 +60,13 @@ const haproxyGlobal = (name: string) => `global
 export const CONTENDERS: readonly Contender[] = [
   {
     name: 'sempre',
-    description: 'sempre-balancer with its defaults (one Node process), the lab\'s own',
+    description: 'sempre-balancer with its defaults (one Node process) but no per-client rate limit (the load comes from one address), the lab\'s own',
     url: (lab) => lab.url,
     start: async () => undefined,
     stop: async () => undefined,
   },
-  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core), same defaults otherwise', 8094, () => '', () => [process.execPath, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
-    '--admin-host', infra(), '--admin-port', '8095', '--consul', 'http://127.0.0.1:8500', '--workers', '2', '--log-format', 'json']),
+  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core) and `--rate-limit 0`, same defaults otherwise', 8094, () => '', () => [process.execPath, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
+    '--admin-host', infra(), '--admin-port', '8095', '--consul', 'http://127.0.0.1:8500', '--workers', '2', '--rate-limit', '0', '--log-format', 'json']),
   processContender('haproxy-stock', 'HAProxy 2.6 (Debian), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
 defaults
   mode http

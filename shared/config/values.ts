@@ -2,6 +2,7 @@
 // the command line or in the environment (a string) as well as what a JSON
 // config file holds (numbers, arrays, objects), and normalizes it to one type.
 // Messages read as the tail of "agent.port: <message>".
+import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
@@ -139,6 +140,25 @@ export function optionalHttpUrl() {
       return z.NEVER;
     }
     return url;
+  });
+}
+
+/** A path to a file this process can read, or empty for "none". */
+export function readableFile() {
+  return z.unknown().transform((input, ctx): string => {
+    if (input === '' || input === undefined) return '';
+    if (typeof input !== 'string') {
+      ctx.addIssue({ code: 'custom', message: `must be a file path (got ${shown(input)})` });
+      return z.NEVER;
+    }
+    try {
+      accessSync(input, constants.R_OK);
+      if (!statSync(input).isFile()) throw new Error('not a file');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `must be a readable file (got ${shown(input)})` });
+      return z.NEVER;
+    }
+    return input;
   });
 }
 

@@ -1,0 +1,138 @@
+// What stands between the internet and the proxy: limits on connections (in
+// all and per client address), a request rate per client address answered
+// with 429, a body size answered with 413, and clear answers for requests
+// Node's parser refuses (400, 408 for a slow client, 431 for huge headers).
+// Header and request timeouts themselves are Node's (set on the server); this
+// module makes sure they are checked every second rather than every 30.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../shared/logger.ts';
+
+export interface ClientLimits {
+  maxConnections: number;
+  maxConnectionsPerClient: number;
+  /** Requests per second per client address; 0 = no limit. */
+  rateLimit: number;
+  rateBurst: number;
+  /** Largest accepted Content-Length; 0 = no limit. */
+  maxBody: number;
+}
+
+/** A token bucket per client address; idle buckets are forgotten. */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly rate: number;
+  private readonly burst: number;
+
+  constructor(rate: number, burst: number) {
+    this.rate = rate;
+    this.burst = Math.max(1, burst);
+  }
+
+  /** 0 when allowed, else the seconds until a request would be. */
+  take(client: string, now: number): number {
+    if (this.rate <= 0) return 0;
+    const bucket = this.buckets.get(client) ?? { tokens: this.burst, at: now };
+    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate);
+    bucket.at = now;
+    this.buckets.set(client, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.rate));
+  }
+
+  /** Drops buckets that are full again: they carry no information. */
+  sweep(now: number): void {
+    for (const [client, bucket] of this.buckets) {
+      if (bucket.tokens + ((now - bucket.at) / 1000) * this.rate >= this.burst) this.buckets.delete(client);
+    }
+  }
+
+  size(): number {
+    return this.buckets.size;
+  }
+}
+
+export interface GuardMetrics {
+  refused: { inc(labels: { reason: string }): void };
+}
+
+function plain(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+  res.end(body);
+}
+
+/** Installs the limits on `server` and returns the request handler to use in place of `next`. */
+export function guardServer(server: Server, limits: ClientLimits, deps: { logger: Logger; metrics: GuardMetrics; now?: () => number }, next: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  const now = deps.now ?? Date.now;
+  const { logger, metrics } = deps;
+  server.maxConnections = limits.maxConnections;
+  const perClient = new Map<string, number>();
+  const limiter = new RateLimiter(limits.rateLimit, limits.rateBurst);
+  const sweeper = setInterval(() => limiter.sweep(now()), 10_000);
+  sweeper.unref();
+  server.once('close', () => clearInterval(sweeper));
+  // Log a refusal once a second per reason at most: a flood must not flood the log too.
+  const lastLog = new Map<string, number>();
+  const refused = (reason: string, detail: Record<string, unknown>) => {
+    metrics.refused.inc({ reason });
+    const t = now();
+    if ((lastLog.get(reason) ?? 0) + 1000 > t) return;
+    lastLog.set(reason, t);
+    logger.warn({ reason, ...detail }, 'client refused');
+  };
+
+  server.on('connection', (socket: Socket) => {
+    const client = socket.remoteAddress ?? '';
+    const count = (perClient.get(client) ?? 0) + 1;
+    if (limits.maxConnectionsPerClient > 0 && count > limits.maxConnectionsPerClient) {
+      refused('connections-per-client', { client, limit: limits.maxConnectionsPerClient });
+      socket.destroy();
+      return;
+    }
+    perClient.set(client, count);
+    socket.once('close', () => {
+      const left = (perClient.get(client) ?? 1) - 1;
+      if (left <= 0) perClient.delete(client);
+      else perClient.set(client, left);
+    });
+  });
+  server.on('drop', () => refused('max-connections', { limit: limits.maxConnections }));
+
+  // Node's parser refused the request: answer it properly, other clients are untouched.
+  server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    const [status, text] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+    refused(status === 408 ? 'slow-client' : status === 431 ? 'headers-too-large' : 'malformed', { client: socket.remoteAddress, code: error.code });
+    const body = `${status} ${text}\n`;
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  });
+
+  return (req, res) => {
+    const client = req.socket.remoteAddress ?? '';
+    const wait = limiter.take(client, now());
+    if (wait > 0) {
+      refused('rate-limit', { client, limit: limits.rateLimit });
+      req.resume();
+      plain(res, 429, `429 Too Many Requests: more than ${limits.rateLimit} requests a second from ${client}\n`, { 'retry-after': String(wait) });
+      return;
+    }
+    const declared = Number(req.headers['content-length']);
+    if (limits.maxBody > 0 && Number.isFinite(declared) && declared > limits.maxBody) {
+      refused('body-too-large', { client, declared, limit: limits.maxBody });
+      // Nothing of the body is read: close rather than drain it.
+      res.setHeader('connection', 'close');
+      plain(res, 413, `413 Content Too Large: at most ${limits.maxBody} bytes\n`);
+      req.socket.end();
+      return;
+    }
+    next(req, res);
+  };
+}
