@@ -1,0 +1,49 @@
+// HTTPS on the balancer: a throwaway certificate from openssl, then what a
+// client sees: the page over TLS, TLS 1.2 and 1.3 accepted, and TLS 1.1 and
+// 1.0 refused by the server (checked with `openssl s_client`).
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { testStack } from '../support/stack.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'sempre-tls-'));
+const cert = join(dir, 'cert.pem');
+const key = join(dir, 'key.pem');
+execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+
+const stack = testStack('tls', 29_000, { balancerArgs: ['--tls-cert', cert, '--tls-key', key] });
+before(async () => { await stack.start(); }, { timeout: 60_000 });
+after(async () => {
+  await stack.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function sClient(...args: string[]): string {
+  // Level 0 lets this client offer the old versions, so a refusal is the server's.
+  const run = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${stack.ports.balancer}`, '-servername', 'localhost', '-cipher', 'DEFAULT@SECLEVEL=0', ...args], { input: '', encoding: 'utf8', timeout: 10_000 });
+  return `${run.stdout}\n${run.stderr}`;
+}
+
+test('the page is served over HTTPS by both instances', async () => {
+  const { status, servedBy } = await new Promise<{ status: number; servedBy: string }>((resolve, reject) => {
+    get({ host: '127.0.0.1', port: stack.ports.balancer, path: '/', rejectUnauthorized: false }, (res) => {
+      res.resume().on('end', () => resolve({ status: res.statusCode ?? 0, servedBy: String(res.headers['x-served-by']) }));
+    }).on('error', reject);
+  });
+  assert.equal(status, 200);
+  assert.match(servedBy, /^app[12]$/);
+});
+
+test('TLS 1.2 and 1.3 are accepted; 1.1 and 1.0 are refused by the server (openssl s_client)', () => {
+  assert.match(sClient('-tls1_3'), /New, TLSv1\.3, Cipher is TLS_/);
+  assert.match(sClient('-tls1_2'), /New, TLSv1\.2, Cipher is ECDHE-/);
+  for (const old of ['-tls1_1', '-tls1']) {
+    const out = sClient(old);
+    assert.match(out, /New, \(NONE\), Cipher is \(NONE\)/, `${old}: no session (${out.slice(0, 300)})`);
+    assert.match(out, /alert protocol version/i, `${old}: the server answered with a protocol_version alert`);
+  }
+});
