@@ -91,6 +91,15 @@ export interface ProxyHandler {
   close(): void;
 }
 
+/**
+ * A client's X-Request-Id is kept only when it is a plain token: it ends up
+ * in logs and in the app's headers, so nothing with spaces, quotes or
+ * control characters, and nothing long, gets through.
+ */
+export function acceptedRequestId(header: string | string[] | undefined): string | undefined {
+  return typeof header === 'string' && /^[\w.:@+\/=-]{1,128}$/.test(header) ? header : undefined;
+}
+
 export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const { settings, logger, states, picker, metrics } = deps;
   const now = deps.now ?? Date.now;
@@ -234,7 +243,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
-    const reqId = (req.headers['x-request-id'] as string | undefined) ?? `${reqIdPrefix}-${(sequence += 1).toString(36)}`;
+    const reqId = acceptedRequestId(req.headers['x-request-id']) ?? `${reqIdPrefix}-${(sequence += 1).toString(36)}`;
     const method = req.method ?? 'GET';
     const tried = new Set<string>();
     const failures: string[] = [];

@@ -1,6 +1,7 @@
 // The routing table: an immutable snapshot of the instances Consul lists as
 // passing, swapped whole when Consul reports a change (Fabio's model).
 // Request handling reads the current snapshot and never waits on Consul.
+import { isHostName } from '../shared/config/values.ts';
 import { z } from 'zod';
 import type { Instance } from '../shared/instance.ts';
 
@@ -83,6 +84,11 @@ export function parseHealthEntries(data: unknown): ParsedHealth | { error: strin
     const address = service.Address || node.Address;
     if (!address) {
       problems.push(`entry ${index}: instance ${service.ID} has no address`);
+      return;
+    }
+    // The address becomes part of an upstream URL: only a plain host or IP may.
+    if (!isHostName(address)) {
+      problems.push(`entry ${index}: instance ${service.ID} has an address that is not a host or IP (${JSON.stringify(address.slice(0, 80))})`);
       return;
     }
     if (seen.has(service.ID)) {

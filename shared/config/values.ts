@@ -92,6 +92,11 @@ export function oneOf<const T extends readonly string[]>(choices: T) {
 }
 
 /** An IPv4/IPv6 address or host name; empty means "let Consul use the node's address". */
+/** A host name, an IPv4 address or an IPv6 address (without brackets). */
+export function isHostName(value: string): boolean {
+  return value.length <= 253 && (/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(value) || (/^[0-9a-fA-F:.]+$/.test(value) && value.includes(':')));
+}
+
 export function host({ allowEmpty }: { allowEmpty: boolean }) {
   return z.unknown().transform((input, ctx): string => {
     if (typeof input !== 'string') {
@@ -100,8 +105,7 @@ export function host({ allowEmpty }: { allowEmpty: boolean }) {
     }
     const value = input.trim();
     if (value === '' && allowEmpty) return '';
-    const ok = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(value) || /^[0-9a-fA-F:]+$/.test(value) && value.includes(':');
-    if (!ok) {
+    if (!isHostName(value)) {
       ctx.addIssue({ code: 'custom', message: `must be an address or host name (got ${shown(input)})` });
       return z.NEVER;
     }
