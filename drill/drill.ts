@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import type { LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
-import { findFault, FAULTS } from './faults/index.ts';
+import { findFault, FAULTS, PAIR_FAULTS } from './faults/index.ts';
 import type { Revert } from './faults/fault.ts';
 import { computeMetrics, type DrillMetrics, type FaultWindow, type TimelineEvent } from './metrics.ts';
 import type { RequestRecord } from './records.ts';
@@ -24,6 +24,8 @@ export interface DrillOptions {
   path: string;
   /** Send the load here instead of the lab's balancer (benchmarks of other proxies). */
   url?: string;
+  /** The client tries once more after a connection failure (1 s later), with a 2 s timeout per try. */
+  clientRetry?: boolean;
 }
 
 export interface DrillResult {
@@ -38,7 +40,7 @@ export class DrillError extends Error {}
 
 /** Checks the request against the lab before anything is injected. */
 export function validateDrill(options: DrillOptions, lab: LabState): void {
-  if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${FAULTS.map((f) => f.name).join(', ')}`);
+  if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`);
   if (!/^app\d+$/.test(options.target) || !lab.processes[options.target]) {
     throw new DrillError(`drill.target: no app host "${options.target}" in the lab; one of ${Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h)).join(', ')}`);
   }
@@ -64,9 +66,10 @@ export interface LabLoad {
 }
 
 /** A constant load from the lab's client host (its own namespace), as real visitors would send it. */
-export async function startLabLoad(lab: LabState, options: { url: string; rate: number; durationMs: number; method: string; path: string }): Promise<LabLoad> {
+export async function startLabLoad(lab: LabState, options: { url: string; rate: number; durationMs: number; method: string; path: string; clientRetry?: boolean }): Promise<LabLoad> {
   const worker = spawn('ip', ['netns', 'exec', lab.hosts.client!.namespace, process.execPath, join(PROJECT_ROOT, 'drill/load-worker.ts'),
-    '--url', options.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--url', options.url, '--rate', String(options.rate), '--duration', String(options.durationMs), '--method', options.method, '--path', options.path,
+    ...(options.clientRetry ? ['--retry-once', '--timeout', '2000'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const records: RequestRecord[] = [];
   let startedAt = 0;
   const started = new Promise<void>((resolve) => {
@@ -88,7 +91,7 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   const fault = findFault(options.fault)!;
   await waitForFullRotation(lab);
 
-  const load = await startLabLoad(lab, { url: options.url ?? lab.url, rate: options.rate, durationMs: options.durationMs, method: options.method, path: options.path });
+  const load = await startLabLoad(lab, { url: options.url ?? lab.vipUrl ?? lab.url, rate: options.rate, durationMs: options.durationMs, method: options.method, path: options.path, ...(options.clientRetry ? { clientRetry: true } : {}) });
   const { records, startedAt, finished, worker } = load;
   const timeline = pollTimeline(lab, startedAt);
   const window: FaultWindow = { name: fault.name, target: options.target, startMs: options.atMs, endMs: options.atMs + options.forMs };
@@ -113,11 +116,19 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
     hooks.say(`  fault ${fault.name} injected on ${options.target} at t=${(window.startMs / 1000).toFixed(1)} s`);
     await sleepUntil(options.atMs + options.forMs);
   } finally {
-    if (revert) {
-      window.endMs = elapsed();
-      active = false;
-      await revert();
-      hooks.say(`  fault ${fault.name} reverted at t=${(window.endMs / 1000).toFixed(1)} s`);
+    try {
+      if (revert) {
+        window.endMs = elapsed();
+        active = false;
+        await revert();
+        hooks.say(`  fault ${fault.name} reverted at t=${(window.endMs / 1000).toFixed(1)} s`);
+      }
+    } catch (error) {
+      // A revert that failed must not leave the load and the timers running.
+      worker.kill('SIGTERM');
+      clearInterval(progress);
+      timeline.stop();
+      throw error;
     }
     if (hooks.interrupted.aborted) worker.kill('SIGTERM');
   }

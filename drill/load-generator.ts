@@ -14,6 +14,13 @@ export interface LoadOptions {
   body?: string;
   timeoutMs?: number;
   connections?: number;
+  /**
+   * Behave like a client that tries once more after a connection failure
+   * (refused, reset, or no answer within the timeout), after `retryDelayMs`.
+   * The record keeps the whole time from the first try.
+   */
+  retryConnectionFailureOnce?: boolean;
+  retryDelayMs?: number;
 }
 
 export interface RunningLoad {
@@ -59,7 +66,15 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
       pending -= 1;
       if (pending === 0 && (stopped || sent >= total)) finish();
     };
-    pool.request({ method, path, body: options.body, headers: options.body ? { 'content-type': 'text/plain' } : {} }).then(
+    const send = () => pool.request({ method, path, body: options.body, headers: options.body ? { 'content-type': 'text/plain' } : {} });
+    const attempt = options.retryConnectionFailureOnce
+      ? send().catch(async (error: unknown) => {
+        if (!['refused', 'reset', 'timeout'].includes(classifyRequestError(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, options.retryDelayMs ?? 1000));
+        return send();
+      })
+      : send();
+    attempt.then(
       async (response) => {
         await response.body.dump();
         // sempre names the instance; behind other proxies the demo app does.

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { startLoad } from './load-generator.ts';
 import { LAB_ADDRESSES } from '../lab/netns-lab.ts';
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, method: { type: 'string' }, path: { type: 'string' }, timeout: { type: 'string' } } });
+const { values } = parseArgs({ options: { url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, method: { type: 'string' }, path: { type: 'string' }, timeout: { type: 'string' }, 'retry-once': { type: 'boolean' } } });
 const url = new URL(values.url ?? '');
 const load = startLoad({
   url: new URL(values.path ?? '/', url).href,
@@ -13,6 +13,7 @@ const load = startLoad({
   durationMs: Number(values.duration),
   method: values.method ?? 'GET',
   timeoutMs: Number(values.timeout ?? 15_000),
+  retryConnectionFailureOnce: Boolean(values['retry-once']),
   ...(values.method && values.method !== 'GET' && values.method !== 'HEAD' ? { body: 'drill=1' } : {}),
 }, LAB_ADDRESSES);
 process.stdout.write(`${JSON.stringify({ startedAt: load.startedAt })}\n`);

@@ -6,12 +6,12 @@ import type { CommandSpec } from '../shared/config/options.ts';
 import { boolean, duration, integer, oneOf, text, urlPath } from '../shared/config/values.ts';
 import { abortOnCtrlC, labOrExplain } from '../lab/cli-helpers.ts';
 import { DrillError, runDrill, waitForFullRotation, type DrillOptions, type DrillResult } from './drill.ts';
-import { FAULTS } from './faults/index.ts';
+import { FAULTS, PAIR_FAULTS } from './faults/index.ts';
 import { checkSlo, computeMetrics, parseSlo, type DrillMetrics } from './metrics.ts';
 import { renderReport } from './report.ts';
 
 const options = {
-  fault: { flag: 'fault', env: 'SEMPRE_DRILL_FAULT', placeholder: 'NAME', default: 'crash', description: `the fault: ${FAULTS.map((f) => f.name).join(', ')}`, schema: text(40) },
+  fault: { flag: 'fault', env: 'SEMPRE_DRILL_FAULT', placeholder: 'NAME', default: 'crash', description: `the fault: ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`, schema: text(40) },
   target: { flag: 'target', env: 'SEMPRE_DRILL_TARGET', placeholder: 'HOST', default: 'app1', description: 'the app host the fault hits', schema: text(20) },
   at: { flag: 'at', env: 'SEMPRE_DRILL_AT', placeholder: 'DURATION', default: '3s', description: 'when the fault starts, from the start of the load', schema: duration(0, 3_600_000) },
   for: { flag: 'for', env: 'SEMPRE_DRILL_FOR', placeholder: 'DURATION', default: '5s', description: 'how long the fault lasts before it is reverted', schema: duration(0, 3_600_000) },
@@ -23,6 +23,7 @@ const options = {
   report: { flag: 'report', env: 'SEMPRE_DRILL_REPORT', placeholder: 'FILE', default: '', description: 'write a self-contained HTML report with charts', schema: text(500) },
   save: { flag: 'save', env: 'SEMPRE_DRILL_SAVE', placeholder: 'FILE', default: '', description: 'save the drill (records and timeline) as NDJSON', schema: text(500) },
   from: { flag: 'from', env: 'SEMPRE_DRILL_FROM', placeholder: 'FILE', default: '', description: 'no new drill: re-render a saved one (with --report/--json)', schema: text(500) },
+  clientRetry: { flag: 'client-retry', env: 'SEMPRE_DRILL_CLIENT_RETRY', switch: true, default: 'false', description: 'the client tries once more, 1 s later, after a connection failure (2 s timeout per try), as a browser would', schema: boolean() },
   all: { flag: 'all', env: 'SEMPRE_DRILL_ALL', switch: true, default: 'false', description: 'run every fault in turn, waiting for full recovery between them, and print a scoreboard', schema: boolean() },
   json: { flag: 'json', env: 'SEMPRE_DRILL_JSON', switch: true, default: 'false', description: 'print the results as JSON instead of text', schema: boolean() },
 };
@@ -38,9 +39,11 @@ const drillCommand: CommandSpec<typeof options> = {
     'sudo ./sempre drill --fault partition --at 2s --for 6s --slo availability=100,p99=500ms',
     'sudo ./sempre drill --all --report drills.html          # every fault, a scoreboard',
     'sudo ./sempre drill --method POST --fault hang            # POSTs sent to a hung instance are not retried',
+    'sudo ./sempre lab up --balancers 2 && sudo ./sempre drill --fault balancer-host-crash --client-retry',
     './sempre drill --from crash.ndjson --report crash.html    # re-render a saved drill',
   ],
-  notes: [`Faults: ${FAULTS.map((f) => `\n  ${f.name.padEnd(12)} ${f.summary}`).join('')}`],
+  notes: [`Faults: ${FAULTS.map((f) => `\n  ${f.name.padEnd(12)} ${f.summary}`).join('')}`,
+    `With the balancer pair (sudo ./sempre lab up --balancers 2) the load goes to the virtual address, and also: ${PAIR_FAULTS.map((f) => `\n  ${f.name.padEnd(20)} ${f.summary}`).join('')}`],
 };
 
 function line(result: DrillResult): string {
@@ -48,7 +51,7 @@ function line(result: DrillResult): string {
   const classes = Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ');
   return [
     `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${classes ? ` (${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%`,
-    `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms,${result.fault.name === 'scale-out' ? ` new instance's first request ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms after the fault started,` : ''} error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}`,
+    `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms,${result.fault.name === 'scale-out' ? ` new instance's first request ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms after the fault started,` : ''} error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}, interruption ${m.interruptionMs === null ? 'none' : `${m.interruptionMs} ms`}`,
     `  latency p50 ${m.latency.p50} / p90 ${m.latency.p90} / p99 ${m.latency.p99} / p99.9 ${m.latency.p999} / max ${m.latency.max} ms; fault window p99 ${m.faultLatency.p99} / max ${m.faultLatency.max} ms`,
   ].join('\n');
 }
@@ -92,9 +95,9 @@ await runCommand(drillCommand, async (o) => {
     const lab = labOrExplain('./sempre drill');
     if (!lab) return 2;
     const interrupted = abortOnCtrlC('interrupted: reverting the fault');
-    const faults = o.all ? FAULTS.map((f) => f.name) : [o.fault];
+    const faults = o.all ? [...FAULTS, ...(lab.vip ? PAIR_FAULTS : [])].map((f) => f.name) : [o.fault];
     for (const fault of faults) {
-      const drill: DrillOptions = { fault, target: o.target, atMs: o.at, forMs: o.for, rate: o.rate, durationMs: o.duration, method: o.method, path: o.path };
+      const drill: DrillOptions = { fault, target: o.target, atMs: o.at, forMs: o.for, rate: o.rate, durationMs: o.duration, method: o.method, path: o.path, clientRetry: o.clientRetry };
       say(`drill: ${fault} on ${o.target}, ${o.rate} ${o.method}/s for ${o.duration / 1000} s, fault at ${o.at / 1000} s for ${o.for / 1000} s`);
       try {
         results.push(await runDrill(drill, lab, { say, interrupted }));

@@ -51,8 +51,17 @@ export interface DrillMetrics {
   firstServedMs: number | null;
   latency: Percentiles;
   faultLatency: Percentiles;
+  /**
+   * From the first request of the fault window that failed or waited more
+   * than INTERRUPTED_AFTER_MS, to the moment the last such request ended:
+   * how long visitors saw the page stop (null: never).
+   */
+  interruptionMs: number | null;
   perSecond: SecondStats[];
 }
+
+/** A request slower than this counts as seeing an interruption (a normal one takes a few ms). */
+export const INTERRUPTED_AFTER_MS = 250;
 
 /** Nearest-rank percentile of sorted values. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -96,7 +105,10 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
   let recoverMs: number | null = null;
   let firstServedMs: number | null = null;
   let faultLatency = percentiles([]);
+  let interruptionMs: number | null = null;
   if (fault) {
+    const hit = records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs && (r.errorClass !== 'ok' || r.latencyMs > INTERRUPTED_AFTER_MS));
+    if (hit.length > 0) interruptionMs = Math.round(Math.max(...hit.map((r) => r.intendedMs + r.latencyMs)) - Math.min(...hit.map((r) => r.intendedMs)));
     const left = timeline.find((e) => e.instance === fault.target && e.source === 'balancer' && e.t >= fault.startMs && OUT_OF_ROTATION.has(e.to));
     detectMs = left ? left.t - fault.startMs : null;
     const back = records.find((r) => r.servedBy === fault.target && r.intendedMs >= fault.endMs);
@@ -117,6 +129,7 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
     firstServedMs,
     latency: percentiles(records.map((r) => r.latencyMs)),
     faultLatency,
+    interruptionMs,
     perSecond,
   };
 }

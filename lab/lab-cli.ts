@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { isAlive, LabError, labDown, labUp, readLabState, replaceApp, requireLab } from './netns-lab.ts';
 
-const HELP = `Usage: sudo ./sempre lab up [--instances N] | down | status [--json]
+const HELP = `Usage: sudo ./sempre lab up [--instances N] [--balancers 2] | down | status [--json]
        sudo ./sempre lab restart-app HOST --version V [--unhealthy]
 
 The multi-host lab: infra, app1, app2 and client, each in its own network
@@ -12,7 +12,9 @@ Consul server from deploy/'s files (ACLs default-deny, gossip encrypted, the
 tokens of \`sempre secrets\`); infra runs the balancer; each app host runs the
 demo app and its agent (app3 and later: a Consul client).
 
-  up       create the hosts and start everything (about 4 s); needs root
+  up       create the hosts and start everything (about 4 s); needs root.
+           --balancers 2: a second balancer on app1, and keepalived on infra
+           and app1 sharing the virtual address 10.213.47.10 (VRRP, unicast)
   down     stop every lab process and remove the namespaces, the bridge and
            any nftables rule; safe to run again
   status   what is running (--json for scripts)
@@ -30,11 +32,11 @@ Examples:
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const [command, ...rest] = process.argv.slice(2);
-let values: { instances?: string; json?: boolean; help?: boolean; version?: string; unhealthy?: boolean };
+let values: { instances?: string; balancers?: string; json?: boolean; help?: boolean; version?: string; unhealthy?: boolean };
 let positionals: string[];
 try {
   ({ values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: {
-    instances: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'string' }, unhealthy: { type: 'boolean' },
+    instances: { type: 'string' }, balancers: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'string' }, unhealthy: { type: 'boolean' },
   } }));
 } catch (error) {
   process.stderr.write(`lab: ${(error as Error).message.split('\n')[0]} (see --help)\n`);
@@ -50,12 +52,18 @@ if (!Number.isInteger(instances) || instances < 1 || instances > 9) {
   process.exit(2);
 }
 
+const balancers = Number(values.balancers ?? '1');
+if (balancers !== 1 && balancers !== 2) {
+  process.stderr.write(`lab.balancers: must be 1 or 2 (got ${JSON.stringify(values.balancers)})\n`);
+  process.exit(2);
+}
+
 try {
   if (command === 'up') {
     const started = Date.now();
-    const state = await labUp({ instances, say: (m) => say(`  · ${m}`) });
+    const state = await labUp({ instances, balancers, say: (m) => say(`  · ${m}`) });
     say(`\nlab up (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
-    say(`  The page (from this machine): ${state.url}`);
+    say(`  The page (from this machine): ${state.vipUrl ? `${state.vipUrl}   (virtual address; each balancer: ${state.url}, http://${state.hosts.app1!.address}:8080/)` : state.url}`);
     say(`  Dashboard:                    ${state.adminUrl}/dashboard/   (control token: ${state.adminToken})`);
     say(`  Consul UI:                    ${state.consulUrl}/ui/`);
     say(`  Hosts: ${Object.values(state.hosts).map((h) => `${h.name} ${h.address}`).join(', ')}`);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { applyAcls, planSecrets, readSecrets, writeSecretFiles, type ClusterSecrets } from '../ops/secrets.ts';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { writeLabConsulConfig } from './consul-config.ts';
+import { keepalivedCommand } from './keepalived.ts';
 import { isAliveMember, passingInstanceIds } from './consul-health.ts';
 import { waitFor } from './processes.ts';
 
@@ -51,6 +52,11 @@ export interface LabState {
   consulToken: string;
   /** Hosts running a Consul server. */
   servers: string[];
+  /** Hosts running a balancer: infra, and app1 too with `--balancers 2`. */
+  balancerHosts: string[];
+  /** With two balancers: the virtual address keepalived moves between them, and the page there. */
+  vip?: string;
+  vipUrl?: string;
   secretsDir: string;
   adminToken: string;
   startedAt: string;
@@ -158,7 +164,7 @@ async function fetchOk(url: string): Promise<boolean> {
 
 /** The lab's secrets, with what `roles` adds written and applied where Consul is up. */
 function labSecrets(state: LabState, apps: readonly string[]): ClusterSecrets {
-  const secrets = planSecrets(readSecrets(state.secretsDir), { service: state.service, servers: state.servers, apps, balancers: ['infra'] });
+  const secrets = planSecrets(readSecrets(state.secretsDir), { service: state.service, servers: state.servers, apps, balancers: state.balancerHosts });
   writeSecretFiles(state.secretsDir, secrets);
   return secrets;
 }
@@ -225,10 +231,48 @@ export async function startAppHost(state: LabState, name: string, say: (m: strin
 
 export interface LabUpOptions {
   instances: number;
+  /** 2: a second balancer on app1 and keepalived on both, sharing VIP (10.213.47.10). */
+  balancers?: number;
   say: (message: string) => void;
 }
 
-export async function labUp({ instances, say }: LabUpOptions): Promise<LabState> {
+export const VIP = `${LAB_SUBNET}.10`;
+
+/** The lab process name of the balancer on a host ("balancer" on infra, as always). */
+export function balancerProcess(host: string): string {
+  return host === 'infra' ? 'balancer' : `${host}-balancer`;
+}
+
+function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets): string[] {
+  const address = state.hosts[host]!.address;
+  // All addresses: with a pair, requests arrive on the virtual address too.
+  return [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', '0.0.0.0', '--port', '8080',
+    '--admin-host', address, '--admin-port', '8081', '--admin-token', state.adminToken, '--consul', 'http://127.0.0.1:8500',
+    '--consul-token', secrets.hosts[host]!.sempreBalancer!.secretId,
+    // The lab's load comes from one address (client) at rates a person would not send: no per-client rate limit here.
+    '--rate-limit', '0', '--log-format', 'json'];
+}
+
+/** keepalived on each balancer host, from deploy/keepalived's template. */
+function startKeepalived(state: LabState): void {
+  const [a, b] = state.balancerHosts as [string, string];
+  for (const [self, peer, priority] of [[a, b, 150], [b, a, 100]] as const) {
+    const command = keepalivedCommand(STATE_DIR, {
+      name: self, selfIp: hostAddress(self), peerIp: hostAddress(peer), priority, vip: VIP, interface: 'eth0',
+      checkUrl: `http://${hostAddress(self)}:8081/healthz`,
+    });
+    // The notify hook (deploy/keepalived/notify-eip) logs here; no Elastic IP in the lab.
+    startInHost(state, self, `${self}-keepalived`, ['env', `SEMPRE_EIP_LOG=${join(STATE_DIR, 'logs', `eip-${self}.log`)}`, ...command]);
+  }
+}
+
+/** Which balancer host holds the virtual address now (undefined: none, or no pair). */
+export function vipHolder(state: LabState): string | undefined {
+  if (!state.vip) return undefined;
+  return state.balancerHosts.find((host) => run('ip', ['-n', state.hosts[host]!.namespace, '-o', 'addr', 'show', 'dev', 'eth0'], { allowFail: true }).includes(` ${state.vip}/`));
+}
+
+export async function labUp({ instances, balancers = 1, say }: LabUpOptions): Promise<LabState> {
   requireRoot();
   if (readLabState()) throw new LabError('the lab is already up (or was not taken down): `sudo ./sempre lab down` first');
   const leftover = run('ip', ['-o', 'link', 'show'], { allowFail: true }).split('\n').some((l) => /^\d+: sv-/.test(l));
@@ -242,6 +286,8 @@ export async function labUp({ instances, say }: LabUpOptions): Promise<LabState>
     url: `http://${infra}:8080/`, adminUrl: `http://${infra}:8081`, consulUrl: `http://${infra}:8500`, consulToken: '',
     // infra, app1 and app2 are the servers, as in deploy/ (fewer with --instances 1).
     servers: ['infra', 'app1', 'app2'].slice(0, Math.min(3, 1 + instances)), secretsDir: join(STATE_DIR, 'secrets'),
+    balancerHosts: balancers === 2 ? ['infra', 'app1'] : ['infra'],
+    ...(balancers === 2 ? { vip: VIP, vipUrl: `http://${VIP}:8080/` } : {}),
     adminToken: '', startedAt: new Date().toISOString(),
   };
   rmSync(state.secretsDir, { recursive: true, force: true });
@@ -274,16 +320,19 @@ export async function labUp({ instances, say }: LabUpOptions): Promise<LabState>
 
     for (const name of apps) await startApp(state, name, secrets, say);
 
-    say('starting the balancer on infra…');
-    startInHost(state, 'infra', 'balancer', [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', infra, '--port', '8080',
-      '--admin-host', infra, '--admin-port', '8081', '--admin-token', state.adminToken, '--consul', 'http://127.0.0.1:8500',
-      '--consul-token', secrets.hosts.infra!.sempreBalancer!.secretId,
-      // The lab's load comes from one address (client) at rates a person would not send: no per-client rate limit here.
-      '--rate-limit', '0', '--log-format', 'json']);
-    await waitFor('the balancer to list every instance', async () => {
-      const status = await (await fetch(`${state.adminUrl}/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json() as { instances: unknown[] };
-      return status.instances.length >= instances;
-    }, 20_000);
+    for (const host of state.balancerHosts) {
+      say(`starting the balancer on ${host}…`);
+      startInHost(state, host, balancerProcess(host), balancerCommand(state, host, secrets));
+      await waitFor(`the balancer on ${host} to list every instance`, async () => {
+        const status = await (await fetch(`http://${hostAddress(host)}:8081/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json() as { instances: unknown[] };
+        return status.instances.length >= instances;
+      }, 20_000);
+    }
+    if (state.vipUrl) {
+      say(`starting keepalived on ${state.balancerHosts.join(' and ')}: virtual address ${VIP}…`);
+      startKeepalived(state);
+      await waitFor(`the page on the virtual address ${VIP}`, () => fetchOk(state.vipUrl!), 20_000);
+    }
     return state;
   } catch (error) {
     say(`could not bring the lab up: ${error instanceof Error ? error.message : String(error)}; taking down what was created`);

@@ -1,6 +1,8 @@
 // Every fault a drill can inject, by name.
 import { agentCrash } from './agent-crash.ts';
 import { agentStop } from './agent-stop.ts';
+import { balancerCrash } from './balancer-crash.ts';
+import { balancerHostCrash } from './balancer-host-crash.ts';
 import { consulDown } from './consul-down.ts';
 import { crash } from './crash.ts';
 import { errors } from './errors.ts';
@@ -16,6 +18,9 @@ import { stop } from './stop.ts';
 
 export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn];
 
+/** Faults of the front door: they need the balancer pair (`lab up --balancers 2`). */
+export const PAIR_FAULTS: readonly Fault[] = [balancerCrash, balancerHostCrash];
+
 export function findFault(name: string): Fault | undefined {
-  return FAULTS.find((f) => f.name === name);
+  return FAULTS.find((f) => f.name === name) ?? PAIR_FAULTS.find((f) => f.name === name);
 }

@@ -45,6 +45,10 @@ export async function restart(lab: LabState, name: string): Promise<void> {
   } else if (/-consul$/.test(name)) {
     // A client agent listens on its own host's loopback only: ask the server whether it joined.
     await waitFor(`${name} to join the cluster`, () => isAliveMember(lab.consulUrl, proc.host), 20_000);
+  } else if (/balancer$/.test(name)) {
+    await waitFor(`${name} answering`, async () => (await fetch(`http://${hostAddress(proc.host)}:8081/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
+  } else if (/-keepalived$/.test(name)) {
+    // Nothing to wait for: it starts as BACKUP and, without preemption, stays so.
   } else await waitFor(`${name} answering /healthz`, async () => (await fetch(`${appUrl(proc.host)}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 20_000);
 }
 

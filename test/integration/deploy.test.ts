@@ -12,6 +12,7 @@ import { balancerCommand } from '../../balancer/options.ts';
 import { findConsul, PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { loadOptions } from '../../shared/config/options.ts';
 import { planSecrets, writeSecretFiles } from '../../ops/secrets.ts';
+import { renderKeepalivedConf } from '../../lab/keepalived.ts';
 
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
 const units = readdirSync(join(DEPLOY, 'systemd')).filter((f) => f.endsWith('.service'));
@@ -117,4 +118,38 @@ test('sempre-install-app refuses a version that is not one, before touching anyt
   const bad = spawnSync(script, ['1.0;reboot'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /VERSION must be letters, digits/);
+});
+
+test('the keepalived template renders for both balancer hosts and passes keepalived --config-test; the hooks are valid sh', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-keepalived-'));
+  // keepalived checks the interface exists and is not loopback: any of this machine's will do.
+  const nic = readdirSync('/sys/class/net').find((n) => n !== 'lo') ?? 'eth0';
+  try {
+    for (const [name, self, peer, priority] of [['infra', '10.0.1.5', '10.0.1.6', 150], ['app1', '10.0.1.6', '10.0.1.5', 100]] as const) {
+      const text = renderKeepalivedConf({ name, selfIp: self, peerIp: peer, priority, vip: '10.0.1.100', interface: nic, checkUrl: 'http://127.0.0.1:8081/healthz' });
+      assert.doesNotMatch(text, /@[A-Z_]+@/, 'every field filled');
+      assert.match(text, /nopreempt/);
+      assert.match(text, new RegExp(`unicast_peer \\{\\s+${peer.replace(/\./g, '\\.')}`));
+      const file = join(dir, `${name}.conf`);
+      writeFileSync(file, text);
+      const check = spawnSync('keepalived', ['--config-test', '--use-file', file], { encoding: 'utf8' });
+      assert.equal(check.status, 0, `${name}: ${check.stdout}${check.stderr}`);
+    }
+    for (const script of ['check-balancer', 'notify-eip']) assert.equal(spawnSync('sh', ['-n', join(DEPLOY, 'keepalived', script)]).status, 0, script);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('notify-eip without an allocation ID only logs the transition, and never calls AWS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-eip-'));
+  try {
+    const log = join(dir, 'eip.log');
+    // PATH without aws or curl: reaching for either would fail the run.
+    const run = spawnSync(join(DEPLOY, 'keepalived', 'notify-eip'), ['INSTANCE', 'sempre_front', 'MASTER', '150'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', SEMPRE_EIP_LOG: log } });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(readFileSync(log, 'utf8'), /VRRP state MASTER\n.*no SEMPRE_EIP_ALLOCATION_ID: not moving an Elastic IP/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

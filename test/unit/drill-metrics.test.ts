@@ -79,3 +79,13 @@ test('SLOs: parsed with named errors, checked against the metrics', () => {
   assert.deepEqual(checks.map((c) => [c.name, c.ok]), [['availability', false], ['failed', false], ['p99', true]]);
   assert.equal(checks[0]?.actual, '98.000%');
 });
+
+test('interruption: from the first failed or slow request of the fault window to when the last one ended', () => {
+  const m = computeMetrics(stream(), timeline, fault);
+  // Failures intended 3000–3190 ms, each taking 1 ms.
+  assert.equal(m.interruptionMs, 191);
+  const slow = stream().map((r) => (r.intendedMs === 5000 ? { ...r, latencyMs: 1200 } : r));
+  assert.equal(computeMetrics(slow, timeline, fault).interruptionMs, 5000 + 1200 - 3000);
+  const calm = stream().map((r) => ({ ...r, errorClass: 'ok' as const, status: 200 }));
+  assert.equal(computeMetrics(calm, timeline, fault).interruptionMs, null);
+});

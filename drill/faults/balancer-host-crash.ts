@@ -1,0 +1,44 @@
+import { execFileSync } from 'node:child_process';
+import { vipHolder } from '../../lab/netns-lab.ts';
+import type { Fault } from './fault.ts';
+import { restart, signal, waitGone } from './support.ts';
+
+/** Start order after the host "reboots": Consul, the app and its agent, the balancer, keepalived last. */
+const ORDER = ['-consul', '', '-agent', 'balancer', '-keepalived'];
+const rank = (name: string) => ORDER.findIndex((suffix) => (suffix === '' ? /^app\d+$/.test(name) : name.endsWith(suffix)));
+
+export const balancerHostCrash: Fault = {
+  name: 'balancer-host-crash',
+  summary: 'crash the host holding the virtual address: kill -9 all its processes (keepalived too) and take its network down (lab up --balancers 2; the target is ignored); the host comes back when the fault ends',
+  async inject({ lab, say, setTarget }) {
+    const holder = vipHolder(lab);
+    if (!holder) throw new Error('no balancer holds the virtual address: start the lab with `sudo ./sempre lab up --balancers 2`');
+    setTarget?.(holder);
+    const namespace = lab.hosts[holder]!.namespace;
+    const names = Object.values(lab.processes).filter((p) => p.host === holder).map((p) => p.name);
+    say(`the virtual address is on ${holder}: crashing it (${names.join(', ')}, and its network)`);
+    // A crashed host answers nothing at all: no reset, no ARP, and no last
+    // VRRP advert: the network goes first, then every process in the host
+    // (keepalived's VRRP child too, which would otherwise say goodbye).
+    execFileSync('ip', ['-n', namespace, 'link', 'set', 'eth0', 'down']);
+    for (const pid of execFileSync('ip', ['netns', 'pids', namespace], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const name of names) signal(lab, name, 'SIGKILL');
+    for (const name of names) await waitGone(lab, name);
+    return async () => {
+      // A rebooted host has forgotten the virtual address keepalived had added.
+      try {
+        execFileSync('ip', ['-n', namespace, 'addr', 'del', `${lab.vip}/24`, 'dev', 'eth0'], { stdio: 'ignore' });
+      } catch {
+        // it did not have it
+      }
+      execFileSync('ip', ['-n', namespace, 'link', 'set', 'eth0', 'up']);
+      for (const name of [...names].sort((a, b) => rank(a) - rank(b))) await restart(lab, name);
+    };
+  },
+};
