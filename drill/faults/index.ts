@@ -14,9 +14,10 @@ import { reset } from './reset.ts';
 import { scaleIn } from './scale-in.ts';
 import { scaleOut } from './scale-out.ts';
 import { slow } from './slow.ts';
+import { slowloris } from './slowloris.ts';
 import { stop } from './stop.ts';
 
-export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn];
+export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn, slowloris];
 
 /** Faults of the front door: they need the balancer pair (`lab up --balancers 2`). */
 export const PAIR_FAULTS: readonly Fault[] = [balancerCrash, balancerHostCrash];
