@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import { createSecureServer as createHttp2Server } from 'node:http2';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -199,9 +200,18 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     // Node checks the two timeouts above every 30 s by default: a slowloris would get that long.
     connectionsCheckingInterval: 1000,
   };
-  const server: Server = options.tlsCert
-    ? createTlsServer({ ...serverOptions, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' })
-    : createServer(serverOptions);
+  const tls = options.tlsCert ? { cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' as const } : undefined;
+  // HTTP/2 (with HTTP/1.1 on the same port): Node's compatibility API gives
+  // the handler request and response objects shaped like HTTP/1's, and
+  // http-proxy-3 accepts them (it forwards in HTTP/1.1). The cast is that seam.
+  const server: Server = tls && options.http2
+    ? createHttp2Server({ ...tls, allowHTTP1: true, settings: { maxHeaderListSize: options.maxHeaderSize } }) as unknown as Server
+    : tls ? createTlsServer({ ...serverOptions, ...tls }) : createServer(serverOptions);
+  if (tls && options.http2) {
+    // The HTTP/1.1 side of an HTTP/2 server takes its limits from these properties.
+    Object.assign(server, { headersTimeout: options.headersTimeout, requestTimeout: options.requestTimeout, keepAliveTimeout: options.clientIdleTimeout });
+    server.setTimeout(options.clientIdleTimeout);
+  }
   server.on('request', guardServer(server, options, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle));
   const token = options.adminToken || randomBytes(12).toString('base64url');
   const admin = createAdminServer({

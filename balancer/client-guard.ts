@@ -60,6 +60,7 @@ export interface GuardMetrics {
 }
 
 function plain(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  if (status === 413 && res.req.httpVersionMajor < 2) headers = { ...headers, connection: 'close' };
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
   res.end(body);
 }
@@ -127,10 +128,10 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
     const declared = Number(req.headers['content-length']);
     if (limits.maxBody > 0 && Number.isFinite(declared) && declared > limits.maxBody) {
       refused('body-too-large', { client, declared, limit: limits.maxBody });
-      // Nothing of the body is read: close rather than drain it.
-      res.setHeader('connection', 'close');
       plain(res, 413, `413 Content Too Large: at most ${limits.maxBody} bytes\n`);
-      req.socket.end();
+      // Nothing of the body is read: close rather than drain it (HTTP/1; an
+      // HTTP/2 stream just ends, the connection carries others).
+      if (req.httpVersionMajor < 2) req.socket.end();
       return;
     }
     next(req, res);

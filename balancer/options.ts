@@ -37,6 +37,7 @@ const options = {
   maxPerInstance: { flag: 'max-per-instance', env: 'SEMPRE_MAX_PER_INSTANCE', placeholder: 'N', default: '512', description: 'requests in flight on one instance at most, so a slow one cannot exhaust the balancer; when all are full: 503 (0: no limit)', schema: integer(0, 1_000_000) },
   tlsCert: { flag: 'tls-cert', env: 'SEMPRE_TLS_CERT', placeholder: 'FILE', default: '', description: 'PEM certificate chain: serve HTTPS (TLS 1.2 and 1.3 only) on --port', schema: readableFile() },
   tlsKey: { flag: 'tls-key', env: 'SEMPRE_TLS_KEY', placeholder: 'FILE', default: '', description: 'PEM private key for --tls-cert', secret: true, schema: readableFile() },
+  http2: { flag: 'http2', env: 'SEMPRE_HTTP2', placeholder: 'BOOL', default: 'false', description: 'with TLS, offer HTTP/2 to clients (ALPN h2); HTTP/1.1 clients are still served. The instances are always spoken to in HTTP/1.1', schema: boolean() },
   shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests', schema: duration(0, 600_000) },
   workers: { flag: 'workers', env: 'SEMPRE_WORKERS', placeholder: 'N', default: '1', description: 'processes sharing the public port (node:cluster); 0 = one per CPU. Worker 0 also serves the admin listener, so status, metrics and the dashboard show its share', schema: integer(0, 64) },
   alertWebhook: { flag: 'alert-webhook', env: 'SEMPRE_ALERT_WEBHOOK', placeholder: 'URL', default: '', description: 'POST an alert here when an instance leaves rotation unplanned and when it serves again, with the cause (empty: no alerts)', secret: true, schema: optionalHttpUrl() },
@@ -57,6 +58,7 @@ export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
   rules: [
     (o) => (o.port === o.adminPort ? { field: 'adminPort', message: `must differ from balancer.port (both ${o.port})` } : undefined),
     (o) => (o.headersTimeout > o.requestTimeout ? { field: 'headersTimeout', message: `must not exceed balancer.requestTimeout (${o.requestTimeout} ms)` } : undefined),
+    (o) => (o.http2 && !o.tlsCert ? { field: 'http2', message: 'needs TLS: browsers speak HTTP/2 only over TLS (set --tls-cert and --tls-key)' } : undefined),
     (o) => (Boolean(o.tlsCert) !== Boolean(o.tlsKey) ? { field: o.tlsCert ? 'tlsKey' : 'tlsCert', message: 'HTTPS needs both --tls-cert and --tls-key' } : undefined),
   ],
   examples: [

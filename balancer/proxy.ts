@@ -271,7 +271,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     const prior = req.headers['x-forwarded-for'];
     req.headers['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}` : remote;
     req.headers['x-forwarded-proto'] = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    req.headers['x-forwarded-host'] = req.headers.host ?? '';
+    // HTTP/2 names the host :authority.
+    req.headers['x-forwarded-host'] = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
     req.headers['x-request-id'] = reqId;
 
     if (deps.table().instances.length === 0) {

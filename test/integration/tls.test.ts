@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:https';
+import { connect as connectHttp2 } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,15 +17,20 @@ const key = join(dir, 'key.pem');
 execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
 
 const stack = testStack('tls', 29_000, { balancerArgs: ['--tls-cert', cert, '--tls-key', key] });
-before(async () => { await stack.start(); }, { timeout: 60_000 });
+const h2stack = testStack('tls-h2', 29_500, { balancerArgs: ['--tls-cert', cert, '--tls-key', key, '--http2', 'true'] });
+before(async () => { await Promise.all([stack.start(), h2stack.start()]); }, { timeout: 60_000 });
 after(async () => {
-  await stack.stop();
+  await Promise.all([stack.stop(), h2stack.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
 function sClient(...args: string[]): string {
+  return sClientTo(stack.ports.balancer, ...args);
+}
+
+function sClientTo(port: number, ...args: string[]): string {
   // Level 0 lets this client offer the old versions, so a refusal is the server's.
-  const run = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${stack.ports.balancer}`, '-servername', 'localhost', '-cipher', 'DEFAULT@SECLEVEL=0', ...args], { input: '', encoding: 'utf8', timeout: 10_000 });
+  const run = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-cipher', 'DEFAULT@SECLEVEL=0', ...args], { input: '', encoding: 'utf8', timeout: 10_000 });
   return `${run.stdout}\n${run.stderr}`;
 }
 
@@ -46,4 +52,37 @@ test('TLS 1.2 and 1.3 are accepted; 1.1 and 1.0 are refused by the server (opens
     assert.match(out, /New, \(NONE\), Cipher is \(NONE\)/, `${old}: no session (${out.slice(0, 300)})`);
     assert.match(out, /alert protocol version/i, `${old}: the server answered with a protocol_version alert`);
   }
+});
+
+test('with --http2: browsers get HTTP/2 (ALPN h2), GET and POST are proxied, and HTTP/1.1 clients on the same port are still served', async () => {
+  const session = connectHttp2(`https://localhost:${h2stack.ports.balancer}`, { rejectUnauthorized: false });
+  try {
+    const ask = (method: string, body?: string) => new Promise<{ status: number; servedBy: string; text: string }>((resolve, reject) => {
+      const stream = session.request({ ':method': method, ':path': '/', ...(body ? { 'content-type': 'text/plain' } : {}) });
+      let text = '';
+      let status = 0;
+      let servedBy = '';
+      stream.on('response', (headers) => { status = Number(headers[':status']); servedBy = String(headers['x-served-by']); });
+      stream.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+      stream.on('end', () => resolve({ status, servedBy, text }));
+      stream.on('error', reject);
+      stream.end(body);
+    });
+    const first = await ask('GET');
+    assert.equal(session.alpnProtocol, 'h2');
+    assert.equal(first.status, 200);
+    assert.match(first.servedBy, /^app[12]$/);
+    assert.match(first.text, /<html/i);
+    const seen = new Set([first.servedBy, (await ask('GET')).servedBy, (await ask('GET')).servedBy, (await ask('GET')).servedBy]);
+    assert.equal(seen.size, 2, 'both instances over one HTTP/2 connection');
+    assert.equal((await ask('POST', 'hello')).status, 200);
+  } finally {
+    session.close();
+  }
+  const http1 = await new Promise<number>((resolve, reject) => {
+    get({ host: '127.0.0.1', port: h2stack.ports.balancer, path: '/', rejectUnauthorized: false }, (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0))).on('error', reject);
+  });
+  assert.equal(http1, 200);
+  assert.match(sClientTo(h2stack.ports.balancer, '-alpn', 'h2,http/1.1'), /ALPN protocol: h2/);
+  assert.match(sClientTo(h2stack.ports.balancer, '-tls1_1'), /alert protocol version/i, 'still no TLS 1.1');
 });
