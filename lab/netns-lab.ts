@@ -115,6 +115,14 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+function logTail(file: string, lines = 5): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join(' | ').slice(-1500) || '(empty)';
+  } catch {
+    return '(no log)';
+  }
+}
+
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new LabError('the multi-host lab needs root (network namespaces, a bridge, nftables): run it with sudo');
 }
@@ -335,9 +343,13 @@ export async function labUp({ instances, balancers = 1, say }: LabUpOptions): Pr
     }
     return state;
   } catch (error) {
-    say(`could not bring the lab up: ${error instanceof Error ? error.message : String(error)}; taking down what was created`);
+    // Say which lab process died, with the end of its log: the logs folder is
+    // emptied by the next `up`, so this may be the only trace.
+    const dead = Object.values(state.processes).filter((p) => !isAlive(p.pid)).map((p) => `${p.name} exited; its log ends: ${logTail(p.log)}`);
+    const message = `${error instanceof Error ? error.message : String(error)}${dead.length ? `\n${dead.join('\n')}` : ''}`;
+    say(`could not bring the lab up: ${message}; taking down what was created`);
     labDown(say);
-    throw error;
+    throw new LabError(message);
   }
 }
 

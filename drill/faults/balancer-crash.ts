@@ -1,13 +1,12 @@
-import { balancerProcess, vipHolder } from '../../lab/netns-lab.ts';
+import { balancerProcess } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
-import { restart, signal, waitGone } from './support.ts';
+import { activeBalancerHost, restart, signal, waitGone } from './support.ts';
 
 export const balancerCrash: Fault = {
   name: 'balancer-crash',
   summary: 'kill -9 the balancer that holds the virtual address (lab up --balancers 2; the target is ignored); restarted when the fault ends',
   async inject({ lab, say, setTarget }) {
-    const holder = vipHolder(lab);
-    if (!holder) throw new Error('no balancer holds the virtual address: start the lab with `sudo ./sempre lab up --balancers 2`');
+    const holder = activeBalancerHost(lab);
     setTarget?.(holder);
     const name = balancerProcess(holder);
     say(`the virtual address is on ${holder}: killing its balancer`);

@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { vipHolder } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
-import { restart, signal, waitGone } from './support.ts';
+import { activeBalancerHost, restart, signal, waitGone } from './support.ts';
 
 /** Start order after the host "reboots": Consul, the app and its agent, the balancer, keepalived last. */
 const ORDER = ['-consul', '', '-agent', 'balancer', '-keepalived'];
@@ -11,8 +10,7 @@ export const balancerHostCrash: Fault = {
   name: 'balancer-host-crash',
   summary: 'crash the host holding the virtual address: kill -9 all its processes (keepalived too) and take its network down (lab up --balancers 2; the target is ignored); the host comes back when the fault ends',
   async inject({ lab, say, setTarget }) {
-    const holder = vipHolder(lab);
-    if (!holder) throw new Error('no balancer holds the virtual address: start the lab with `sudo ./sempre lab up --balancers 2`');
+    const holder = activeBalancerHost(lab);
     setTarget?.(holder);
     const namespace = lab.hosts[holder]!.namespace;
     const names = Object.values(lab.processes).filter((p) => p.host === holder).map((p) => p.name);

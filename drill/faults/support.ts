@@ -1,7 +1,7 @@
 // Helpers the faults share: signals to lab processes, restarts that wait
 // until the process is useful again, nftables rules inside a host.
 import { execFileSync } from 'node:child_process';
-import { hostAddress, isAlive, restartProcess, type LabState } from '../../lab/netns-lab.ts';
+import { hostAddress, isAlive, restartProcess, vipHolder, type LabState } from '../../lab/netns-lab.ts';
 import { isAliveMember, passingInstanceIds } from '../../lab/consul-health.ts';
 import { waitFor } from '../../lab/processes.ts';
 import type { Fault } from './fault.ts';
@@ -95,4 +95,11 @@ export function signalAndRestart(name: string, summary: string, processOf: (targ
       return () => restart(lab, proc);
     },
   };
+}
+
+/** The balancer host holding the pair's virtual address, or a clear error when there is no pair. */
+export function activeBalancerHost(lab: LabState): string {
+  const holder = vipHolder(lab);
+  if (!holder) throw new Error('no balancer holds the virtual address: start the lab with `sudo ./sempre lab up --balancers 2`');
+  return holder;
 }

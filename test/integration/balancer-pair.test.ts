@@ -7,17 +7,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { runDrill, waitForFullRotation } from '../../drill/drill.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
-import { labDown, labUp, vipHolder, type LabState } from '../../lab/netns-lab.ts';
+import { vipHolder, type LabState } from '../../lab/netns-lab.ts';
 import { waitFor } from '../../lab/processes.ts';
+import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
 
-const root = process.getuid?.() === 0;
-const skip = root ? false : 'the multi-host lab needs root (network namespaces, keepalived)';
+const skip = skipUnlessRoot;
 const quiet = () => undefined;
 let lab: LabState;
+labForThisFile({ instances: 2, balancers: 2 }, (l) => { lab = l; });
 
 /** One GET on a new connection, as a new visitor (no pooled socket from before a failover). */
 function visit(url: string): Promise<number> {
@@ -26,12 +27,6 @@ function visit(url: string): Promise<number> {
   });
 }
 
-before(async () => {
-  if (root) lab = await labUp({ instances: 2, balancers: 2, say: quiet });
-}, { timeout: 120_000 });
-after(() => {
-  if (root) labDown(quiet);
-});
 
 test('one balancer holds the virtual address and serves the page there; the notify hook saw it become MASTER', { skip }, async () => {
   const holder = await waitFor('a holder', () => vipHolder(lab), 10_000);

@@ -5,27 +5,22 @@
 // and losing a Consul server with its host under 500 GET/s fails nothing
 // while the catalog keeps answering.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { runDrill, waitForFullRotation } from '../../drill/drill.ts';
 import { restart, signal, waitGone } from '../../drill/faults/support.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { readSecrets } from '../../ops/secrets.ts';
-import { hostAddress, labDown, labUp, type LabState } from '../../lab/netns-lab.ts';
+import { hostAddress, type LabState } from '../../lab/netns-lab.ts';
 import { passingInstanceIds } from '../../lab/consul-health.ts';
 import { fetchInHost } from '../support/fetch-in-host.ts';
+import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
 
-const root = process.getuid?.() === 0;
-const skip = root ? false : 'the multi-host lab needs root (network namespaces, nftables)';
+const skip = skipUnlessRoot;
 const quiet = () => undefined;
 let lab: LabState;
+labForThisFile({ instances: 2 }, (l) => { lab = l; });
 
-before(async () => {
-  if (root) lab = await labUp({ instances: 2, say: quiet });
-}, { timeout: 120_000 });
-after(() => {
-  if (root) labDown(quiet);
-});
 
 const secrets = () => readSecrets(lab.secretsDir)!;
 const LOCAL_CONSUL = 'http://127.0.0.1:8500';

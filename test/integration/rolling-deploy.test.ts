@@ -5,25 +5,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { startLabLoad, waitForFullRotation } from '../../drill/drill.ts';
 import { computeMetrics } from '../../drill/metrics.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
-import { labDown, labUp, type LabState } from '../../lab/netns-lab.ts';
+import { type LabState } from '../../lab/netns-lab.ts';
 import type { DeployResult } from '../../ops/rolling-deploy.ts';
+import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
 
-const root = process.getuid?.() === 0;
-const skip = root ? false : 'the multi-host lab needs root (network namespaces, nftables)';
-const quiet = () => undefined;
+const skip = skipUnlessRoot;
 let lab: LabState;
+labForThisFile({ instances: 2 }, (l) => { lab = l; });
 
-before(async () => {
-  if (root) lab = await labUp({ instances: 2, say: quiet });
-}, { timeout: 120_000 });
-after(() => {
-  if (root) labDown(quiet);
-});
 
 function deploy(version: string, extra: string[] = []): Promise<{ code: number; result: DeployResult; stderr: string }> {
   const restart = `${process.execPath} ${join(PROJECT_ROOT, 'lab/lab-cli.ts')} restart-app {id} --version {version}${extra.includes('--broken') ? ' --unhealthy' : ''}`;

@@ -1,0 +1,18 @@
+// The multi-host lab for one test file: up before its tests, down after,
+// also when they fail. Root only; the tests skip themselves otherwise.
+import { after, before } from 'node:test';
+import { labDown, labUp, type LabState, type LabUpOptions } from '../../lab/netns-lab.ts';
+
+export const isRoot = process.getuid?.() === 0;
+export const skipUnlessRoot: false | string = isRoot ? false : 'the multi-host lab needs root (network namespaces, nftables, keepalived)';
+const quiet = () => undefined;
+
+/** Brings the lab up for this file and hands it to `use` once it is. */
+export function labForThisFile(options: Omit<LabUpOptions, 'say'>, use: (lab: LabState) => void): void {
+  before(async () => {
+    if (isRoot) use(await labUp({ ...options, say: quiet }));
+  }, { timeout: 120_000 });
+  after(() => {
+    if (isRoot) labDown(quiet);
+  });
+}
