@@ -208,11 +208,12 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     ? createHttp2Server({ ...tls, allowHTTP1: true, settings: { maxHeaderListSize: options.maxHeaderSize } }) as unknown as Server
     : tls ? createTlsServer({ ...serverOptions, ...tls }) : createServer(serverOptions);
   if (tls && options.http2) {
-    // The HTTP/1.1 side of an HTTP/2 server takes its limits from these properties.
-    Object.assign(server, { headersTimeout: options.headersTimeout, requestTimeout: options.requestTimeout, keepAliveTimeout: options.clientIdleTimeout });
+    // Idle connections (HTTP/2 sessions and HTTP/1.1 alike) close after this;
+    // the HTTP/1.1 head timeout is the guard's (see client-guard.ts).
     server.setTimeout(options.clientIdleTimeout);
   }
-  server.on('request', guardServer(server, options, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle));
+  const limits = { ...options, ...(tls && options.http2 ? { http1HeadersTimeoutMs: options.headersTimeout } : {}) };
+  server.on('request', guardServer(server, limits, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle));
   const token = options.adminToken || randomBytes(12).toString('base64url');
   const admin = createAdminServer({
     status,

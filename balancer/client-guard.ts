@@ -16,7 +16,15 @@ export interface ClientLimits {
   rateBurst: number;
   /** Largest accepted Content-Length; 0 = no limit. */
   maxBody: number;
+  /**
+   * Set on an HTTP/2 server only: its HTTP/1.1 side does not apply Node's
+   * headersTimeout (measured: a slowloris stayed open), so the guard does.
+   */
+  http1HeadersTimeoutMs?: number;
 }
+
+const HEAD_TIMER = Symbol('sempre head timer');
+type TimedSocket = Socket & { [HEAD_TIMER]?: NodeJS.Timeout };
 
 /** A token bucket per client address; idle buckets are forgotten. */
 export class RateLimiter {
@@ -102,6 +110,28 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
   });
   server.on('drop', () => refused('max-connections', { limit: limits.maxConnections }));
 
+  // The head of each HTTP/1.1 request must arrive within the timeout: armed
+  // when the connection opens and after each response, cleared when a
+  // request's head is complete (the 'request' event).
+  const headTimeout = limits.http1HeadersTimeoutMs;
+  const armHeadTimer = (socket: TimedSocket) => {
+    if (!headTimeout) return;
+    clearTimeout(socket[HEAD_TIMER]);
+    socket[HEAD_TIMER] = setTimeout(() => {
+      refused('slow-client', { client: socket.remoteAddress, code: 'HEADERS_TIMEOUT' });
+      const body = '408 Request Timeout\n';
+      socket.end(`HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }, headTimeout);
+  };
+  if (headTimeout) {
+    server.on('secureConnection', (socket: TimedSocket & { alpnProtocol?: string | false }) => {
+      if (socket.alpnProtocol === 'h2') return;
+      armHeadTimer(socket);
+      socket.once('close', () => clearTimeout(socket[HEAD_TIMER]));
+    });
+  }
+
   // Node's parser refused the request: answer it properly, other clients are untouched.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
     if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
@@ -117,6 +147,11 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
   });
 
   return (req, res) => {
+    if (headTimeout && req.httpVersionMajor < 2) {
+      const socket = req.socket as TimedSocket;
+      clearTimeout(socket[HEAD_TIMER]);
+      res.once('finish', () => { if (!socket.destroyed) armHeadTimer(socket); });
+    }
     const client = req.socket.remoteAddress ?? '';
     const wait = limiter.take(client, now());
     if (wait > 0) {

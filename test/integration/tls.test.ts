@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:https';
 import { connect as connectHttp2 } from 'node:http2';
+import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,7 +18,7 @@ const key = join(dir, 'key.pem');
 execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
 
 const stack = testStack('tls', 29_000, { balancerArgs: ['--tls-cert', cert, '--tls-key', key] });
-const h2stack = testStack('tls-h2', 29_500, { balancerArgs: ['--tls-cert', cert, '--tls-key', key, '--http2', 'true'] });
+const h2stack = testStack('tls-h2', 29_500, { balancerArgs: ['--tls-cert', cert, '--tls-key', key, '--http2', 'true', '--headers-timeout', '2s', '--request-timeout', '4s'] });
 before(async () => { await Promise.all([stack.start(), h2stack.start()]); }, { timeout: 60_000 });
 after(async () => {
   await Promise.all([stack.stop(), h2stack.stop()]);
@@ -85,4 +86,20 @@ test('with --http2: browsers get HTTP/2 (ALPN h2), GET and POST are proxied, and
   assert.equal(http1, 200);
   assert.match(sClientTo(h2stack.ports.balancer, '-alpn', 'h2,http/1.1'), /ALPN protocol: h2/);
   assert.match(sClientTo(h2stack.ports.balancer, '-tls1_1'), /alert protocol version/i, 'still no TLS 1.1');
+});
+
+test('with --http2, a slowloris over HTTP/1.1 is still cut by the headers timeout', { timeout: 20_000 }, async () => {
+  const started = Date.now();
+  const { got, closedAfter } = await new Promise<{ got: string; closedAfter: number }>((resolve) => {
+    const socket = connectTls({ host: '127.0.0.1', port: h2stack.ports.balancer, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    let got = '';
+    const drip = setInterval(() => socket.write(`X-Slow: ${Date.now()}\r\n`), 500);
+    socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: sempre\r\n'));
+    socket.on('data', (c: Buffer) => { got += c.toString(); });
+    socket.on('error', () => undefined);
+    socket.on('close', () => { clearInterval(drip); resolve({ got, closedAfter: Date.now() - started }); });
+    setTimeout(() => socket.destroy(), 15_000);
+  });
+  assert.ok(closedAfter < 2000 + 1500, `closed after ${closedAfter} ms (headers timeout 2 s)`);
+  assert.match(got, /^HTTP\/1\.1 408 /);
 });
