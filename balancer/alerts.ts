@@ -70,7 +70,7 @@ export function slackBody(alert: AlertPayload): { text: string } {
   return { text: `${text} — balancer ${alert.balancer}` };
 }
 
-export function createAlerter(options: AlerterOptions): { send: (transition: IncidentTransition) => void; idle: () => Promise<void> } {
+export function createAlerter(options: AlerterOptions): { send: (transition: IncidentTransition) => void } {
   const { url, format, timeoutMs, service, logger } = options;
   const maxQueued = options.maxQueued ?? 100;
   let queued = 0;
@@ -105,6 +105,5 @@ export function createAlerter(options: AlerterOptions): { send: (transition: Inc
         }
       });
     },
-    idle: () => chain,
   };
 }

@@ -2,8 +2,9 @@
 // all and per client address), a request rate per client address answered
 // with 429, a body size answered with 413, and clear answers for requests
 // Node's parser refuses (400, 408 for a slow client, 431 for huge headers).
-// Header and request timeouts themselves are Node's (set on the server); this
-// module makes sure they are checked every second rather than every 30.
+// Header and request timeouts themselves are Node's (set on the server by
+// balancer.ts), except on an HTTP/2 server's HTTP/1.1 side, where this module
+// times each request head itself.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../shared/logger.ts';
@@ -57,10 +58,6 @@ export class RateLimiter {
       if (bucket.tokens + ((now - bucket.at) / 1000) * this.rate >= this.burst) this.buckets.delete(client);
     }
   }
-
-  size(): number {
-    return this.buckets.size;
-  }
 }
 
 export interface GuardMetrics {
@@ -68,9 +65,14 @@ export interface GuardMetrics {
 }
 
 function plain(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (status === 413 && res.req.httpVersionMajor < 2) headers = { ...headers, connection: 'close' };
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
   res.end(body);
+}
+
+/** An answer written straight to a socket that has no request object (yet). */
+function rawAnswer(socket: Socket, status: number, text: string): void {
+  const body = `${status} ${text}\n`;
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /** Installs the limits on `server` and returns the request handler to use in place of `next`. */
@@ -119,8 +121,7 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
     clearTimeout(socket[HEAD_TIMER]);
     socket[HEAD_TIMER] = setTimeout(() => {
       refused('slow-client', { client: socket.remoteAddress, code: 'HEADERS_TIMEOUT' });
-      const body = '408 Request Timeout\n';
-      socket.end(`HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      rawAnswer(socket, 408, 'Request Timeout');
       setTimeout(() => socket.destroy(), 1000).unref();
     }, headTimeout);
   };
@@ -142,8 +143,7 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
         : [400, 'Bad Request'];
     refused(status === 408 ? 'slow-client' : status === 431 ? 'headers-too-large' : 'malformed', { client: socket.remoteAddress, code: error.code });
-    const body = `${status} ${text}\n`;
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    rawAnswer(socket, status, text);
   });
 
   return (req, res) => {
@@ -163,10 +163,11 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
     const declared = Number(req.headers['content-length']);
     if (limits.maxBody > 0 && Number.isFinite(declared) && declared > limits.maxBody) {
       refused('body-too-large', { client, declared, limit: limits.maxBody });
-      plain(res, 413, `413 Content Too Large: at most ${limits.maxBody} bytes\n`);
       // Nothing of the body is read: close rather than drain it (HTTP/1; an
       // HTTP/2 stream just ends, the connection carries others).
-      if (req.httpVersionMajor < 2) req.socket.end();
+      const http1 = req.httpVersionMajor < 2;
+      plain(res, 413, `413 Content Too Large: at most ${limits.maxBody} bytes\n`, http1 ? { connection: 'close' } : {});
+      if (http1) req.socket.end();
       return;
     }
     next(req, res);

@@ -91,7 +91,7 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   const fault = findFault(options.fault)!;
   await waitForFullRotation(lab);
 
-  const load = await startLabLoad(lab, { url: options.url ?? lab.vipUrl ?? lab.url, rate: options.rate, durationMs: options.durationMs, method: options.method, path: options.path, ...(options.clientRetry ? { clientRetry: true } : {}) });
+  const load = await startLabLoad(lab, { url: options.url ?? lab.vipUrl ?? lab.url, rate: options.rate, durationMs: options.durationMs, method: options.method, path: options.path, clientRetry: options.clientRetry });
   const { records, startedAt, finished, worker } = load;
   const timeline = pollTimeline(lab, startedAt);
   const window: FaultWindow = { name: fault.name, target: options.target, startMs: options.atMs, endMs: options.atMs + options.forMs };

@@ -22,12 +22,11 @@ export function renderKeepalivedConf(host: KeepalivedHost): string {
     ROUTER_ID: `sempre_${host.name}`, PRIORITY: String(host.priority), SELF_IP: host.selfIp, PEER_IP: host.peerIp, VIP: `${host.vip}/24`,
     INTERFACE: host.interface, VRID: '47', CHECK_URL: host.checkUrl, SCRIPTS: KEEPALIVED_DIR,
   };
-  const text = readFileSync(join(KEEPALIVED_DIR, 'keepalived.conf.tmpl'), 'utf8').replace(/@([A-Z_]+)@/g, (whole, key: string) => {
+  return readFileSync(join(KEEPALIVED_DIR, 'keepalived.conf.tmpl'), 'utf8').replace(/@([A-Z_]+)@/g, (whole, key: string) => {
     const value = fields[key];
     if (value === undefined) throw new Error(`keepalived.conf.tmpl has an unknown field ${whole}`);
     return value;
   });
-  return text;
 }
 
 /** Writes the host's config and returns keepalived's command line (foreground, VRRP only, its own pid files). */

@@ -353,16 +353,13 @@ export async function labUp({ instances, balancers = 1, say }: LabUpOptions): Pr
   }
 }
 
-/** Removes everything the lab created; safe to run again, also after a crash. */
-export function labDown(say: (message: string) => void): void {
-  requireRoot();
-  const state = readLabState();
-  const namespaces = new Set([...Object.values(state?.hosts ?? {}).map((h) => h.namespace), ...run('ip', ['netns', 'list'], { allowFail: true }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('sempre-'))]);
-  // Every process inside a lab namespace, whoever started it.
-  const pids = new Set(Object.values(state?.processes ?? {}).map((p) => p.pid));
-  for (const namespace of namespaces) {
-    for (const pid of run('ip', ['netns', 'pids', namespace], { allowFail: true }).split(/\s+/).filter(Boolean).map(Number)) pids.add(pid);
-  }
+/** Every process running inside a network namespace, whoever started it. */
+export function namespacePids(namespace: string): number[] {
+  return run('ip', ['netns', 'pids', namespace], { allowFail: true }).split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** SIGKILL (after SIGCONT, for stopped ones); a process already gone is skipped. */
+export function killAll(pids: Iterable<number>): void {
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGCONT');
@@ -371,6 +368,17 @@ export function labDown(say: (message: string) => void): void {
       // gone
     }
   }
+}
+
+/** Removes everything the lab created; safe to run again, also after a crash. */
+export function labDown(say: (message: string) => void): void {
+  requireRoot();
+  const state = readLabState();
+  const namespaces = new Set([...Object.values(state?.hosts ?? {}).map((h) => h.namespace), ...run('ip', ['netns', 'list'], { allowFail: true }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('sempre-'))]);
+  // Every process inside a lab namespace, whoever started it.
+  const pids = new Set(Object.values(state?.processes ?? {}).map((p) => p.pid));
+  for (const namespace of namespaces) for (const pid of namespacePids(namespace)) pids.add(pid);
+  killAll(pids);
   // A namespace lives on until its last process is gone: wait, so the next
   // `up` does not meet the old hosts' links.
   const deadline = Date.now() + 10_000;

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { killAll, namespacePids } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
-import { activeBalancerHost, restart, signal, waitGone } from './support.ts';
+import { activeBalancerHost, restart, waitGone } from './support.ts';
 
 /** Start order after the host "reboots": Consul, the app and its agent, the balancer, keepalived last. */
 const ORDER = ['-consul', '', '-agent', 'balancer', '-keepalived'];
@@ -19,14 +20,7 @@ export const balancerHostCrash: Fault = {
     // VRRP advert: the network goes first, then every process in the host
     // (keepalived's VRRP child too, which would otherwise say goodbye).
     execFileSync('ip', ['-n', namespace, 'link', 'set', 'eth0', 'down']);
-    for (const pid of execFileSync('ip', ['netns', 'pids', namespace], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    for (const name of names) signal(lab, name, 'SIGKILL');
+    killAll(namespacePids(namespace));
     for (const name of names) await waitGone(lab, name);
     return async () => {
       // A rebooted host has forgotten the virtual address keepalived had added.

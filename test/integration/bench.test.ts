@@ -2,22 +2,16 @@
 // scoreboard has its shape, sempre's row has zero failed GETs, and every
 // contender the bench started is stopped afterwards.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { runBench } from '../../bench/bench.ts';
 import { faultTable, overheadTable } from '../../bench/markdown.ts';
-import { isAlive, labDown, labUp, type LabState } from '../../lab/netns-lab.ts';
+import { isAlive, type LabState } from '../../lab/netns-lab.ts';
+import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
 
-const root = process.getuid?.() === 0;
-const skip = root ? false : 'the multi-host lab needs root (network namespaces, nftables)';
+const skip = skipUnlessRoot;
 let lab: LabState;
-
-before(async () => {
-  if (root) lab = await labUp({ instances: 2, say: () => undefined });
-}, { timeout: 120_000 });
-after(() => {
-  if (root) labDown(() => undefined);
-});
+labForThisFile({ instances: 2 }, (l) => { lab = l; });
 
 test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders stopped afterwards', { skip, timeout: 300_000 }, async () => {
   const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2 }, lab, () => undefined, new AbortController().signal);
