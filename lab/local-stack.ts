@@ -180,7 +180,9 @@ export class LocalStack {
       name: 'balancer',
       command: NODE,
       args: [join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
-        '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json', '--admin-token', this.adminToken, ...(this.options.balancerArgs ?? [])],
+        '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json',
+        // "=": a base64url token may start with "-", which parseArgs would take for a flag.
+        `--admin-token=${this.adminToken}`, ...(this.options.balancerArgs ?? [])],
       logDir: this.options.logDir,
     });
     this.balancer = balancer;

@@ -254,8 +254,9 @@ export function balancerProcess(host: string): string {
 function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets): string[] {
   const address = state.hosts[host]!.address;
   // All addresses: with a pair, requests arrive on the virtual address too.
+  // "--admin-token=": a base64url token may start with "-", which parseArgs would take for a flag.
   return [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', '0.0.0.0', '--port', '8080',
-    '--admin-host', address, '--admin-port', '8081', '--admin-token', state.adminToken, '--consul', 'http://127.0.0.1:8500',
+    '--admin-host', address, '--admin-port', '8081', `--admin-token=${state.adminToken}`, '--consul', 'http://127.0.0.1:8500',
     '--consul-token', secrets.hosts[host]!.sempreBalancer!.secretId,
     // The lab's load comes from one address (client) at rates a person would not send: no per-client rate limit here.
     '--rate-limit', '0', '--log-format', 'json'];

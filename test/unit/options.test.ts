@@ -79,3 +79,9 @@ test('tags and meta are parsed into Consul\'s shapes', () => {
   assert.deepEqual(loaded.values.tags, ['blue', 'v2']);
   assert.deepEqual(loaded.values.meta, { version: '1.4.2', zone: 'a' });
 });
+
+test('a token that starts with "-" is taken whole in the --flag=value form (the stacks pass generated tokens so)', () => {
+  const loaded = loadOptions(balancerCommand, ['--admin-token=-Xy_9'], {});
+  assert.ok(loaded.kind === 'config');
+  assert.equal(loaded.values.adminToken, '-Xy_9');
+});
