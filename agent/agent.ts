@@ -61,7 +61,11 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
   let maintenanceByFlag = false;
   const syncMaintenanceFlag = async () => {
     try {
-      const flag = (await consul.kv.get({ key: maintenanceKey(options.service, instanceId), timeout: CONSUL_CALL_TIMEOUT_MS } as never)) as { Value?: string | null } | undefined;
+      // Stale: any server answers from its own copy. A default read waits for
+      // a Raft leader, and while the cluster elects one (a server's host
+      // crashed) that wait held up the heartbeat loop past the TTL: healthy
+      // instances went critical.
+      const flag = (await consul.kv.get({ key: maintenanceKey(options.service, instanceId), stale: true, timeout: CONSUL_CALL_TIMEOUT_MS } as never)) as { Value?: string | null } | undefined;
       if (flag && !maintenanceByFlag) {
         const reason = `${DASHBOARD_REASON_PREFIX}${flag.Value || 'maintenance'}`;
         await consul.agent.service.maintenance({ id: instanceId, enable: true, reason, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
