@@ -30,6 +30,8 @@ export interface StackOptions {
   logDir: string;
   /** Start the demo apps with their fault switch (drills, tests). */
   lab?: boolean;
+  /** App to start instead of demo-app/server.ts (same --host/--port/--name arguments; --lab goes only to the demo app). */
+  appScript?: string;
   service?: string;
   agentArgs?: readonly string[];
   balancerArgs?: readonly string[];
@@ -129,10 +131,11 @@ export class LocalStack {
 
   async startApp(name: string): Promise<ManagedProcess> {
     const address = this.addressOf(name);
+    const script = this.options.appScript ?? join(PROJECT_ROOT, 'demo-app/server.ts');
     const app = startProcess({
       name,
       command: NODE,
-      args: [join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', address, '--port', String(this.ports.app), '--name', name, ...(this.options.lab ? ['--lab'] : [])],
+      args: [script, '--host', address, '--port', String(this.ports.app), '--name', name, ...(this.options.lab && !this.options.appScript ? ['--lab'] : [])],
       logDir: this.options.logDir,
     });
     this.apps.set(name, app);
