@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 
 const HELP = `demo-app — a small page that names the instance that served it
 
-Usage: node demo-app/server.ts [options]
+Usage: bin/sempre-demo-app [options]   (runs demo-app/server.ts on the project's Node 24)
 
 Options:
   --port PORT        port to listen on (env PORT; required)
@@ -25,8 +25,8 @@ Endpoints:
                    unhealthy | none sets it
 
 Examples:
-  node demo-app/server.ts --port 3001 --name app1
-  node demo-app/server.ts --port 3001 --name app1 --lab
+  bin/sempre-demo-app --port 3001 --name app1
+  bin/sempre-demo-app --port 3001 --name app1 --lab
   curl -X PUT 'http://127.0.0.1:3001/_fault?mode=slow&ms=2000'   # with --lab
 `;
 

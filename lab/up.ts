@@ -53,6 +53,7 @@ await runCommand(upCommand, async (o) => {
   }
   const p = stack.ports;
   const next = o.instances + 1;
+  const nextHost = `127.0.0.${10 + next}`;
   say(`
 sempre is up (${((Date.now() - started) / 1000).toFixed(1)} s).
 
@@ -63,11 +64,13 @@ sempre is up (${((Date.now() - started) / 1000).toFixed(1)} s).
   Consul UI:        ${stack.consulUrl}/ui/
   Logs:             ${logDir}/
 
-Try it (in another terminal):
+Try it (in another terminal, in ${PROJECT_ROOT}):
   curl -si ${stack.url} | grep x-served-by           # which instance answered
   kill -9 $(pgrep -f 'name app1')                     # crash app1: the page stays up
-  node demo-app/server.ts --host 127.0.0.${10 + next} --port ${p.app} --name app${next} &    # scale out: a new app …
-  bin/sempre-agent --id app${next} --address 127.0.0.${10 + next} --app-host 127.0.0.${10 + next} --port ${p.app} --consul ${stack.consulUrl} &  # … and its agent
+  bin/sempre-demo-app --host 127.0.0.11 --port ${p.app} --name app1${o.lab ? ' --lab' : ''} &    # app1 again: back in rotation within seconds
+  bin/sempre-demo-app --host ${nextHost} --port ${p.app} --name app${next} &    # scale out: a new app …
+  bin/sempre-agent --id app${next} --address ${nextHost} --app-host ${nextHost} --port ${p.app} --consul ${stack.consulUrl} &  # … and its agent
+  kill $(jobs -p)                                     # stop what you started by hand (Ctrl-C here stops only what ./sempre up started)
 
 Press Ctrl-C to stop everything.`);
   await new Promise<void>((resolve) => {
