@@ -54,6 +54,8 @@ await runCommand(upCommand, async (o) => {
   const p = stack.ports;
   const next = o.instances + 1;
   const nextHost = `127.0.0.${10 + next}`;
+  // app1 by its port too: 'name app1' alone would also match another stack's or a test's app1.
+  const app1Pattern = `port ${p.app} --name app1`;
   say(`
 sempre is up (${((Date.now() - started) / 1000).toFixed(1)} s).
 
@@ -66,7 +68,7 @@ sempre is up (${((Date.now() - started) / 1000).toFixed(1)} s).
 
 Try it (in another terminal, in ${PROJECT_ROOT}):
   curl -si ${stack.url} | grep x-served-by           # which instance answered
-  kill -9 $(pgrep -f 'name app1')                     # crash app1: the page stays up
+  kill -9 $(pgrep -f '${app1Pattern}')${' '.repeat(Math.max(1, 30 - app1Pattern.length))}# crash app1: the page stays up
   bin/sempre-demo-app --host 127.0.0.11 --port ${p.app} --name app1${o.lab ? ' --lab' : ''} &    # app1 again: back in rotation within seconds
   bin/sempre-demo-app --host ${nextHost} --port ${p.app} --name app${next} &    # scale out: a new app …
   bin/sempre-agent --id app${next} --address ${nextHost} --app-host ${nextHost} --port ${p.app} --consul ${stack.consulUrl} &  # … and its agent
