@@ -1,7 +1,7 @@
 // The Consul registration for one instance: a service with a single TTL
 // check that the agent keeps passing while the app answers its health probe.
 import { formatGoDuration } from '../shared/config/values.ts';
-import { HEALTH_PATH_META } from '../shared/instance.ts';
+import { HEALTH_PATH_META, STICKY_META } from '../shared/instance.ts';
 import type { AgentOptions } from './options.ts';
 
 export interface Registration {
@@ -37,7 +37,7 @@ export function buildRegistration(options: AgentOptions, id: string, initiallyHe
       address: options.address,
       port: options.port,
       tags: [...options.tags],
-      meta: { ...options.meta, [HEALTH_PATH_META]: options.healthPath },
+      meta: { ...options.meta, [HEALTH_PATH_META]: options.healthPath, ...(options.sticky ? { [STICKY_META]: 'true' } : {}) },
       check: {
         checkid: checkId,
         name: `sempre-agent probe of ${options.healthPath}`,

@@ -17,12 +17,15 @@ import { watchCatalog } from './catalog-watch.ts';
 import { DashboardModel } from './dashboard-model.ts';
 import { maintenanceKey } from '../shared/maintenance-flag.ts';
 import type { FailureKind } from './retry-policy.ts';
+import type { Instance } from '../shared/instance.ts';
 import { watchHealthyInstances } from './consul-watch.ts';
 import { InstanceStates } from './instance-state.ts';
 import { createMetrics } from './metrics.ts';
 import type { BalancerOptions } from './options.ts';
 import { createPicker } from './picker.ts';
 import { createProxyHandler } from './proxy.ts';
+import { createSticky } from './sticky.ts';
+import { createTunnels } from './tunnels.ts';
 import { startReadmission } from './readmission.ts';
 import { startStallDetector } from './stall-detector.ts';
 
@@ -63,6 +66,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const model = new DashboardModel(options.service);
   // Set once the proxy exists; the watch may report a table before that.
   let onRemoved: (id: string) => void = () => undefined;
+  let onAdded: (id: string) => void = () => undefined;
 
   const watch = watchHealthyInstances({
     consul,
@@ -77,6 +81,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       if (table.instances.length > 0) firstTable = false;
       model.tableChanged(diff, now(), (id) => !states.isEjected(id));
       for (const instance of diff.removed) onRemoved(instance.id);
+      for (const instance of diff.added) onAdded(instance.id);
     },
   });
 
@@ -96,6 +101,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     },
     consulReachable: () => watch.status().reachable,
     tableVersion: () => watch.table().version,
+    tunnelsByInstance: () => Object.fromEntries(watch.table().instances.map((i) => [i.id, tunnels.openOn(i.id)])),
   });
 
   const emptyReason = () => {
@@ -105,23 +111,67 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     return `no healthy instance of service "${options.service}" (Consul lists none passing)`;
   };
 
+  const tls = options.tlsCert ? { cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' as const } : undefined;
+  // Every worker and every balancer behind one address must share the key, or
+  // a client's cookie names no instance on the next one (then it is rebound).
+  const stickySecret = options.stickySecret || randomBytes(32).toString('base64url');
+  if (!options.stickySecret && options.sticky !== 'off') logger.info('sticky-session key generated for this balancer: a second balancer behind the same address needs a shared --sticky-secret');
+  const sticky = createSticky({ sticky: options.sticky, stickyCookie: options.stickyCookie, stickySecret, secure: Boolean(tls) });
+  const passiveEjection = (instance: Instance, kind: FailureKind, message: string) => {
+    const cause = causeLabel(kind, message);
+    logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check');
+    model.ejected(instance, cause, message, now());
+    tunnels.closeInstance(instance.id, 'closed-ejected');
+  };
   const proxy = createProxyHandler({
     settings: options,
     logger: logger.child({ component: 'proxy' }),
     table: () => watch.table(),
     states,
     picker,
+    sticky,
+    metrics,
+    emptyReason,
+    now,
+    onEjected: passiveEjection,
+    onRequest: (status, durationMs, servedBy) => model.traffic.record(status, durationMs, servedBy, now()),
+  });
+  const tunnels = createTunnels({
+    settings: options,
+    logger: logger.child({ component: 'tunnels' }),
+    table: () => watch.table(),
+    states,
+    picker,
+    sticky,
     metrics,
     emptyReason,
     now,
     onEjected: (instance, kind, message) => {
-      const cause = causeLabel(kind, message);
-      logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check');
-      model.ejected(instance, cause, message, now());
+      metrics.ejections.inc({ instance: instance.id, cause: kind });
+      passiveEjection(instance, kind, message);
+      proxy.abandon(instance.id, `ejected after ${kind}`);
     },
-    onRequest: (status, durationMs, servedBy) => model.traffic.record(status, durationMs, servedBy, now()),
   });
-  onRemoved = (id) => proxy.abandon(id, 'Consul no longer lists it as passing');
+  // Consul stopped listing an instance. In maintenance (a deploy, the agent
+  // draining on SIGTERM) its tunnels may finish until the drain deadline;
+  // otherwise it failed and they are closed now so clients reconnect to a
+  // live one. The catalog watch may hear of the maintenance a moment after
+  // the health watch dropped the instance, hence the short second look.
+  const inMaintenance = (id: string) => catalog.instances().some((c) => c.id === id && c.health === 'maintenance');
+  onRemoved = (id) => {
+    proxy.abandon(id, 'Consul no longer lists it as passing');
+    if (tunnels.openOn(id) === 0) return;
+    if (inMaintenance(id)) {
+      tunnels.drainInstance(id);
+      return;
+    }
+    setTimeout(() => {
+      if (watch.table().byId.has(id)) return; // back already
+      if (inMaintenance(id)) tunnels.drainInstance(id);
+      else tunnels.closeInstance(id, 'closed-removed');
+    }, 300).unref();
+  };
+  onAdded = (id) => tunnels.cancelDrain(id);
   const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now, onReadmitted: (id) => model.readmitted(id, now()) });
   // Alerts come from worker 0 only, like the dashboard: one alert per incident.
   if (options.alertWebhook && deps.admin !== false) {
@@ -149,6 +199,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       logger.warn({ instance: instance.id, cause: 'stall', detail: message, ejectForMs: options.ejectFor }, 'instance ejected: stalled');
       model.ejected(instance, 'stall', message, now());
       proxy.abandon(instance.id, 'stalled');
+      tunnels.closeInstance(instance.id, 'closed-ejected');
     },
   });
 
@@ -170,6 +221,8 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       },
       table: { version: table.version, size: table.instances.length },
       inFlight: proxy.inFlight(),
+      tunnels: tunnels.open(),
+      sticky: sticky.enabled(table),
       instances: table.instances.map((instance) => {
         const state = states.get(instance.id);
         return {
@@ -180,6 +233,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
           state: instanceState(instance.id),
           weight: Math.round(states.weight(instance.id, now()) * 100) / 100,
           outstanding: state?.outstanding ?? 0,
+          tunnels: tunnels.openOn(instance.id),
           requests: state?.requests ?? 0,
           failures: state?.failures ?? 0,
           ejections: state?.ejections ?? 0,
@@ -200,7 +254,6 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     // Node checks the two timeouts above every 30 s by default: a slowloris would get that long.
     connectionsCheckingInterval: 1000,
   };
-  const tls = options.tlsCert ? { cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' as const } : undefined;
   // HTTP/2 (with HTTP/1.1 on the same port): Node's compatibility API gives
   // the handler request and response objects shaped like HTTP/1's, and
   // http-proxy-3 accepts them (it forwards in HTTP/1.1). The cast is that seam.
@@ -213,7 +266,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     server.setTimeout(options.clientIdleTimeout);
   }
   const limits = { ...options, ...(tls && options.http2 ? { http1HeadersTimeoutMs: options.headersTimeout } : {}) };
-  server.on('request', guardServer(server, limits, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle));
+  server.on('request', guardServer(server, limits, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle, tunnels.handleUpgrade));
   const token = options.adminToken || randomBytes(12).toString('base64url');
   const admin = createAdminServer({
     status,
@@ -223,7 +276,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     logger,
     snapshot: () => {
       const discovery = watch.status();
-      return model.snapshot({ now: now(), table: watch.table(), states, seriesSeconds: 300, consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin } });
+      return model.snapshot({ now: now(), table: watch.table(), states, tunnels: (id) => tunnels.openOn(id), seriesSeconds: 300, consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin } });
     },
     setMaintenance: async (id, enable, reason) => {
       if (!catalog.instances().some((c) => c.id === id)) return 'unknown-instance';
@@ -252,13 +305,15 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
 
   if (!deps.stop.aborted) await once(deps.stop, 'abort');
 
-  logger.info({ inFlight: proxy.inFlight(), timeoutMs: options.shutdownTimeout }, 'shutting down: no new connections, finishing in-flight requests');
+  logger.info({ inFlight: proxy.inFlight(), tunnels: tunnels.open(), timeoutMs: options.shutdownTimeout }, 'shutting down: no new connections, finishing in-flight requests and open tunnels');
   server.close();
   server.closeIdleConnections();
   const deadline = now() + options.shutdownTimeout;
-  while (proxy.inFlight() > 0 && now() < deadline) await sleep(50);
-  if (proxy.inFlight() > 0) logger.warn({ inFlight: proxy.inFlight() }, 'shutdown timeout: closing remaining requests');
+  while ((proxy.inFlight() > 0 || tunnels.open() > 0) && now() < deadline) await sleep(50);
+  if (proxy.inFlight() > 0 || tunnels.open() > 0) logger.warn({ inFlight: proxy.inFlight(), tunnels: tunnels.open() }, 'shutdown timeout: closing remaining requests and tunnels');
   server.closeAllConnections();
+  // closeAllConnections() skips upgraded sockets (nodejs/node#53536).
+  tunnels.closeAll('closed-shutdown');
   watch.stop();
   catalog.stop();
   readmission.stop();

@@ -7,6 +7,7 @@
 // times each request head itself.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/logger.ts';
 
 export interface ClientLimits {
@@ -69,14 +70,19 @@ function plain(res: ServerResponse, status: number, body: string, headers: Recor
   res.end(body);
 }
 
-/** An answer written straight to a socket that has no request object (yet). */
-function rawAnswer(socket: Socket, status: number, text: string): void {
-  const body = `${status} ${text}\n`;
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+/** An answer written straight to a socket that has no response object (a bad request head, an upgrade). */
+export function rawAnswer(socket: Duplex, status: number, text: string, detail = '', headers: Record<string, string> = {}): void {
+  const body = `${status} ${text}${detail ? `: ${detail}` : ''}\n`;
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extra}\r\n${body}`);
 }
 
-/** Installs the limits on `server` and returns the request handler to use in place of `next`. */
-export function guardServer(server: Server, limits: ClientLimits, deps: { logger: Logger; metrics: GuardMetrics; now?: () => number }, next: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * Installs the limits on `server` and returns the request handler to use in
+ * place of `next`. Upgrade requests (WebSocket) pass the same rate limit on
+ * their way to `nextUpgrade`.
+ */
+export function guardServer(server: Server, limits: ClientLimits, deps: { logger: Logger; metrics: GuardMetrics; now?: () => number }, next: (req: IncomingMessage, res: ServerResponse) => void, nextUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): (req: IncomingMessage, res: ServerResponse) => void {
   const now = deps.now ?? Date.now;
   const { logger, metrics } = deps;
   server.maxConnections = limits.maxConnections;
@@ -145,6 +151,20 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
     refused(status === 408 ? 'slow-client' : status === 431 ? 'headers-too-large' : 'malformed', { client: socket.remoteAddress, code: error.code });
     rawAnswer(socket, status, text);
   });
+
+  if (nextUpgrade) {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => undefined); // a client reset must not crash the balancer
+      const client = req.socket.remoteAddress ?? '';
+      const wait = limiter.take(client, now());
+      if (wait > 0) {
+        refused('rate-limit', { client, limit: limits.rateLimit });
+        rawAnswer(socket, 429, 'Too Many Requests', `more than ${limits.rateLimit} requests a second from ${client}`, { 'Retry-After': String(wait) });
+        return;
+      }
+      nextUpgrade(req, socket, head);
+    });
+  }
 
   return (req, res) => {
     if (headTimeout && req.httpVersionMajor < 2) {

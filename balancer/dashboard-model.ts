@@ -26,6 +26,7 @@ export interface DashboardInstance {
   checkStatus: string;
   maintenanceReason: string | null;
   inFlight: number;
+  tunnels: number;
   requests: number;
   failures: number;
   ejections: number;
@@ -113,6 +114,8 @@ export class DashboardModel {
     now: number;
     table: RoutingTable;
     states: InstanceStates;
+    /** Open tunnels (WebSockets) per instance. */
+    tunnels?: (id: string) => number;
     consul: { reachable: boolean; unreachableSince: number | undefined; lastError: string | undefined; address: string };
     seriesSeconds: number;
   }): DashboardSnapshot {
@@ -143,6 +146,7 @@ export class DashboardModel {
         checkStatus: catalog?.checkStatus ?? 'unknown',
         maintenanceReason: catalog?.maintenanceReason ?? null,
         inFlight: state?.outstanding ?? 0,
+        tunnels: input.tunnels?.(id) ?? 0,
         requests: state?.requests ?? 0,
         failures: state?.failures ?? 0,
         ejections: state?.ejections ?? 0,

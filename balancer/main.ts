@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { createConsulClient } from '../shared/consul-client.ts';
 import { runCommand } from '../shared/command.ts';
@@ -10,8 +11,10 @@ import { balancerCommand, type BalancerOptions } from './options.ts';
 async function supervise(options: BalancerOptions, count: number): Promise<number> {
   const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat });
   let stopping = false;
+  // Workers must read each other's sticky cookies: one key for all of them.
+  const stickySecret = options.stickySecret || randomBytes(32).toString('base64url');
   const fork = (index: number) => {
-    const worker = cluster.fork({ SEMPRE_WORKER_INDEX: String(index) });
+    const worker = cluster.fork({ SEMPRE_WORKER_INDEX: String(index), SEMPRE_STICKY_SECRET: stickySecret });
     worker.on('exit', (code, signal) => {
       if (stopping) return;
       logger.error({ worker: index, code, signal }, 'worker exited; starting it again');

@@ -12,9 +12,10 @@ export interface BalancerMetrics {
   noInstance: Counter<never>;
   refused: Counter<'reason'>;
   saturated: Counter<never>;
+  tunnels: Counter<'outcome'>;
 }
 
-export function createMetrics(gauges: { instances: () => Record<string, number>; consulReachable: () => boolean; tableVersion: () => number }): BalancerMetrics {
+export function createMetrics(gauges: { instances: () => Record<string, number>; consulReachable: () => boolean; tableVersion: () => number; tunnelsByInstance: () => Record<string, number> }): BalancerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sempre_balancer_' });
   new Gauge({
@@ -26,6 +27,13 @@ export function createMetrics(gauges: { instances: () => Record<string, number>;
   });
   new Gauge({ name: 'sempre_consul_reachable', help: '1 when the last Consul query succeeded', registers: [registry], collect() { this.set(gauges.consulReachable() ? 1 : 0); } });
   new Gauge({ name: 'sempre_routing_table_version', help: 'Routing table generation (increments on each change)', registers: [registry], collect() { this.set(gauges.tableVersion()); } });
+  new Gauge({
+    name: 'sempre_tunnels_open', help: 'WebSocket and other upgraded connections open, by instance', labelNames: ['instance'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [instance, count] of Object.entries(gauges.tunnelsByInstance())) this.set({ instance }, count);
+    },
+  });
   return {
     registry,
     requests: new Counter({ name: 'sempre_requests_total', help: 'Client requests answered, by status code', labelNames: ['code'], registers: [registry] }),
@@ -36,5 +44,6 @@ export function createMetrics(gauges: { instances: () => Record<string, number>;
     noInstance: new Counter({ name: 'sempre_no_instance_total', help: 'Requests answered 503 because no instance was available', registers: [registry] }),
     refused: new Counter({ name: 'sempre_client_refused_total', help: 'Clients refused by a limit (rate-limit, connections-per-client, max-connections, body-too-large, headers-too-large, slow-client, malformed)', labelNames: ['reason'], registers: [registry] }),
     saturated: new Counter({ name: 'sempre_saturated_total', help: 'Requests answered 503 because every instance had --max-per-instance requests in flight', registers: [registry] }),
+    tunnels: new Counter({ name: 'sempre_tunnels_total', help: 'Tunnels (WebSocket and other upgrades) by outcome: opened, failed (no instance could take it), closed (by either end), closed-idle, closed-ejected, closed-removed, closed-drain, closed-shutdown', labelNames: ['outcome'], registers: [registry] }),
   };
 }

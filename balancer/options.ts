@@ -1,5 +1,5 @@
 import type { CommandSpec, OptionValues } from '../shared/config/options.ts';
-import { boolean, duration, host, httpBaseUrl, integer, list, name, oneOf, optionalHttpUrl, port, readableFile, text } from '../shared/config/values.ts';
+import { boolean, cookieName, duration, host, httpBaseUrl, integer, list, name, oneOf, optionalHttpUrl, port, readableFile, text } from '../shared/config/values.ts';
 import { loggingOptions } from '../shared/config/logging-options.ts';
 
 const options = {
@@ -15,7 +15,7 @@ const options = {
   retries: { flag: 'retries', env: 'SEMPRE_RETRIES', placeholder: 'N', default: '2', description: 'further attempts on other instances after a failed one', schema: integer(0, 10) },
   retryOnStatus: { flag: 'retry-on-status', env: 'SEMPRE_RETRY_ON_STATUS', placeholder: 'CODES', default: '500,502,503,504', description: 'upstream statuses retried for idempotent requests (empty: none)', schema: list(/^5\d\d$/, 'HTTP 5xx status codes') },
   connectTimeout: { flag: 'connect-timeout', env: 'SEMPRE_CONNECT_TIMEOUT', placeholder: 'DURATION', default: '500ms', description: 'give up connecting to an instance after this long (nothing was sent: retried for any method)', schema: duration(10, 60_000) },
-  responseTimeout: { flag: 'response-timeout', env: 'SEMPRE_RESPONSE_TIMEOUT', placeholder: 'DURATION', default: '5s', description: 'give up waiting for response headers after this long', schema: duration(50, 600_000) },
+  responseTimeout: { flag: 'response-timeout', env: 'SEMPRE_RESPONSE_TIMEOUT', placeholder: 'DURATION', default: '60s', description: 'give up waiting for response headers after this long (like nginx proxy_read_timeout; a slow page is waited for, a frozen instance is caught by --stall-after)', schema: duration(50, 600_000) },
   clientIdleTimeout: { flag: 'client-idle-timeout', env: 'SEMPRE_CLIENT_IDLE_TIMEOUT', placeholder: 'DURATION', default: '30s', description: 'close an idle client keep-alive connection after this long', schema: duration(1000, 600_000) },
   upstreamIdleTimeout: { flag: 'upstream-idle-timeout', env: 'SEMPRE_UPSTREAM_IDLE_TIMEOUT', placeholder: 'DURATION', default: '4s', description: "close an idle connection to an instance after this long (keep below the app's keep-alive timeout; Node's is 5s)", schema: duration(100, 600_000) },
   ejectAfter: { flag: 'eject-after', env: 'SEMPRE_EJECT_AFTER', placeholder: 'N', default: '1', description: 'consecutive connection failures or timeouts before the balancer ejects an instance on its own', schema: integer(1, 100) },
@@ -38,7 +38,12 @@ const options = {
   tlsCert: { flag: 'tls-cert', env: 'SEMPRE_TLS_CERT', placeholder: 'FILE', default: '', description: 'PEM certificate chain: serve HTTPS (TLS 1.2 and 1.3 only) on --port', schema: readableFile() },
   tlsKey: { flag: 'tls-key', env: 'SEMPRE_TLS_KEY', placeholder: 'FILE', default: '', description: 'PEM private key for --tls-cert', secret: true, schema: readableFile() },
   http2: { flag: 'http2', env: 'SEMPRE_HTTP2', placeholder: 'BOOL', default: 'false', description: 'with TLS, offer HTTP/2 to clients (ALPN h2); HTTP/1.1 clients are still served. The instances are always spoken to in HTTP/1.1', schema: boolean() },
-  shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests', schema: duration(0, 600_000) },
+  sticky: { flag: 'sticky', env: 'SEMPRE_STICKY', placeholder: 'MODE', default: 'auto', description: 'keep each client on one instance with a cookie (apps with in-memory sessions): auto = when the instances ask for it (agent --sticky true), on, off', schema: oneOf(['auto', 'on', 'off'] as const) },
+  stickyCookie: { flag: 'sticky-cookie', env: 'SEMPRE_STICKY_COOKIE', placeholder: 'NAME', default: 'sempre_sticky', description: 'name of the sticky-session cookie', schema: cookieName() },
+  stickySecret: { flag: 'sticky-secret', env: 'SEMPRE_STICKY_SECRET', placeholder: 'SECRET', default: '', description: 'key of the HMAC that names an instance in the sticky cookie; balancers behind one address must share it (sempre secrets writes one); empty: generated at start, shared by this balancer\'s workers', secret: true, schema: text(256) },
+  tunnelIdleTimeout: { flag: 'tunnel-idle-timeout', env: 'SEMPRE_TUNNEL_IDLE_TIMEOUT', placeholder: 'DURATION', default: '1h', description: 'close a WebSocket (or other upgraded) tunnel with no bytes either way for this long', schema: duration(1000, 7 * 24 * 3_600_000) },
+  tunnelDrain: { flag: 'tunnel-drain', env: 'SEMPRE_TUNNEL_DRAIN', placeholder: 'DURATION', default: '30s', description: 'when an instance goes into maintenance or drains, its open tunnels may go on this long, then they are closed (an ejected or failed instance\'s tunnels are closed at once)', schema: duration(0, 3_600_000) },
+  shutdownTimeout: { flag: 'shutdown-timeout', env: 'SEMPRE_SHUTDOWN_TIMEOUT', placeholder: 'DURATION', default: '10s', description: 'on SIGTERM, wait this long for in-flight requests; open tunnels are closed after it', schema: duration(0, 600_000) },
   workers: { flag: 'workers', env: 'SEMPRE_WORKERS', placeholder: 'N', default: '1', description: 'processes sharing the public port (node:cluster); 0 = one per CPU. Worker 0 also serves the admin listener, so status, metrics and the dashboard show its share', schema: integer(0, 64) },
   alertWebhook: { flag: 'alert-webhook', env: 'SEMPRE_ALERT_WEBHOOK', placeholder: 'URL', default: '', description: 'POST an alert here when an instance leaves rotation unplanned and when it serves again, with the cause (empty: no alerts)', secret: true, schema: optionalHttpUrl() },
   alertFormat: { flag: 'alert-format', env: 'SEMPRE_ALERT_FORMAT', placeholder: 'NAME', default: 'json', description: 'json (sempre\'s own fields) or slack (an incoming-webhook {"text": …} body)', schema: oneOf(['json', 'slack'] as const) },
@@ -68,11 +73,14 @@ export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
     'curl -s http://127.0.0.1:8081/_sempre/status | jq .instances   # who is serving',
     'sempre-balancer --port 443 --tls-cert /etc/sempre/tls/fullchain.pem --tls-key /etc/sempre/tls/privkey.pem',
     'sempre-balancer --rate-limit 50 --rate-burst 100 --max-connections-per-client 64   # a stricter front door',
+    'sempre-balancer --sticky on --sticky-secret "$(cat /etc/sempre/sticky.key)"   # keep each client on one instance',
     'sempre-balancer --alert-webhook https://hooks.slack.com/services/T000/B000/XXXX --alert-format slack',
   ],
   notes: [
     'Requests are retried on another instance when the connection was never established (any method),',
     'and for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) also on reset, response timeout and',
     'the --retry-on-status codes. A POST that may have reached the app is never retried.',
+    'WebSocket and other Upgrade requests are tunnelled to an instance in rotation (a failed dial is tried on',
+    'another); when the instance fails its tunnels are closed at once so clients reconnect to a live one.',
   ],
 };

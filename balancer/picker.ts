@@ -9,7 +9,11 @@ import type { RoutingTable } from './routing-table.ts';
 export type Strategy = 'least-outstanding' | 'round-robin';
 
 export interface Picker {
-  pick(table: RoutingTable, exclude: ReadonlySet<string>, now: number): Instance | undefined;
+  /**
+   * `preferred` is the instance a sticky client is bound to: taken when it is
+   * in the table, untried, not ejected and has room; otherwise the usual choice.
+   */
+  pick(table: RoutingTable, exclude: ReadonlySet<string>, now: number, preferred?: string): Instance | undefined;
   /** Whether an instance outside `exclude` could take another attempt (no side effects). */
   hasAlternative(table: RoutingTable, exclude: ReadonlySet<string>): boolean;
 }
@@ -23,7 +27,11 @@ export function createPicker(strategy: Strategy, states: InstanceStates, random:
   const hasRoom = (i: Instance) => maxPerInstance <= 0 || (states.get(i.id)?.outstanding ?? 0) < maxPerInstance;
   return {
     hasAlternative: (table, exclude) => table.instances.some((i) => !exclude.has(i.id) && hasRoom(i)),
-    pick(table, exclude, now) {
+    pick(table, exclude, now, preferred) {
+      if (preferred !== undefined && !exclude.has(preferred)) {
+        const bound = table.byId.get(preferred);
+        if (bound && !states.isEjected(preferred) && hasRoom(bound)) return bound;
+      }
       const untried = table.instances.filter((i) => !exclude.has(i.id) && hasRoom(i));
       if (untried.length === 0) return undefined;
       const live = untried.filter((i) => !states.isEjected(i.id));

@@ -12,9 +12,11 @@ import type { Logger } from '../shared/logger.ts';
 import type { InstanceStates } from './instance-state.ts';
 import type { BalancerMetrics } from './metrics.ts';
 import type { Picker } from './picker.ts';
+import { requestIdSource, setForwardingHeaders } from './forwarding.ts';
 import { bodyStream, readRequestBody, type RequestBody } from './request-body.ts';
 import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from './retry-policy.ts';
 import type { RoutingTable } from './routing-table.ts';
+import type { Sticky } from './sticky.ts';
 
 export interface ProxySettings {
   retries: number;
@@ -33,6 +35,7 @@ export interface ProxyDeps {
   table: () => RoutingTable;
   states: InstanceStates;
   picker: Picker;
+  sticky: Sticky;
   metrics: BalancerMetrics;
   /** Why there is no instance, for the 503 body. */
   emptyReason: () => string;
@@ -70,6 +73,8 @@ interface Attempt {
   settled: boolean;
   /** Whether a retryable status may be retried from this attempt. */
   statusRetryAllowed: boolean;
+  /** Set-Cookie that (re)binds a sticky client to this attempt's instance. */
+  setCookie: string | undefined;
   resolve: () => void;
   reject: (error: Error) => void;
 }
@@ -91,17 +96,8 @@ export interface ProxyHandler {
   close(): void;
 }
 
-/**
- * A client's X-Request-Id is kept only when it is a plain token: it ends up
- * in logs and in the app's headers, so nothing with spaces, quotes or
- * control characters, and nothing long, gets through.
- */
-export function acceptedRequestId(header: string | string[] | undefined): string | undefined {
-  return typeof header === 'string' && /^[\w.:@+\/=-]{1,128}$/.test(header) ? header : undefined;
-}
-
 export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
-  const { settings, logger, states, picker, metrics } = deps;
+  const { settings, logger, states, picker, sticky, metrics } = deps;
   const now = deps.now ?? Date.now;
   const retryStatus = new Set(settings.retryOnStatus.map(Number));
   // Keep-alive to instances; idle sockets close before the app's own
@@ -126,8 +122,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   };
   const inFlightByInstance = new Map<string, Set<Attempt>>();
   let inFlight = 0;
-  let sequence = 0;
-  const reqIdPrefix = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+  const nextRequestId = requestIdSource();
 
   const settle = (attempt: Attempt, outcome: 'ok' | AttemptFailure | ClientGone) => {
     if (attempt.settled) return;
@@ -184,6 +179,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
     }
     headers.push('x-served-by', attempt.instance.id);
+    if (attempt.setCookie) headers.push('set-cookie', attempt.setCookie);
     res.writeHead(status, proxyRes.statusMessage, headers);
     proxyRes.on('error', () => res.destroy());
     proxyRes.on('aborted', () => res.destroy());
@@ -191,9 +187,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     res.once('finish', () => settle(attempt, 'ok'));
   });
 
-  const attemptOn = (req: IncomingMessage, res: ServerResponse, instance: Instance, body: RequestBody, statusRetryAllowed: boolean) =>
+  const attemptOn = (req: IncomingMessage, res: ServerResponse, instance: Instance, body: RequestBody, statusRetryAllowed: boolean, setCookie: string | undefined) =>
     new Promise<void>((resolve, reject) => {
-      const attempt: Attempt = { instance, method: req.method ?? 'GET', responded: false, startedAt: now(), connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, resolve, reject };
+      const attempt: Attempt = { instance, method: req.method ?? 'GET', responded: false, startedAt: now(), connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, setCookie, resolve, reject };
       attempts.set(res, attempt);
       let running = inFlightByInstance.get(instance.id);
       if (!running) inFlightByInstance.set(instance.id, (running = new Set()));
@@ -243,7 +239,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
-    const reqId = acceptedRequestId(req.headers['x-request-id']) ?? `${reqIdPrefix}-${(sequence += 1).toString(36)}`;
+    const reqId = nextRequestId(req);
     const method = req.method ?? 'GET';
     const tried = new Set<string>();
     const failures: string[] = [];
@@ -266,14 +262,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       }
     });
 
-    // Forwarding headers, set once (not per attempt, or retries would repeat them).
-    const remote = req.socket.remoteAddress ?? '';
-    const prior = req.headers['x-forwarded-for'];
-    req.headers['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}` : remote;
-    req.headers['x-forwarded-proto'] = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    // HTTP/2 names the host :authority.
-    req.headers['x-forwarded-host'] = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
-    req.headers['x-request-id'] = reqId;
+    setForwardingHeaders(req, reqId);
 
     if (deps.table().instances.length === 0) {
       metrics.noInstance.inc();
@@ -288,17 +277,22 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       return; // the client went away while sending its body
     }
     const retries = body.replayable ? settings.retries : 0;
+    // Sticky: the instance the client's cookie names is tried first; any
+    // other instance that serves it sends a cookie naming itself.
+    const stickyTable = deps.table();
+    const stickyOn = sticky.enabled(stickyTable);
+    const bound = stickyOn ? sticky.boundInstance(stickyTable, req.headers.cookie) : undefined;
 
     try {
       await pRetry(
         async (attemptNumber) => {
           if (res.destroyed) throw new AbortError(new ClientGone());
-          const instance = picker.pick(deps.table(), tried, now());
+          const instance = picker.pick(deps.table(), tried, now(), bound);
           if (!instance) throw new AbortError(new NoInstanceLeft());
           tried.add(instance.id);
           // A 502/503/504 is passed through when no other instance could take over.
           const statusRetryAllowed = attemptNumber <= retries && mayRetry(method, 'status') && picker.hasAlternative(deps.table(), tried);
-          await attemptOn(req, res, instance, body, statusRetryAllowed);
+          await attemptOn(req, res, instance, body, statusRetryAllowed, stickyOn && instance.id !== bound ? sticky.setCookie(instance.id) : undefined);
         },
         {
           retries,

@@ -37,8 +37,13 @@ export function classifyError(error: { code?: string } | undefined, connected: b
   return 'reset';
 }
 
-/** Failures that say the instance itself is in trouble (not a stale socket). */
+/**
+ * Failures that say the instance itself is in trouble (not a stale socket).
+ * A response timeout does not: a slow page on an instance that still answers
+ * is not a failed instance. A frozen one is ejected by the stall detector,
+ * which asks the instance's health path before it decides.
+ */
 export function countsAgainstInstance(failure: FailureKind, reusedSocket: boolean): boolean {
   if (failure === 'reset') return !reusedSocket;
-  return failure === 'connect' || failure === 'timeout';
+  return failure === 'connect';
 }

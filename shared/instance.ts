@@ -5,6 +5,10 @@
  * balancer can probe an instance it ejected without any configuration. */
 export const HEALTH_PATH_META = 'sempre_health_path';
 
+/** Service meta key with which an instance asks balancers for sticky sessions
+ * (its app keeps sessions in memory): "true" or absent. */
+export const STICKY_META = 'sempre_sticky';
+
 export interface Instance {
   /** Consul service ID, unique per instance, e.g. "web-app1". */
   readonly id: string;

@@ -45,6 +45,7 @@ function renderInstances(snapshot: DashboardSnapshot): void {
         <dt>${t(lang, 'version')}</dt><dd>${escapeHtml(i.version ?? '–')}${i.tags.length ? ` · ${escapeHtml(i.tags.join(', '))}` : ''}</dd>
         <dt>${escapeHtml(i.node)}</dt><dd>${escapeHtml(`${i.address}:${i.port}`)}</dd>
         <dt>${t(lang, 'inFlight')}</dt><dd>${i.inFlight}</dd>
+        <dt>${t(lang, 'tunnels')}</dt><dd>${i.tunnels}</dd>
         <dt>${t(lang, 'share')}</dt><dd>${sharePercent(snapshot, i.id)}</dd>
         <dt>${t(lang, 'check')}</dt><dd class="output">${escapeHtml(i.maintenanceReason ?? i.checkOutput ?? '')}</dd>
       </dl>

@@ -221,3 +221,14 @@ export function keyValues() {
     return result;
   });
 }
+
+/** A cookie name: an RFC 6265 token (letters, digits and !#$%&'*+-.^_`|~). */
+export function cookieName() {
+  return z.unknown().transform((input, ctx): string => {
+    if (typeof input !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(input)) {
+      ctx.addIssue({ code: 'custom', message: `must be a cookie name of letters, digits and !#$%&'*+-.^_\`|~ (got ${shown(input)})` });
+      return z.NEVER;
+    }
+    return input;
+  });
+}

@@ -46,6 +46,6 @@ test('a reset on a reused keep-alive socket does not count against the instance'
   assert.equal(countsAgainstInstance('reset', true), false);
   assert.equal(countsAgainstInstance('reset', false), true);
   assert.equal(countsAgainstInstance('connect', true), true);
-  assert.equal(countsAgainstInstance('timeout', false), true);
+  assert.equal(countsAgainstInstance('timeout', false), false, 'a slow page is not a failed instance: the stall detector decides');
   assert.equal(countsAgainstInstance('status', false), false);
 });
