@@ -258,6 +258,8 @@ function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets)
   return [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', '0.0.0.0', '--port', '8080',
     '--admin-host', address, '--admin-port', '8081', `--admin-token=${state.adminToken}`, '--consul', 'http://127.0.0.1:8500',
     '--consul-token', secrets.hosts[host]!.sempreBalancer!.secretId,
+    // One sticky-session key for the pair, as sempre secrets writes it for production.
+    `--sticky-secret=${secrets.stickySecret ?? ''}`,
     // The lab's load comes from one address (client) at rates a person would not send: no per-client rate limit here.
     '--rate-limit', '0', '--log-format', 'json'];
 }

@@ -33,6 +33,8 @@ export interface ClusterSecrets {
   gossipKey: string;
   management: Token;
   dns: Token;
+  /** Key of the sticky-session cookie's HMAC: one for every balancer, so a pair reads each other's cookies. */
+  stickySecret?: string;
   hosts: Record<string, HostSecrets>;
 }
 
@@ -66,6 +68,8 @@ export function planSecrets(existing: ClusterSecrets | undefined, roles: Roles):
     dns: token(),
     hosts: {},
   };
+  // Added after the first release: older secrets files get one now.
+  secrets.stickySecret ??= randomBytes(32).toString('base64url');
   for (const name of new Set([...roles.servers, ...roles.apps, ...roles.balancers])) {
     const host = (secrets.hosts[name] ??= { server: false, app: false, balancer: false, consulAgent: token() });
     host.server ||= roles.servers.includes(name);
@@ -127,7 +131,7 @@ export function writeSecretFiles(dir: string, secrets: ClusterSecrets): string[]
     mkdirSync(hostDir, { recursive: true, mode: 0o700 });
     put(join(hostDir, 'consul-secrets.hcl'), consulSecretsHcl(secrets, name));
     if (host.sempreAgent) put(join(hostDir, 'agent-secrets.env'), `# /etc/sempre/agent-secrets.env on ${name}\nCONSUL_HTTP_TOKEN=${host.sempreAgent.secretId}\n`);
-    if (host.sempreBalancer) put(join(hostDir, 'balancer-secrets.env'), `# /etc/sempre/balancer-secrets.env on ${name}\nCONSUL_HTTP_TOKEN=${host.sempreBalancer.secretId}\nSEMPRE_ADMIN_TOKEN=${host.adminToken}\n`);
+    if (host.sempreBalancer) put(join(hostDir, 'balancer-secrets.env'), `# /etc/sempre/balancer-secrets.env on ${name}\nCONSUL_HTTP_TOKEN=${host.sempreBalancer.secretId}\nSEMPRE_ADMIN_TOKEN=${host.adminToken}\nSEMPRE_STICKY_SECRET=${secrets.stickySecret ?? ''}\n`);
   }
   return written;
 }

@@ -47,6 +47,21 @@ test('init again adds a host and changes no existing secret; files are private',
   }
 });
 
+test('both balancers of a pair get the same sticky-session key, kept across init', () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sempre-secrets-')), 'secrets');
+  try {
+    const pair = { ...roles, balancers: ['infra', 'app1'] };
+    writeSecretFiles(dir, planSecrets(undefined, pair));
+    writeSecretFiles(dir, planSecrets(readSecrets(dir), pair));
+    const keyOf = (host: string) => /^SEMPRE_STICKY_SECRET=(\S{40,})$/m.exec(readFileSync(join(dir, host, 'balancer-secrets.env'), 'utf8'))?.[1];
+    assert.ok(keyOf('infra'), 'infra has a key');
+    assert.equal(keyOf('app1'), keyOf('infra'));
+    assert.equal(readSecrets(dir)!.stickySecret, keyOf('infra'));
+  } finally {
+    rmSync(dirname(dir), { recursive: true, force: true });
+  }
+});
+
 test('a bad host name or another service is refused, naming the field', () => {
   assert.throws(() => planSecrets(undefined, { ...roles, apps: ['App 1'] }), (e: unknown) => e instanceof SecretsError && /secrets\.hosts: "App 1"/.test(e.message));
   assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, service: 'api' }), /secrets\.service/);
