@@ -2,13 +2,16 @@
 // port, the page stays up through a crash, and SIGTERM stops every worker.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { after, before, test } from 'node:test';
 import { startLoad } from '../../drill/load-generator.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { inRotation, testStack, waitForRequests, waitUntilServing } from '../support/stack.ts';
 
-const stack = testStack('cluster', 26_000, { balancerArgs: ['--workers', '2'] });
+// Sticky on: the workers must read each other's cookies (one key for all).
+const stack = testStack('cluster', 26_000, { balancerArgs: ['--workers', '2', '--sticky', 'on'] });
 
 before(async () => { await stack.start(); }, { timeout: 60_000 });
 after(async () => { await stack.stop(); });
@@ -29,6 +32,33 @@ test('two workers share the public port and keep every GET answered when app1 is
   await waitUntilServing(running, 'app1', Date.now(), 20_000);
   const summary = summarize(await running.stop());
   assert.equal(summary.failed, 0, describeSummary(summary));
+});
+
+/** One GET on a new connection (so the primary may hand it to either worker). */
+function getOnNewConnection(url: string, headers: Record<string, string>): Promise<{ status: number; servedBy: string; setCookie: string[] }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false, headers, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, servedBy: String(res.headers['x-served-by']), setCookie: res.headers['set-cookie'] ?? [] }));
+    }).on('error', reject);
+  });
+}
+
+test('a sticky client stays on its instance whichever worker takes its connection', async () => {
+  const first = await getOnNewConnection(stack.url, {});
+  const cookie = first.setCookie.find((c) => c.startsWith('sempre_sticky='))?.split(';')[0];
+  assert.ok(cookie, `the first answer binds the client: ${JSON.stringify(first.setCookie)}`);
+  const tag = `sticky-${Date.now().toString(36)}`;
+  const answers = [];
+  for (let i = 0; i < 20; i += 1) answers.push(await getOnNewConnection(stack.url, { cookie, 'x-request-id': `${tag}-${i}` }));
+  assert.deepEqual(new Set(answers.map((a) => a.servedBy)), new Set([first.servedBy]), 'every request served by the bound instance');
+  assert.ok(answers.every((a) => a.status === 200 && a.setCookie.length === 0), 'no rebinding while the instance serves');
+  // The access log names the worker of each request: both took some of them.
+  const workers = await waitFor('the access log lines of the 20 requests', () => {
+    const lines = readFileSync(stack.balancer!.logFile, 'utf8').split('\n').filter((l) => l.includes(tag));
+    return lines.length >= 20 ? new Set(lines.map((l) => (JSON.parse(l) as { worker: number }).worker)) : undefined;
+  }, 5000);
+  assert.equal(workers.size, 2, `requests on new connections reached both workers (${[...workers].join(', ')})`);
 });
 
 test('SIGTERM to the primary stops every worker', async () => {
