@@ -21,6 +21,8 @@ export interface LoadOptions {
    */
   retryConnectionFailureOnce?: boolean;
   retryDelayMs?: number;
+  /** Extra headers on every request (a cookie, for clients kept on one instance). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface RunningLoad {
@@ -48,6 +50,7 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
   const pool = new Pool(target.origin, { connections: options.connections ?? 64, pipelining: 1, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: Math.min(timeoutMs, 5000) });
   const method = (options.method ?? 'GET').toUpperCase() as 'GET';
   const path = options.path ?? (target.pathname + target.search);
+  const headers = { ...(options.body ? { 'content-type': 'text/plain' } : {}), ...options.headers };
   const intervalMs = 1000 / options.rate;
   const total = Math.floor((options.durationMs / 1000) * options.rate);
   const records: RequestRecord[] = [];
@@ -66,7 +69,7 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
       pending -= 1;
       if (pending === 0 && (stopped || sent >= total)) finish();
     };
-    const send = () => pool.request({ method, path, body: options.body, headers: options.body ? { 'content-type': 'text/plain' } : {} });
+    const send = () => pool.request({ method, path, body: options.body, headers });
     const attempt = options.retryConnectionFailureOnce
       ? send().catch(async (error: unknown) => {
         if (!['refused', 'reset', 'timeout'].includes(classifyRequestError(error))) throw error;

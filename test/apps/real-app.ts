@@ -114,7 +114,7 @@ app.get('/chat', (_req, res) => {
     show();
   });
   socket.on('disconnect', (reason) => { chat.connected = false; chat.instance = null; chat.disconnects.push({ at: Date.now(), reason }); show(); });
-  socket.on('hello', (message) => { chat.instance = message.instance; chat.messages.push(message); show(); });
+  socket.on('hello', (message) => { chat.instance = message.instance; chat.messages.push({ ...message, at: Date.now() }); show(); });
   // Sends one message; resolves with the acknowledgement, or null after 2 s.
   window.echo = (data) => new Promise((resolve) => {
     socket.timeout(2000).emit('echo', data, (error, reply) => {
