@@ -470,13 +470,21 @@ test('socket.io in Chromium upgrades to WebSocket through the balancer, and afte
   const page = await browser.newPage();
   type Chat = { connected: boolean; transport: string | null; instance: string | null; connects: number; messages: Array<{ instance: string; at?: number }>; disconnects: Array<{ at: number; reason: string }> };
   const chat = () => page.evaluate(() => (window as unknown as { chat: Chat }).chat);
+  // A wait on the page that, when it times out, says what the page saw.
+  const waitOnPage = async (what: string, predicate: (arg: string) => unknown, arg: string, timeout: number) => {
+    try {
+      await page.waitForFunction(predicate, arg, { timeout });
+    } catch (error) {
+      throw new Error(`${what}: not within ${timeout} ms; the page saw ${JSON.stringify(await chat().catch(() => null))} (${(error as Error).message.split('\n')[0]})`);
+    }
+  };
   const send = (text: string) => page.evaluate((data) => (window as unknown as { echo: (d: string) => Promise<{ instance: string; data: string } | null> }).echo(data), text);
   try {
     await page.goto(new URL('/chat', stack.url).href);
-    await page.waitForFunction(() => {
+    await waitOnPage('socket.io connected and upgraded to websocket', () => {
       const c = (window as unknown as { chat?: Chat }).chat;
       return c?.connected && c.instance && c.transport === 'websocket';
-    }, undefined, { timeout: 10_000 });
+    }, '', 10_000);
     const first = await chat();
     const victim = first.instance!;
     for (let i = 0; i < 5; i += 1) assert.deepEqual(await send(`before ${i}`), { instance: victim, data: `before ${i}` });
@@ -485,16 +493,16 @@ test('socket.io in Chromium upgrades to WebSocket through the balancer, and afte
 
     const killedAt = Date.now();
     stack.app(victim).signal('SIGKILL');
-    await page.waitForFunction((expected) => {
+    await waitOnPage(`socket.io reconnected to ${other(victim)}`, (expected) => {
       const c = (window as unknown as { chat: Chat }).chat;
       return c.connected && c.instance === expected && c.connects === 2;
-    }, other(victim), { timeout: 15_000 });
+    }, other(victim), 15_000);
     const after = await chat();
     const reconnectedAt = after.messages.at(-1)?.at ?? Date.now(); // the page's clock: the same machine's
     recordFigure('socket.io in Chromium: kill -9 of its instance → reconnected to the other (socket.io default backoff 0.5–1.5 s)', reconnectedAt - killedAt, 'ms');
     assert.equal(after.disconnects.length, 1, JSON.stringify(after.disconnects));
     for (let i = 0; i < 5; i += 1) assert.deepEqual(await send(`after ${i}`), { instance: other(victim), data: `after ${i}` });
-    await page.waitForFunction(() => (window as unknown as { chat: Chat }).chat.transport === 'websocket', undefined, { timeout: 10_000 });
+    await waitOnPage('socket.io upgraded to websocket again', () => (window as unknown as { chat: Chat }).chat.transport === 'websocket', '', 10_000);
     assert.deepEqual(await send('upgraded again'), { instance: other(victim), data: 'upgraded again' });
   } finally {
     await page.close();
