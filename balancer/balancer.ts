@@ -24,6 +24,7 @@ import { createMetrics } from './metrics.ts';
 import type { BalancerOptions } from './options.ts';
 import { createPicker } from './picker.ts';
 import { createProxyHandler } from './proxy.ts';
+import { ProxyCounters } from './proxy-counters.ts';
 import { createSticky } from './sticky.ts';
 import { createTunnels } from './tunnels.ts';
 import { startReadmission } from './readmission.ts';
@@ -102,7 +103,9 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     consulReachable: () => watch.status().reachable,
     tableVersion: () => watch.table().version,
     tunnelsByInstance: () => Object.fromEntries(watch.table().instances.map((i) => [i.id, tunnels.openOn(i.id)])),
+    proxy: () => counters,
   });
+  const counters = new ProxyCounters();
 
   const emptyReason = () => {
     const discovery = watch.status();
@@ -130,7 +133,8 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     states,
     picker,
     sticky,
-    metrics,
+    counters,
+    ejections: metrics.ejections,
     emptyReason,
     now,
     onEjected: passiveEjection,
@@ -160,6 +164,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const inMaintenance = (id: string) => catalog.instances().some((c) => c.id === id && c.health === 'maintenance');
   onRemoved = (id) => {
     proxy.abandon(id, 'Consul no longer lists it as passing');
+    proxy.forget(id);
     if (tunnels.openOn(id) === 0) return;
     if (inMaintenance(id)) {
       tunnels.drainInstance(id);
@@ -294,7 +299,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     catalog.stop();
     readmission.stop();
     stallDetector.stop();
-    proxy.close();
+    void proxy.close();
     server.close();
     admin.close();
     throw error;
@@ -318,7 +323,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   catalog.stop();
   readmission.stop();
   stallDetector.stop();
-  proxy.close();
+  await proxy.close();
   admin.close();
   admin.closeAllConnections();
 }

@@ -43,7 +43,7 @@ await runCommand(balancerCommand, async (options) => {
   const workers = options.workers === 0 ? availableParallelism() : options.workers;
   if (workers > 1 && cluster.isPrimary) return supervise(options, workers);
   const index = cluster.isWorker ? Number(process.env.SEMPRE_WORKER_INDEX ?? 0) : 0;
-  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat }).child(cluster.isWorker ? { worker: index } : {});
+  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, async: true }).child(cluster.isWorker ? { worker: index } : {});
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {

@@ -32,12 +32,25 @@ export function createPicker(strategy: Strategy, states: InstanceStates, random:
         const bound = table.byId.get(preferred);
         if (bound && !states.isEjected(preferred) && hasRoom(bound)) return bound;
       }
-      const untried = table.instances.filter((i) => !exclude.has(i.id) && hasRoom(i));
-      if (untried.length === 0) return undefined;
-      const live = untried.filter((i) => !states.isEjected(i.id));
-      const pool = live.length > 0 ? live : untried;
-      const offered = pool.filter((i) => random() < states.weight(i.id, now));
-      const candidates = offered.length > 0 ? offered : pool;
+      // The usual case — nothing tried, ejected, ramping up or full — needs no filtering.
+      let everyOneOffered = true;
+      for (const i of table.instances) {
+        const state = states.get(i.id);
+        if (!state || state.ejected || exclude.has(i.id) || !hasRoom(i) || states.weight(i.id, now) < 1) {
+          everyOneOffered = false;
+          break;
+        }
+      }
+      let candidates = table.instances;
+      if (!everyOneOffered) {
+        const untried = table.instances.filter((i) => !exclude.has(i.id) && hasRoom(i));
+        if (untried.length === 0) return undefined;
+        const live = untried.filter((i) => !states.isEjected(i.id));
+        const pool = live.length > 0 ? live : untried;
+        const offered = pool.filter((i) => random() < states.weight(i.id, now));
+        candidates = offered.length > 0 ? offered : pool;
+      }
+      if (candidates.length === 0) return undefined;
       cursor = (cursor + 1) % 1_000_000_007;
       if (strategy === 'round-robin') return candidates[cursor % candidates.length];
       // Least outstanding; ties are broken by rotating the starting point so

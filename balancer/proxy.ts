@@ -1,22 +1,26 @@
-// Handles one client request: pick an instance, proxy with http-proxy-3 over
-// keep-alive connections, and when the attempt fails in a way the retry
-// policy allows, try another instance — only while nothing has been sent to
-// the client yet. Failures also feed passive health (ejection).
-import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+// The HTTP request path: pick an instance, send the request on a keep-alive
+// connection from undici's Pool for that instance, and write the answer
+// straight into the client's response from a handler object (raw header
+// arrays in and out, backpressure honoured), as undici's own proxy example
+// does. When an attempt fails in a way the retry policy allows, another
+// instance is tried — only while nothing has been sent to the client. The
+// first attempt is made directly; p-retry takes over only when a retry is due.
+// Failures also feed passive health (ejection).
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { createProxyServer } from 'http-proxy-3';
 import pRetry, { AbortError } from 'p-retry';
+import { Pool, type Dispatcher } from 'undici';
 import type { Instance } from '../shared/instance.ts';
 import { instanceOrigin } from '../shared/instance.ts';
 import type { Logger } from '../shared/logger.ts';
+import { requestIdSource } from './forwarding.ts';
 import type { InstanceStates } from './instance-state.ts';
-import type { BalancerMetrics } from './metrics.ts';
 import type { Picker } from './picker.ts';
-import { requestIdSource, setForwardingHeaders } from './forwarding.ts';
-import { bodyStream, readRequestBody, type RequestBody } from './request-body.ts';
+import { hasBody, readRequestBody, type RequestBody } from './request-body.ts';
 import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from './retry-policy.ts';
 import type { RoutingTable } from './routing-table.ts';
 import type { Sticky } from './sticky.ts';
+import type { ProxyCounters } from './proxy-counters.ts';
 
 export interface ProxySettings {
   retries: number;
@@ -36,7 +40,9 @@ export interface ProxyDeps {
   states: InstanceStates;
   picker: Picker;
   sticky: Sticky;
-  metrics: BalancerMetrics;
+  counters: ProxyCounters;
+  /** Ejections are rare: a prom-client counter is fine. */
+  ejections: { inc(labels: { instance: string; cause: string }): void };
   /** Why there is no instance, for the 503 body. */
   emptyReason: () => string;
   onEjected: (instance: Instance, kind: FailureKind, message: string) => void;
@@ -60,28 +66,6 @@ export class AttemptFailure extends Error {
 class ClientGone extends Error {}
 class NoInstanceLeft extends Error {}
 
-interface Attempt {
-  instance: Instance;
-  method: string;
-  /** Response headers arrived: from here on the attempt cannot be abandoned. */
-  responded: boolean;
-  startedAt: number;
-  connected: boolean;
-  reusedSocket: boolean;
-  proxyReq: ClientRequest | undefined;
-  timer: NodeJS.Timeout | undefined;
-  settled: boolean;
-  /** Whether a retryable status may be retried from this attempt. */
-  statusRetryAllowed: boolean;
-  /** Set-Cookie that (re)binds a sticky client to this attempt's instance. */
-  setCookie: string | undefined;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded to the client.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
-
 export interface ProxyHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
   /**
@@ -90,249 +74,406 @@ export interface ProxyHandler {
    * instead of waiting for the response timeout. Returns how many.
    */
   abandon(instanceId: string, reason: string): number;
+  /** Consul no longer lists the instance: close its idle connections (running responses finish). */
+  forget(instanceId: string): void;
   /** Start time of the oldest attempt on this instance still waiting for response headers. */
   oldestUnanswered(instanceId: string): number | undefined;
   inFlight(): number;
-  close(): void;
+  close(): Promise<void>;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded either way. The
+// request side also drops what undici sets itself or refuses (expect), the
+// forwarding headers we set afresh, and HTTP/2 pseudo-headers.
+const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+const REQUEST_DROP = new Set([...RESPONSE_HOP, 'proxy-authorization', 'expect', 'http2-settings', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
+
+/** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
+function connectionTokens(value: string): Set<string> | undefined {
+  const tokens = value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
+  return tokens.length > 0 ? new Set(tokens) : undefined;
+}
+
+/**
+ * The request's headers for the instance, from the raw array in one pass:
+ * hop-by-hop dropped, X-Forwarded-For/Proto/Host and X-Request-Id set.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string): string[] {
+  const out: string[] = [];
+  let forwardedFor = '';
+  let host = '';
+  let authority = '';
+  let nominated: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+    else if (lower === 'host') host = value;
+    else if (lower === ':authority') authority = value;
+    else if (lower === 'connection') nominated = connectionTokens(value);
+    if (REQUEST_DROP.has(lower) || lower.charCodeAt(0) === 58 /* ':' */) continue;
+    out.push(name, value);
+  }
+  if (nominated) {
+    for (let i = out.length - 2; i >= 0; i -= 2) if (nominated.has(out[i]!.toLowerCase())) out.splice(i, 2);
+  }
+  if (!host && authority) out.push('host', authority);
+  out.push(
+    'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${remote}` : remote,
+    'x-forwarded-proto', encrypted ? 'https' : 'http',
+    'x-forwarded-host', host || authority,
+    'x-request-id', reqId,
+  );
+  return out;
+}
+
+/** The instance's response headers for the client: hop-by-hop dropped, x-served-by (and a sticky cookie) added. */
+function clientResponseHeaders(raw: Buffer[], servedBy: string, setCookie: string | undefined): string[] {
+  const out: string[] = [];
+  let nominated: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (lower === 'connection') nominated = connectionTokens(raw[i + 1]!.toString('latin1'));
+    if (RESPONSE_HOP.has(lower)) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (nominated) {
+    for (let i = out.length - 2; i >= 0; i -= 2) if (nominated.has(out[i]!.toLowerCase())) out.splice(i, 2);
+  }
+  out.push('x-served-by', servedBy);
+  if (setCookie) out.push('set-cookie', setCookie);
+  return out;
 }
 
 export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
-  const { settings, logger, states, picker, sticky, metrics } = deps;
+  const { settings, logger, states, picker, sticky, counters } = deps;
   const now = deps.now ?? Date.now;
   const retryStatus = new Set(settings.retryOnStatus.map(Number));
-  // Keep-alive to instances; idle sockets close before the app's own
-  // keep-alive timeout so we rarely reuse a socket the app is closing.
-  const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 512, timeout: settings.upstreamIdleTimeout, scheduling: 'lifo' });
-  const proxy = createProxyServer({ xfwd: false, selfHandleResponse: true, connectTimeout: settings.connectTimeout, proxyTimeout: settings.responseTimeout + 1000, agent });
-  const attempts = new WeakMap<ServerResponse, Attempt>();
-  // Label lookups hash an object each time; at thousands of requests a second
-  // that shows, so each label combination's counter is looked up once.
-  const attemptCounters = new Map<string, { inc(): void }>();
-  const countAttempt = (instance: string, outcome: string) => {
-    const key = `${instance}\u0000${outcome}`;
-    let counter = attemptCounters.get(key);
-    if (!counter) attemptCounters.set(key, (counter = metrics.attempts.labels({ instance, outcome })));
-    counter.inc();
-  };
-  const requestCounters = new Map<number, { inc(): void }>();
-  const countRequest = (status: number) => {
-    let counter = requestCounters.get(status);
-    if (!counter) requestCounters.set(status, (counter = metrics.requests.labels({ code: String(status) })));
-    counter.inc();
-  };
-  const inFlightByInstance = new Map<string, Set<Attempt>>();
-  let inFlight = 0;
   const nextRequestId = requestIdSource();
+  const inFlightByInstance = new Map<string, Set<Attempt>>();
+  const pools = new Map<string, { origin: string; pool: Pool }>();
+  let inFlight = 0;
 
-  const settle = (attempt: Attempt, outcome: 'ok' | AttemptFailure | ClientGone) => {
-    if (attempt.settled) return;
-    attempt.settled = true;
-    clearTimeout(attempt.timer);
-    const id = attempt.instance.id;
-    inFlightByInstance.get(id)?.delete(attempt);
-    if (outcome === 'ok') {
-      states.succeeded(id);
-      countAttempt(id, 'ok');
-      attempt.resolve();
-    } else if (outcome instanceof AttemptFailure) {
-      const counts = countsAgainstInstance(outcome.kind, attempt.reusedSocket);
-      if (states.failed(id, outcome.kind, outcome.message, counts, now())) {
-        metrics.ejections.inc({ instance: id, cause: outcome.kind });
-        deps.onEjected(attempt.instance, outcome.kind, outcome.message);
-        abandon(id, `ejected after ${outcome.kind}`);
-      }
-      countAttempt(id, outcome.kind);
-      attempt.reject(outcome);
-    } else {
-      states.abandoned(id);
-      attempt.reject(outcome);
-    }
+  const poolFor = (instance: Instance): Pool => {
+    const origin = instanceOrigin(instance);
+    const known = pools.get(instance.id);
+    if (known && known.origin === origin) return known.pool;
+    if (known) void known.pool.close();
+    // Idle connections close before the app's own keep-alive timeout (Node's
+    // is 5 s), so a socket the app is closing is rarely reused.
+    const pool = new Pool(origin, {
+      connect: { timeout: settings.connectTimeout },
+      keepAliveTimeout: settings.upstreamIdleTimeout,
+      keepAliveMaxTimeout: settings.upstreamIdleTimeout,
+      headersTimeout: settings.responseTimeout,
+      // A stream (SSE, a long download) runs as long as the client stays.
+      bodyTimeout: 0,
+    });
+    pools.set(instance.id, { origin, pool });
+    return pool;
   };
 
-  proxy.on('proxyReq', (proxyReq: ClientRequest, _req: IncomingMessage, res: ServerResponse, _options: unknown, socket: Socket) => {
-    const attempt = attempts.get(res);
-    if (!attempt || attempt.settled) return;
-    attempt.proxyReq = proxyReq;
-    attempt.reusedSocket = proxyReq.reusedSocket;
-    if (!socket.connecting) attempt.connected = true;
-    else socket.once('connect', () => { attempt.connected = true; });
-  });
+  /** One attempt on one instance; undici calls it back as the exchange goes. */
+  class Attempt {
+    readonly exchange: Exchange;
+    readonly instance: Instance;
+    readonly startedAt: number;
+    readonly statusRetryAllowed: boolean;
+    readonly setCookie: string | undefined;
+    settled = false;
+    connected = false;
+    responded = false;
+    /** A retryable status: its body is discarded, then the attempt fails. */
+    discarding = false;
+    abortUpstream: ((error?: Error) => void) | undefined;
+    resumeUpstream: (() => void) | undefined;
+    onDrain: (() => void) | undefined;
+    failure: AttemptFailure | undefined;
 
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse) => {
-    const attempt = attempts.get(res);
-    if (!attempt || attempt.settled) {
-      proxyRes.resume();
-      return;
+    constructor(exchange: Exchange, instance: Instance, statusRetryAllowed: boolean, setCookie: string | undefined) {
+      this.exchange = exchange;
+      this.instance = instance;
+      this.startedAt = now();
+      this.statusRetryAllowed = statusRetryAllowed;
+      this.setCookie = setCookie;
     }
-    clearTimeout(attempt.timer);
-    attempt.responded = true;
-    states.answered(attempt.instance.id, now());
-    const status = proxyRes.statusCode ?? 502;
-    if (retryStatus.has(status) && attempt.statusRetryAllowed) {
-      proxyRes.resume(); // discard the body; the socket goes back to the pool
-      settle(attempt, new AttemptFailure('status', attempt.instance, `answered HTTP ${status}`));
-      return;
-    }
-    const headers: string[] = [];
-    const raw = proxyRes.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
-    }
-    headers.push('x-served-by', attempt.instance.id);
-    if (attempt.setCookie) headers.push('set-cookie', attempt.setCookie);
-    res.writeHead(status, proxyRes.statusMessage, headers);
-    proxyRes.on('error', () => res.destroy());
-    proxyRes.on('aborted', () => res.destroy());
-    proxyRes.pipe(res);
-    res.once('finish', () => settle(attempt, 'ok'));
-  });
 
-  const attemptOn = (req: IncomingMessage, res: ServerResponse, instance: Instance, body: RequestBody, statusRetryAllowed: boolean, setCookie: string | undefined) =>
-    new Promise<void>((resolve, reject) => {
-      const attempt: Attempt = { instance, method: req.method ?? 'GET', responded: false, startedAt: now(), connected: false, reusedSocket: false, proxyReq: undefined, timer: undefined, settled: false, statusRetryAllowed, setCookie, resolve, reject };
-      attempts.set(res, attempt);
+    onConnect(abort: (error?: Error) => void): void {
+      if (this.settled) {
+        abort();
+        return;
+      }
+      this.abortUpstream = abort;
+      this.connected = true;
+    }
+
+    onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+      if (this.settled) return false;
+      if (statusCode < 200) return true; // 100 Continue, 103 Early Hints: the final answer follows
+      this.responded = true;
+      states.answered(this.instance.id, now());
+      if (this.statusRetryAllowed && retryStatus.has(statusCode)) {
+        this.discarding = true;
+        this.failure = new AttemptFailure('status', this.instance, `answered HTTP ${statusCode}`);
+        return true;
+      }
+      this.resumeUpstream = resume;
+      this.exchange.res.writeHead(statusCode, statusText, clientResponseHeaders(rawHeaders, this.instance.id, this.setCookie));
+      return true;
+    }
+
+    onData(chunk: Buffer): boolean {
+      if (this.discarding || this.settled) return true;
+      const { res } = this.exchange;
+      if (res.write(chunk)) return true;
+      // The client reads slower than the instance sends: pause until it drains.
+      this.onDrain ??= () => this.resumeUpstream?.();
+      this.exchange.res.once('drain', this.onDrain);
+      return false;
+    }
+
+    onComplete(): void {
+      if (this.settled) return;
+      if (this.discarding) return this.exchange.settle(this, this.failure!);
+      this.exchange.res.end();
+      this.exchange.settle(this, undefined);
+    }
+
+    onError(error: Error & { code?: string }): void {
+      if (this.settled) return;
+      const { res } = this.exchange;
+      if (res.destroyed || res.writableEnded) return this.exchange.settle(this, new ClientGone());
+      if (res.headersSent) {
+        // The response broke mid-body: nothing can be retried, the client sees a cut response.
+        this.exchange.settle(this, new AttemptFailure('reset', this.instance, error.message));
+        res.destroy();
+        return;
+      }
+      const kind = classifyError(error, this.connected);
+      const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
+      this.exchange.settle(this, this.failure ?? new AttemptFailure(kind, this.instance, detail));
+    }
+
+    /** Abandoned (its instance left rotation): settled now, the upstream request aborted. */
+    abandon(error: Error & { code?: string }): void {
+      if (this.abortUpstream) this.abortUpstream(error);
+      if (!this.settled) this.exchange.settle(this, new AttemptFailure('timeout', this.instance, error.message));
+    }
+  }
+
+  /** One client request, across its attempts. */
+  class Exchange {
+    readonly req: IncomingMessage;
+    readonly res: ServerResponse;
+    readonly method: string;
+    readonly reqId: string;
+    readonly started = performance.now();
+    readonly headers: string[];
+    body: RequestBody | undefined;
+    retries = 0;
+    bound: string | undefined;
+    stickyOn = false;
+    tried: Set<string> | undefined;
+    firstTried: string | undefined;
+    failures: string[] | undefined;
+    current: Attempt | undefined;
+    servedBy: string | undefined;
+    /** Set while p-retry drives the attempts after the first. */
+    waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
+
+    constructor(req: IncomingMessage, res: ServerResponse) {
+      this.req = req;
+      this.res = res;
+      this.method = req.method ?? 'GET';
+      this.reqId = nextRequestId(req);
+      const socket = req.socket as Socket & { encrypted?: boolean };
+      this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, this.reqId);
+    }
+
+    readonly closed = (): void => {
+      inFlight -= 1;
+      const attempt = this.current;
+      if (attempt && !attempt.settled) this.settle(attempt, new ClientGone());
+      const durationMs = Math.round((performance.now() - this.started) * 10) / 10;
+      const status = this.res.writableFinished ? this.res.statusCode : 499;
+      counters.request(status, durationMs);
+      deps.onRequest?.(status, durationMs, this.servedBy);
+      if (settings.accessLog) {
+        logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), ...(this.failures ? { failures: this.failures } : {}) }, 'request');
+      }
+    };
+
+    attempts(): number {
+      return this.tried?.size ?? (this.firstTried ? 1 : 0);
+    }
+
+    hasTried(id: string): boolean {
+      return this.tried ? this.tried.has(id) : this.firstTried === id;
+    }
+
+    triedSet(): ReadonlySet<string> {
+      if (!this.tried) this.tried = new Set(this.firstTried ? [this.firstTried] : []);
+      return this.tried;
+    }
+
+    start(body: RequestBody): void {
+      this.body = body;
+      this.retries = body.replayable ? settings.retries : 0;
+      // Sticky: the instance the client's cookie names is tried first; any
+      // other instance that serves it sends a cookie naming itself.
+      const table = deps.table();
+      this.stickyOn = sticky.enabled(table);
+      this.bound = this.stickyOn ? sticky.boundInstance(table, this.req.headers.cookie) : undefined;
+      const instance = picker.pick(table, EMPTY_SET, now(), this.bound);
+      if (!instance) return this.finish(new NoInstanceLeft());
+      this.dispatch(instance, 1);
+    }
+
+    dispatch(instance: Instance, attemptNumber: number): void {
+      if (this.firstTried === undefined) this.firstTried = instance.id;
+      else (this.triedSet() as Set<string>).add(instance.id);
+      // A 502/503/504 is passed through when no other instance could take over.
+      const statusRetryAllowed = attemptNumber <= this.retries && retryStatus.size > 0 && mayRetry(this.method, 'status') && picker.hasAlternative(deps.table(), this.triedSet());
+      const attempt = new Attempt(this, instance, statusRetryAllowed, this.stickyOn && instance.id !== this.bound ? sticky.setCookie(instance.id) : undefined);
+      this.current = attempt;
       let running = inFlightByInstance.get(instance.id);
       if (!running) inFlightByInstance.set(instance.id, (running = new Set()));
       running.add(attempt);
       states.begin(instance.id);
-      attempt.timer = setTimeout(() => {
-        const error = Object.assign(new Error(`no response within ${settings.responseTimeout} ms`), { code: 'ERESPONSETIMEOUT' });
-        if (attempt.proxyReq) attempt.proxyReq.destroy(error);
-        else settle(attempt, new AttemptFailure('timeout', instance, error.message));
-      }, settings.responseTimeout);
-      // Without a body, http-proxy pipes the (ended) request itself, which
-      // ends the upstream request at once, on a retry too.
-      const buffer = bodyStream(body);
-      proxy.web(req, res, buffer ? { target: instanceOrigin(instance), buffer } : { target: instanceOrigin(instance) }, (error: Error & { code?: string }) => {
-        if (res.destroyed || res.writableEnded || (req.destroyed && !req.complete)) return settle(attempt, new ClientGone());
-        if (res.headersSent) {
-          // The response broke mid-body: nothing can be retried, the client sees a cut response.
-          settle(attempt, new AttemptFailure('reset', instance, error.message));
-          res.destroy();
-          return;
-        }
-        const kind = classifyError(error, attempt.connected);
-        const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
-        settle(attempt, new AttemptFailure(kind, instance, detail));
-      });
-    });
-
-  function abandon(instanceId: string, reason: string): number {
-    let count = 0;
-    for (const attempt of inFlightByInstance.get(instanceId) ?? []) {
-      if (attempt.settled || attempt.responded || !mayRetry(attempt.method, 'timeout')) continue;
-      count += 1;
-      const error = Object.assign(new Error(`abandoned unanswered: ${reason}`), { code: 'EINSTANCEGONE' });
-      if (attempt.proxyReq) attempt.proxyReq.destroy(error);
-      else settle(attempt, new AttemptFailure('timeout', attempt.instance, error.message));
+      const body = this.body!;
+      poolFor(instance).dispatch({
+        path: this.req.url ?? '/',
+        method: this.method as Dispatcher.HttpMethod,
+        headers: this.headers,
+        body: body.replayable ? (body.bytes.length > 0 ? body.bytes : null) : body.stream,
+      }, attempt as unknown as Dispatcher.DispatchHandler);
     }
-    if (count > 0) logger.warn({ instance: instanceId, requests: count, reason }, 'retrying unanswered requests of an instance that left rotation');
-    return count;
-  }
 
-  const sendError = (res: ServerResponse, status: 502 | 503, message: string) => {
-    if (res.headersSent || res.destroyed) return;
-    const body = `${status === 503 ? '503 Service Unavailable' : '502 Bad Gateway'}: ${message}\n`;
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '1', 'cache-control': 'no-store' });
-    res.end(body);
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const started = performance.now();
-    const reqId = nextRequestId(req);
-    const method = req.method ?? 'GET';
-    const tried = new Set<string>();
-    const failures: string[] = [];
-    let servedBy: string | undefined;
-    inFlight += 1;
-
-    res.once('close', () => {
-      inFlight -= 1;
-      const attempt = attempts.get(res);
-      if (attempt && !attempt.settled) settle(attempt, new ClientGone());
-      // Read here, not from the retry loop: 'close' can come before its continuation runs.
-      servedBy = attempt?.responded ? attempt.instance.id : undefined;
-      const durationMs = Math.round((performance.now() - started) * 10) / 10;
-      const status = res.writableFinished ? res.statusCode : 499;
-      countRequest(status);
-      metrics.duration.observe(durationMs / 1000);
-      deps.onRequest?.(status, durationMs, servedBy);
-      if (settings.accessLog) {
-        logger.info({ reqId, method, url: req.url, status, durationMs, instance: servedBy, attempts: tried.size, ...(failures.length ? { failures } : {}) }, 'request');
+    settle(attempt: Attempt, failure: AttemptFailure | ClientGone | undefined): void {
+      if (attempt.settled) return;
+      attempt.settled = true;
+      const id = attempt.instance.id;
+      inFlightByInstance.get(id)?.delete(attempt);
+      if (failure === undefined) {
+        states.succeeded(id);
+        counters.attempt(id, 'ok');
+        this.servedBy = id;
+        if (this.waiting) this.waiting.resolve();
+        return;
       }
-    });
-
-    setForwardingHeaders(req, reqId);
-
-    if (deps.table().instances.length === 0) {
-      metrics.noInstance.inc();
-      req.resume();
-      return sendError(res, 503, deps.emptyReason());
+      if (failure instanceof ClientGone) {
+        states.abandoned(id);
+        attempt.abortUpstream?.();
+        if (this.waiting) this.waiting.reject(failure);
+        return;
+      }
+      const counts = countsAgainstInstance(failure.kind, false);
+      counters.attempt(id, failure.kind);
+      if (states.failed(id, failure.kind, failure.message, counts, now())) {
+        deps.ejections.inc({ instance: id, cause: failure.kind });
+        deps.onEjected(attempt.instance, failure.kind, failure.message);
+        abandon(id, `ejected after ${failure.kind}`);
+      }
+      if (this.waiting) return this.waiting.reject(failure);
+      this.afterFirstFailure(failure);
     }
 
-    let body: RequestBody;
-    try {
-      body = await readRequestBody(req, settings.maxReplayBody);
-    } catch {
-      return; // the client went away while sending its body
-    }
-    const retries = body.replayable ? settings.retries : 0;
-    // Sticky: the instance the client's cookie names is tried first; any
-    // other instance that serves it sends a cookie naming itself.
-    const stickyTable = deps.table();
-    const stickyOn = sticky.enabled(stickyTable);
-    const bound = stickyOn ? sticky.boundInstance(stickyTable, req.headers.cookie) : undefined;
-
-    try {
-      await pRetry(
-        async (attemptNumber) => {
-          if (res.destroyed) throw new AbortError(new ClientGone());
-          const instance = picker.pick(deps.table(), tried, now(), bound);
+    afterFirstFailure(failure: AttemptFailure): void {
+      (this.failures ??= []).push(`${failure.instance.id} ${failure.kind}: ${failure.message}`);
+      if (this.retries === 0 || !this.mayContinue(failure)) return this.finish(failure);
+      counters.retry(failure.kind);
+      // A retry is due: p-retry drives the remaining attempts.
+      pRetry(
+        (attemptNumber) => new Promise<void>((resolve, reject) => {
+          if (this.res.destroyed) throw new AbortError(new ClientGone());
+          const instance = picker.pick(deps.table(), this.triedSet(), now(), this.bound);
           if (!instance) throw new AbortError(new NoInstanceLeft());
-          tried.add(instance.id);
-          // A 502/503/504 is passed through when no other instance could take over.
-          const statusRetryAllowed = attemptNumber <= retries && mayRetry(method, 'status') && picker.hasAlternative(deps.table(), tried);
-          await attemptOn(req, res, instance, body, statusRetryAllowed, stickyOn && instance.id !== bound ? sticky.setCookie(instance.id) : undefined);
-        },
+          this.waiting = { resolve, reject };
+          this.dispatch(instance, attemptNumber + 1);
+        }),
         {
-          retries,
+          retries: this.retries - 1,
           minTimeout: 0,
           maxTimeout: 0,
           randomize: false,
-          shouldRetry: ({ error }) => error instanceof AttemptFailure && mayRetry(method, error.kind) && !res.headersSent && !res.destroyed,
+          shouldRetry: ({ error }) => error instanceof AttemptFailure && this.mayContinue(error),
           onFailedAttempt: ({ error, retriesLeft }) => {
             if (!(error instanceof AttemptFailure)) return;
-            failures.push(`${error.instance.id} ${error.kind}: ${error.message}`);
-            if (retriesLeft > 0 && mayRetry(method, error.kind)) metrics.retries.inc({ reason: error.kind });
+            (this.failures ??= []).push(`${error.instance.id} ${error.kind}: ${error.message}`);
+            if (retriesLeft > 0 && this.mayContinue(error)) counters.retry(error.kind);
           },
         },
-      );
-    } catch (error) {
+      ).then(() => undefined, (error: unknown) => this.finish(error));
+    }
+
+    mayContinue(failure: AttemptFailure): boolean {
+      return mayRetry(this.method, failure.kind) && !this.res.headersSent && !this.res.destroyed;
+    }
+
+    /** No attempt answered: say why. */
+    finish(error: unknown): void {
+      const { res, method } = this;
       if (error instanceof ClientGone || res.destroyed) return;
-      if (error instanceof NoInstanceLeft && tried.size === 0 && settings.maxPerInstance > 0 && deps.table().instances.length > 0) {
+      const tried = this.attempts();
+      const table = deps.table();
+      if (error instanceof NoInstanceLeft && tried === 0 && settings.maxPerInstance > 0 && table.instances.length > 0) {
         // Every instance is at its in-flight cap: answer now rather than queue behind a slow one.
-        metrics.saturated.inc();
+        counters.saturated += 1;
         return sendError(res, 503, `every instance already has ${settings.maxPerInstance} requests in flight; try again shortly`);
       }
-      if (error instanceof NoInstanceLeft && tried.size === 0) {
-        metrics.noInstance.inc();
+      if (error instanceof NoInstanceLeft && tried === 0) {
+        counters.noInstance += 1;
         return sendError(res, 503, deps.emptyReason());
       }
       if (error instanceof AttemptFailure && !mayRetry(method, error.kind)) {
         return sendError(res, 502, `${error.instance.id} failed (${error.kind}: ${error.message}); a ${method} that may have reached the app is not retried`);
       }
-      return sendError(res, 502, `no instance could answer after ${tried.size} attempt(s): ${failures.join('; ') || String(error)}`);
+      return sendError(res, 502, `no instance could answer after ${tried} attempt(s): ${this.failures?.join('; ') || String(error)}`);
     }
+  }
+
+  function abandon(instanceId: string, reason: string): number {
+    let count = 0;
+    for (const attempt of [...(inFlightByInstance.get(instanceId) ?? [])]) {
+      if (attempt.settled || attempt.responded || !mayRetry(attempt.exchange.method, 'timeout')) continue;
+      count += 1;
+      attempt.abandon(Object.assign(new Error(`abandoned unanswered: ${reason}`), { code: 'EINSTANCEGONE' }));
+    }
+    if (count > 0) logger.warn({ instance: instanceId, requests: count, reason }, 'retrying unanswered requests of an instance that left rotation');
+    return count;
+  }
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight += 1;
+    const exchange = new Exchange(req, res);
+    res.once('close', exchange.closed);
+    if (deps.table().instances.length === 0) {
+      counters.noInstance += 1;
+      req.resume();
+      return sendError(res, 503, deps.emptyReason());
+    }
+    if (!hasBody(req)) return exchange.start(NO_BODY);
+    readRequestBody(req, settings.maxReplayBody).then((body) => exchange.start(body), () => undefined /* the client went away while sending its body */);
   };
 
   return {
     handle: (req, res) => {
-      handle(req, res).catch((error: unknown) => {
+      try {
+        handle(req, res);
+      } catch (error) {
         logger.error({ err: error }, 'unexpected error while proxying');
         sendError(res, 502, 'internal balancer error');
-      });
+      }
     },
     abandon,
+    forget: (instanceId) => {
+      const known = pools.get(instanceId);
+      if (!known) return;
+      pools.delete(instanceId);
+      void known.pool.close();
+    },
     oldestUnanswered: (instanceId) => {
       let oldest: number | undefined;
       for (const attempt of inFlightByInstance.get(instanceId) ?? []) {
@@ -341,9 +482,19 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       return oldest;
     },
     inFlight: () => inFlight,
-    close: () => {
-      proxy.close();
-      agent.destroy();
+    close: async () => {
+      await Promise.all([...pools.values()].map(({ pool }) => pool.destroy()));
+      pools.clear();
     },
   };
+}
+
+const EMPTY_SET: ReadonlySet<string> = new Set();
+const NO_BODY: RequestBody = { replayable: true, bytes: Buffer.alloc(0) };
+
+function sendError(res: ServerResponse, status: 502 | 503, message: string): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = `${status === 503 ? '503 Service Unavailable' : '502 Bad Gateway'}: ${message}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '1', 'cache-control': 'no-store' });
+  res.end(body);
 }

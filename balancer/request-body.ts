@@ -1,7 +1,7 @@
 // Keeps a request body so the request can be sent again to another instance.
 // Bodies larger than the limit are streamed once and cannot be retried.
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 export type RequestBody =
   | { replayable: true; bytes: Buffer }
@@ -9,7 +9,7 @@ export type RequestBody =
 
 const EMPTY = Buffer.alloc(0);
 
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -35,10 +35,4 @@ export async function readRequestBody(req: IncomingMessage, maxBytes: number): P
     const onEnd = () => resolve({ replayable: true, bytes: Buffer.concat(chunks, size) });
     req.on('data', onData).once('end', onEnd).once('error', reject);
   });
-}
-
-/** A fresh stream of the body for one attempt; undefined when there is no body. */
-export function bodyStream(body: RequestBody): Readable | undefined {
-  if (!body.replayable) return body.stream;
-  return body.bytes.length > 0 ? Readable.from([body.bytes]) : undefined;
 }

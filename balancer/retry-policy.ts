@@ -23,7 +23,7 @@ export function mayRetry(method: string, failure: FailureKind): boolean {
   return failure === 'connect' || isIdempotent(method);
 }
 
-const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ECONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ECONNECT_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 /**
  * Classifies a proxy error. `connected` says whether the socket had been
@@ -32,7 +32,7 @@ const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ECONNECT_TIMEOUT', 'EHOSTUNREA
  */
 export function classifyError(error: { code?: string } | undefined, connected: boolean): FailureKind {
   // Our own response timeout, or the instance left rotation while we waited.
-  if (error?.code === 'ERESPONSETIMEOUT' || error?.code === 'EINSTANCEGONE') return 'timeout';
+  if (error?.code === 'ERESPONSETIMEOUT' || error?.code === 'EINSTANCEGONE' || error?.code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout';
   if (!connected || NEVER_CONNECTED.has(error?.code ?? '')) return 'connect';
   return 'reset';
 }

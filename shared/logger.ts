@@ -10,12 +10,18 @@ export interface LoggerOptions {
   name: string;
   level: string;
   format: LogFormat;
+  /**
+   * JSON lines written asynchronously (pino's sonic-boom destination): lines
+   * written while a write is in flight go out together, so a line per
+   * request costs little. pino flushes what is left when the process exits.
+   */
+  async?: boolean;
 }
 
-export function createLogger({ name, level, format }: LoggerOptions): Logger {
+export function createLogger({ name, level, format, async = false }: LoggerOptions): Logger {
   const wantPretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   const base = { name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (!wantPretty) return pino(base);
+  if (!wantPretty) return async ? pino(base, pino.destination({ dest: 1, sync: false })) : pino(base);
   return pino(base, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
 }
 

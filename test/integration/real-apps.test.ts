@@ -306,6 +306,18 @@ test('figure: the balancer\'s memory for 1,000 open WebSockets', { timeout: 60_0
   await stack.waitForStatus('no tunnel open after closing them', (s) => (s as unknown as TunnelStatus).tunnels === 0, 10_000);
 });
 
+test("passes a gzip'd, chunked script byte for byte (socket.io's own client, 150 KB)", { timeout: 30_000 }, async () => {
+  const digest = async (url: string) => {
+    const response = await fetch(url, { headers: { 'accept-encoding': 'gzip' } });
+    const bytes = Buffer.from(await response.arrayBuffer());
+    return { status: response.status, length: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  };
+  const direct = await digest(`http://${stack.addressOf('app1')}:${stack.ports.app}/socket.io/socket.io.js`);
+  assert.equal(direct.status, 200);
+  assert.ok(direct.length > 100_000, `the script is large enough to span many reads (${direct.length} bytes)`);
+  for (let i = 0; i < 4; i += 1) assert.deepEqual(await digest(new URL('/socket.io/socket.io.js', stack.url).href), direct);
+});
+
 test('passes an 8 MiB upload and an SSE feed that runs more than 5 s', { timeout: 30_000 }, async () => {
   const body = randomBytes(8 * 1024 * 1024);
   const upload = await fetch(new URL('/upload', stack.url), { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(15_000) });
