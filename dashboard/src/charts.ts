@@ -1,7 +1,7 @@
 // Three live charts over the last five minutes, drawn with uPlot.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { SecondPoint } from '../../balancer/traffic-series.ts';
+import type { SecondPoint } from '../../balancer/observe/traffic-series.ts';
 
 const PALETTE = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#0891b2', '#db2777', '#65a30d', '#ea580c'];
 

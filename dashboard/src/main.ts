@@ -1,8 +1,8 @@
 // The dashboard: a snapshot pushed by the balancer every second over
 // server-sent events, rendered without a framework. It says so when its own
 // connection or Consul is lost instead of showing stale numbers as live.
-import type { DashboardInstance, DashboardSnapshot } from '../../balancer/dashboard-model.ts';
-import type { DashboardEvent } from '../../balancer/events.ts';
+import type { DashboardInstance, DashboardSnapshot } from '../../balancer/observe/dashboard-model.ts';
+import type { DashboardEvent } from '../../balancer/observe/events.ts';
 import { Charts } from './charts.ts';
 import { clock, duration, escapeHtml } from './format.ts';
 import { initialLang, t, type Lang, type LabelKey } from './i18n.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { alertPayload, slackBody } from '../../balancer/alerts.ts';
-import { IncidentTracker, type IncidentTransition } from '../../balancer/incidents.ts';
+import { alertPayload, slackBody } from '../../balancer/observe/alerts.ts';
+import { IncidentTracker, type IncidentTransition } from '../../balancer/observe/incidents.ts';
 
 test('an unplanned leave and its return are one transition each; planned maintenance is none', () => {
   const incidents = new IncidentTracker();

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCatalogEntries, type CatalogInstance } from '../../balancer/catalog-watch.ts';
-import { DashboardModel } from '../../balancer/dashboard-model.ts';
-import { IncidentTracker } from '../../balancer/incidents.ts';
-import { InstanceStates } from '../../balancer/instance-state.ts';
-import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/routing-table.ts';
-import { TrafficSeries } from '../../balancer/traffic-series.ts';
+import { parseCatalogEntries, type CatalogInstance } from '../../balancer/discovery/catalog-watch.ts';
+import { DashboardModel } from '../../balancer/observe/dashboard-model.ts';
+import { IncidentTracker } from '../../balancer/observe/incidents.ts';
+import { InstanceStates } from '../../balancer/health/instance-state.ts';
+import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/discovery/routing-table.ts';
+import { TrafficSeries } from '../../balancer/observe/traffic-series.ts';
 import type { Instance } from '../../shared/instance.ts';
 
 const instance = (id: string): Instance => ({ id, service: 'web', node: 'n1', address: '10.0.0.1', port: 3000, tags: [], meta: {} });

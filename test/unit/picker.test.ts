@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InstanceStates } from '../../balancer/instance-state.ts';
-import { createPicker } from '../../balancer/picker.ts';
-import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/routing-table.ts';
+import { InstanceStates } from '../../balancer/health/instance-state.ts';
+import { createPicker } from '../../balancer/proxy/picker.ts';
+import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/discovery/routing-table.ts';
 import type { Instance } from '../../shared/instance.ts';
 
 const instance = (id: string): Instance => ({ id, service: 'web', node: id, address: '127.0.0.1', port: 1, tags: [], meta: {} });

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { agentCommand } from '../../agent/options.ts';
-import { parseCatalogEntries } from '../../balancer/catalog-watch.ts';
+import { parseCatalogEntries } from '../../balancer/discovery/catalog-watch.ts';
 import { balancerCommand } from '../../balancer/options.ts';
-import { acceptedRequestId } from '../../balancer/forwarding.ts';
-import { parseHealthEntries } from '../../balancer/routing-table.ts';
+import { acceptedRequestId } from '../../balancer/proxy/forwarding.ts';
+import { parseHealthEntries } from '../../balancer/discovery/routing-table.ts';
 import { ConfigError, loadOptions } from '../../shared/config/options.ts';
 import { isHostName, parseDurationMs } from '../../shared/config/values.ts';
 

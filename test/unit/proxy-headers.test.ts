@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { upstreamRequestHeaders } from '../../balancer/proxy.ts';
+import { upstreamRequestHeaders } from '../../balancer/proxy/http-path.ts';
 
 const pairs = (flat: string[]) => Array.from({ length: flat.length / 2 }, (_v, i) => [flat[2 * i], flat[2 * i + 1]]);
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from '../../balancer/retry-policy.ts';
+import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from '../../balancer/proxy/retry-policy.ts';
 
 // The whole decision table: [method, failure] → retried on another instance?
 const TABLE: Array<[string, FailureKind, boolean]> = [];

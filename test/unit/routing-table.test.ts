@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildTable, diffTables, EMPTY_TABLE, parseHealthEntries, sameInstances } from '../../balancer/routing-table.ts';
+import { buildTable, diffTables, EMPTY_TABLE, parseHealthEntries, sameInstances } from '../../balancer/discovery/routing-table.ts';
 import type { Instance } from '../../shared/instance.ts';
 
 const instance = (id: string, address = `10.0.0.${id.at(-1)}`, port = 3000): Instance => ({ id, service: 'web', node: `node-${id}`, address, port, tags: [], meta: {} });

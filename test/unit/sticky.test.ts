@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InstanceStates } from '../../balancer/instance-state.ts';
-import { createPicker } from '../../balancer/picker.ts';
-import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/routing-table.ts';
-import { cookieValue, createSticky, stickyToken } from '../../balancer/sticky.ts';
+import { InstanceStates } from '../../balancer/health/instance-state.ts';
+import { createPicker } from '../../balancer/proxy/picker.ts';
+import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/discovery/routing-table.ts';
+import { cookieValue, createSticky, stickyToken } from '../../balancer/proxy/sticky.ts';
 import { STICKY_META, type Instance } from '../../shared/instance.ts';
 
 const instance = (id: string, sticky = true): Instance => ({ id, service: 'web', node: id, address: '10.0.1.11', port: 3000, tags: [], meta: sticky ? { [STICKY_META]: 'true' } : {} });

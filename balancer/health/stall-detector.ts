@@ -4,11 +4,11 @@
 // no response at all came from it in that time. Confirmation: its health
 // path does not answer within `probeTimeoutMs`. Only then is it ejected —
 // a slow endpoint on a responsive instance is left alone.
-import type { Instance } from '../shared/instance.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { Instance } from '../../shared/instance.ts';
+import type { Logger } from '../../shared/logger.ts';
 import type { InstanceStates } from './instance-state.ts';
 import { answersHealthy } from './readmission.ts';
-import type { RoutingTable } from './routing-table.ts';
+import type { RoutingTable } from '../discovery/routing-table.ts';
 
 export interface StallDetectorOptions {
   stallAfterMs: number;

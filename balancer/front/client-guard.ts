@@ -8,7 +8,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../shared/logger.ts';
+import { rawAnswer } from '../proxy/raw-answer.ts';
+import type { Logger } from '../../shared/logger.ts';
 
 export interface ClientLimits {
   maxConnections: number;
@@ -68,13 +69,6 @@ export interface GuardMetrics {
 function plain(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
   res.end(body);
-}
-
-/** An answer written straight to a socket that has no response object (a bad request head, an upgrade). */
-export function rawAnswer(socket: Duplex, status: number, text: string, detail = '', headers: Record<string, string> = {}): void {
-  const body = `${status} ${text}${detail ? `: ${detail}` : ''}\n`;
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extra}\r\n${body}`);
 }
 
 /**

@@ -6,8 +6,8 @@
 // When the named instance cannot serve, the request goes elsewhere and the
 // response carries a new cookie (as HAProxy, nginx and Traefik do).
 import { createHmac } from 'node:crypto';
-import { STICKY_META } from '../shared/instance.ts';
-import type { RoutingTable } from './routing-table.ts';
+import { STICKY_META } from '../../shared/instance.ts';
+import type { RoutingTable } from '../discovery/routing-table.ts';
 
 export type StickyMode = 'auto' | 'on' | 'off';
 

@@ -13,15 +13,15 @@ import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
-import type { Instance } from '../shared/instance.ts';
-import { instanceOrigin } from '../shared/instance.ts';
-import type { Logger } from '../shared/logger.ts';
-import { rawAnswer } from './client-guard.ts';
+import type { Instance } from '../../shared/instance.ts';
+import { instanceOrigin } from '../../shared/instance.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { rawAnswer } from './raw-answer.ts';
 import { requestIdSource, setForwardingHeaders } from './forwarding.ts';
-import type { InstanceStates } from './instance-state.ts';
+import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
 import type { FailureKind } from './retry-policy.ts';
-import type { RoutingTable } from './routing-table.ts';
+import type { RoutingTable } from '../discovery/routing-table.ts';
 import type { Sticky } from './sticky.ts';
 
 export interface TunnelSettings {

@@ -5,7 +5,7 @@
 // crashes the balancer: after the retries the alert is logged and dropped.
 import { hostname } from 'node:os';
 import pRetry from 'p-retry';
-import type { Logger } from '../shared/logger.ts';
+import type { Logger } from '../../shared/logger.ts';
 import type { IncidentTransition } from './incidents.ts';
 
 export type AlertFormat = 'json' | 'slack';

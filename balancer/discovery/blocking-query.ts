@@ -4,8 +4,8 @@
 // failure, because a restarted Consul starts its own index from scratch.
 import { EventEmitter } from 'node:events';
 import pRetry from 'p-retry';
-import type { ConsulClient } from '../shared/consul-client.ts';
-import { describeConsulError } from '../shared/consul-client.ts';
+import type { ConsulClient } from '../../shared/consul-client.ts';
+import { describeConsulError } from '../../shared/consul-client.ts';
 
 export interface BlockingQueryOptions {
   consul: ConsulClient;

@@ -2,8 +2,8 @@
 // failures, passive-health ejection and slow start. This is live counters,
 // kept apart from the immutable routing table (as Envoy keeps host stats
 // apart from its host sets), and it works even while Consul is down.
-import type { FailureKind } from './retry-policy.ts';
-import type { TableDiff } from './routing-table.ts';
+import type { FailureKind } from './failure-kind.ts';
+import type { TableDiff } from '../discovery/routing-table.ts';
 
 export interface InstanceState {
   readonly id: string;

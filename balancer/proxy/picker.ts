@@ -2,9 +2,9 @@
 // every instance is ejected (then all are tried: better a chance than a
 // certain error, Envoy's "panic mode"). Instances in slow start are offered
 // with a probability equal to their weight.
-import type { Instance } from '../shared/instance.ts';
-import type { InstanceStates } from './instance-state.ts';
-import type { RoutingTable } from './routing-table.ts';
+import type { Instance } from '../../shared/instance.ts';
+import type { InstanceStates } from '../health/instance-state.ts';
+import type { RoutingTable } from '../discovery/routing-table.ts';
 
 export type Strategy = 'least-outstanding' | 'round-robin';
 

@@ -1,9 +1,9 @@
 // The routing table: an immutable snapshot of the instances Consul lists as
 // passing, swapped whole when Consul reports a change (Fabio's model).
 // Request handling reads the current snapshot and never waits on Consul.
-import { isHostName } from '../shared/config/values.ts';
+import { isHostName } from '../../shared/config/values.ts';
 import { z } from 'zod';
-import type { Instance } from '../shared/instance.ts';
+import type { Instance } from '../../shared/instance.ts';
 
 export interface RoutingTable {
   readonly version: number;

@@ -2,15 +2,9 @@
 // matters: a request that may have reached the app is retried only when
 // repeating it is harmless (an idempotent method, RFC 9110 §9.2.2).
 
-export type FailureKind =
-  /** The connection was never established: nothing was sent. */
-  | 'connect'
-  /** The connection broke after (possibly) sending the request. */
-  | 'reset'
-  /** No response headers within the response timeout. */
-  | 'timeout'
-  /** The instance answered with a status listed in retry-on-status. */
-  | 'status';
+import type { FailureKind } from '../health/failure-kind.ts';
+
+export type { FailureKind };
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 

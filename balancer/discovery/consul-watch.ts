@@ -3,9 +3,9 @@
 // reached (or answers nonsense) the last table stays in force; when Consul
 // comes back, instances it has not re-listed yet are held for a grace period,
 // because agents need a heartbeat or two to re-register after a restart.
-import type { ConsulClient } from '../shared/consul-client.ts';
-import type { Instance } from '../shared/instance.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { ConsulClient } from '../../shared/consul-client.ts';
+import type { Instance } from '../../shared/instance.ts';
+import type { Logger } from '../../shared/logger.ts';
 import { startBlockingQuery } from './blocking-query.ts';
 import { buildTable, diffTables, EMPTY_TABLE, parseHealthEntries, sameInstances, type RoutingTable, type TableDiff } from './routing-table.ts';
 

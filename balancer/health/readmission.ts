@@ -2,10 +2,10 @@
 // probes the instance's own health path (published by its agent in Consul
 // meta) and readmits it — with slow start — only when it answers 2xx, so no
 // client request is spent finding out whether it recovered.
-import { HEALTH_PATH_META, instanceOrigin, type Instance } from '../shared/instance.ts';
-import type { Logger } from '../shared/logger.ts';
+import { HEALTH_PATH_META, instanceOrigin, type Instance } from '../../shared/instance.ts';
+import type { Logger } from '../../shared/logger.ts';
 import type { InstanceStates } from './instance-state.ts';
-import type { RoutingTable } from './routing-table.ts';
+import type { RoutingTable } from '../discovery/routing-table.ts';
 
 export interface ReadmissionOptions {
   states: InstanceStates;

@@ -2,7 +2,7 @@
 // the dashboard's instance list, check outputs and maintenance. Routing
 // never reads this; it follows the passing-only watch.
 import { z } from 'zod';
-import type { ConsulClient } from '../shared/consul-client.ts';
+import type { ConsulClient } from '../../shared/consul-client.ts';
 import { startBlockingQuery } from './blocking-query.ts';
 
 export type ConsulHealth = 'passing' | 'warning' | 'critical' | 'maintenance';

@@ -2,12 +2,12 @@
 // table, ejections) and Consul's full catalog (checks, maintenance): one
 // instance list with a state per instance, the event log, incidents and the
 // traffic series. Pure bookkeeping: it never talks to Consul itself.
-import type { Instance } from '../shared/instance.ts';
-import type { CatalogInstance } from './catalog-watch.ts';
+import type { Instance } from '../../shared/instance.ts';
+import type { CatalogInstance } from '../discovery/catalog-watch.ts';
 import { EventLog, type DashboardEvent } from './events.ts';
 import { IncidentTracker, type IncidentSummary } from './incidents.ts';
-import type { InstanceStates } from './instance-state.ts';
-import type { RoutingTable, TableDiff } from './routing-table.ts';
+import type { InstanceStates } from '../health/instance-state.ts';
+import type { RoutingTable, TableDiff } from '../discovery/routing-table.ts';
 import { TrafficSeries, type SecondPoint } from './traffic-series.ts';
 
 export type DashboardState = 'healthy' | 'slow-start' | 'ejected' | 'held' | 'critical' | 'draining' | 'maintenance';

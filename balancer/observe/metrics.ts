@@ -2,7 +2,7 @@
 // admin listener at /metrics). The request path's counters are plain numbers
 // (ProxyCounters) published here at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { DURATION_BUCKETS, type ProxyCounters } from './proxy-counters.ts';
+import { DURATION_BUCKETS, type ProxyCounters } from '../proxy/proxy-counters.ts';
 
 export interface BalancerMetrics {
   registry: Registry;
