@@ -7,7 +7,7 @@
 // healthy stops the deploy with that instance left out of rotation.
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DashboardInstance, DashboardSnapshot } from '../balancer/dashboard-model.ts';
+import type { DashboardInstance, DashboardSnapshot } from '../balancer/observe/dashboard-model.ts';
 import type { DeployOptions } from './deploy-options.ts';
 
 export type DeployPhase = 'precheck' | 'maintenance' | 'drain' | 'restart' | 'healthy' | 'serving';

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import type { AlertPayload } from '../../balancer/alerts.ts';
+import type { AlertPayload } from '../../balancer/observe/alerts.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { inRotation, testStack } from '../support/stack.ts';
 
