@@ -1,49 +1,52 @@
 // Wires the balancer together: Consul watch → routing table → picker →
-// proxy, plus passive health, the admin listener and graceful shutdown.
+// HTTP path and tunnels, plus passive health, the admin listener, the link
+// between workers and graceful shutdown. Each piece lives in its concern's
+// folder; this file only connects them.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createServer, type Server, type ServerOptions } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import { createSecureServer as createHttp2Server } from 'node:http2';
-import { join } from 'node:path';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsulClient } from '../shared/consul-client.ts';
+import type { Instance } from '../shared/instance.ts';
 import type { Logger } from '../shared/logger.ts';
+import { maintenanceKey } from '../shared/maintenance-flag.ts';
+import { watchCatalog } from './discovery/catalog-watch.ts';
+import { watchHealthyInstances } from './discovery/consul-watch.ts';
+import { createPublicServer, listen } from './front/public-server.ts';
+import type { FailureKind } from './health/failure-kind.ts';
+import { InstanceStates } from './health/instance-state.ts';
+import { startReadmission } from './health/readmission.ts';
+import { startStallDetector } from './health/stall-detector.ts';
 import { createAdminServer } from './observe/admin.ts';
 import { createAlerter } from './observe/alerts.ts';
-import { guardServer } from './front/client-guard.ts';
-import { watchCatalog } from './discovery/catalog-watch.ts';
 import { DashboardModel } from './observe/dashboard-model.ts';
-import { maintenanceKey } from '../shared/maintenance-flag.ts';
-import type { FailureKind } from './proxy/retry-policy.ts';
-import type { Instance } from '../shared/instance.ts';
-import { watchHealthyInstances } from './discovery/consul-watch.ts';
-import { InstanceStates } from './health/instance-state.ts';
 import { createMetrics } from './observe/metrics.ts';
+import { balancerStatus, instanceStatus, type InstanceStatus } from './observe/status.ts';
 import type { BalancerOptions } from './options.ts';
-import { createPicker } from './proxy/picker.ts';
 import { createProxyHandler } from './proxy/http-path.ts';
+import { createPicker } from './proxy/picker.ts';
 import { ProxyCounters } from './proxy/proxy-counters.ts';
 import { createSticky } from './proxy/sticky.ts';
 import { createTunnels } from './proxy/tunnels.ts';
-import { startReadmission } from './health/readmission.ts';
-import { startStallDetector } from './health/stall-detector.ts';
+import { linkWorker, type Verdict, type WorkerSnapshot } from './worker-link.ts';
+
+export type { InstanceStatus };
 
 export interface BalancerDeps {
   consul: ConsulClient;
   logger: Logger;
   /** Aborted to shut down gracefully. */
   stop: AbortSignal;
-  /** False in cluster workers other than worker 0: only one process serves the admin port. */
-  admin?: boolean;
+  /** This process's worker index with --workers (0 otherwise): worker 0 serves the admin port. */
+  worker?: number;
   now?: () => number;
 }
 
-export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held';
-
 /** Built by `npm run build:dashboard` (Vite) from dashboard/. */
 const DASHBOARD_DIR = join(import.meta.dirname, '..', 'dashboard', 'dist');
+
+/** How long a starting balancer waits for Consul's first answer before it listens anyway. */
+const FIRST_ANSWER_WAIT_MS = 5000;
 
 /** A person reads "refused" more easily than "connect". */
 function causeLabel(kind: FailureKind, message: string): string {
@@ -51,23 +54,20 @@ function causeLabel(kind: FailureKind, message: string): string {
   return kind === 'status' ? '5xx' : kind;
 }
 
-async function listen(server: Server, port: number, host: string, what: string): Promise<void> {
-  server.listen(port, host);
-  const [error] = await Promise.race([once(server, 'listening').then(() => [undefined]), once(server, 'error')]);
-  if (error) throw new Error(`cannot listen on ${host}:${port} for the ${what}: ${(error as Error).message}`);
-}
-
 export async function runBalancer(options: BalancerOptions, deps: BalancerDeps): Promise<void> {
   const { consul, logger } = deps;
   const now = deps.now ?? Date.now;
   const startedAt = now();
+  const worker = deps.worker ?? 0;
+  const isAdmin = worker === 0;
   const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
   const picker = createPicker(options.strategy, states, Math.random, options.maxPerInstance);
-  let firstTable = true;
   const model = new DashboardModel(options.service);
+  const counters = new ProxyCounters();
   // Set once the proxy exists; the watch may report a table before that.
   let onRemoved: (id: string) => void = () => undefined;
   let onAdded: (id: string) => void = () => undefined;
+  let firstTable = true;
 
   const watch = watchHealthyInstances({
     consul,
@@ -85,27 +85,23 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       for (const instance of diff.added) onAdded(instance.id);
     },
   });
-
-  const instanceState = (id: string): InstanceStatus => {
-    // Ejection first: it is what decides routing, held or not.
-    const state = states.get(id);
-    if (state?.ejected) return 'ejected';
-    if (watch.table().held.has(id)) return 'held';
-    return states.weight(id, now()) < 1 ? 'slow-start' : 'healthy';
-  };
+  const catalog = watchCatalog({ consul, service: options.service, waitMs: options.consulWait, onChange: (previous, next) => model.catalogChanged(previous, next, now()) });
 
   const metrics = createMetrics({
     instances: () => {
-      const counts: Record<string, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0 };
-      for (const instance of watch.table().instances) counts[instanceState(instance.id)]! += 1;
+      const counts: Record<InstanceStatus, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0 };
+      const table = watch.table();
+      for (const instance of table.instances) counts[instanceStatus(states, table, instance.id, now())] += 1;
       return counts;
     },
     consulReachable: () => watch.status().reachable,
     tableVersion: () => watch.table().version,
-    tunnelsByInstance: () => Object.fromEntries(watch.table().instances.map((i) => [i.id, tunnels.openOn(i.id)])),
-    proxy: () => counters,
+    tunnelsByInstance: () => Object.fromEntries(watch.table().instances.map((i) => {
+      const elsewhere = link.others().reduce((n, s) => n + (s.instances[i.id]?.tunnels ?? 0), 0);
+      return [i.id, tunnels.openOn(i.id) + elsewhere];
+    })),
+    proxy: () => (link.others().length === 0 ? counters : counters.plus(link.others().map((s) => s.counters))),
   });
-  const counters = new ProxyCounters();
 
   const emptyReason = () => {
     const discovery = watch.status();
@@ -114,18 +110,27 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     return `no healthy instance of service "${options.service}" (Consul lists none passing)`;
   };
 
-  const tls = options.tlsCert ? { cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' as const } : undefined;
   // Every worker and every balancer behind one address must share the key, or
   // a client's cookie names no instance on the next one (then it is rebound).
   const stickySecret = options.stickySecret || randomBytes(32).toString('base64url');
   if (!options.stickySecret && options.sticky !== 'off') logger.info('sticky-session key generated for this balancer: a second balancer behind the same address needs a shared --sticky-secret');
-  const sticky = createSticky({ sticky: options.sticky, stickyCookie: options.stickyCookie, stickySecret, secure: Boolean(tls) });
-  const passiveEjection = (instance: Instance, kind: FailureKind, message: string) => {
-    const cause = causeLabel(kind, message);
-    logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor }, 'instance ejected by passive health check');
+  const sticky = createSticky({ sticky: options.sticky, stickyCookie: options.stickyCookie, stickySecret, secure: Boolean(options.tlsCert) });
+
+  // An instance leaves rotation by passive health (a failed attempt or dial,
+  // a stall) here or in another worker: stop sending to it, retry what it has
+  // not answered elsewhere, close its tunnels so clients reconnect to a live one.
+  const outOfRotation = (instance: Instance, cause: string, message: string, from: string) => {
+    logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor, ...(from === 'here' ? {} : { seenBy: from }) }, from === 'here' ? 'instance ejected by passive health check' : 'instance ejected: another worker saw it fail');
     model.ejected(instance, cause, message, now());
+    proxy.abandon(instance.id, `ejected (${cause})`);
     tunnels.closeInstance(instance.id, 'closed-ejected');
   };
+  const ejectedHere = (instance: Instance, kind: FailureKind, message: string, cause = causeLabel(kind, message)) => {
+    metrics.ejections.inc({ instance: instance.id, cause });
+    outOfRotation(instance, cause, message, 'here');
+    link.share({ kind: 'eject', instance: instance.id, failure: kind, cause, message });
+  };
+
   const proxy = createProxyHandler({
     settings: options,
     logger: logger.child({ component: 'proxy' }),
@@ -134,10 +139,9 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     picker,
     sticky,
     counters,
-    ejections: metrics.ejections,
     emptyReason,
     now,
-    onEjected: passiveEjection,
+    onEjected: (instance, kind, message) => ejectedHere(instance, kind, message),
     onRequest: (status, durationMs, servedBy) => model.traffic.record(status, durationMs, servedBy, now()),
   });
   const tunnels = createTunnels({
@@ -150,12 +154,9 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     metrics,
     emptyReason,
     now,
-    onEjected: (instance, kind, message) => {
-      metrics.ejections.inc({ instance: instance.id, cause: kind });
-      passiveEjection(instance, kind, message);
-      proxy.abandon(instance.id, `ejected after ${kind}`);
-    },
+    onEjected: (instance, kind, message) => ejectedHere(instance, kind, message),
   });
+
   // Consul stopped listing an instance. In maintenance (a deploy, the agent
   // draining on SIGTERM) its tunnels may finish until the drain deadline;
   // otherwise it failed and they are closed now so clients reconnect to a
@@ -177,19 +178,14 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     }, 300).unref();
   };
   onAdded = (id) => tunnels.cancelDrain(id);
-  const readmission = startReadmission({ states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now, onReadmitted: (id) => model.readmitted(id, now()) });
-  // Alerts come from worker 0 only, like the dashboard: one alert per incident.
-  if (options.alertWebhook && deps.admin !== false) {
-    const alerter = createAlerter({
-      url: options.alertWebhook, format: options.alertFormat, timeoutMs: options.alertTimeout, service: options.service, logger: logger.child({ component: 'alerts' }),
-      lookup: (id) => {
-        const known = catalog.instances().find((c) => c.id === id) ?? watch.table().byId.get(id);
-        return known && { address: known.address, port: known.port, node: known.node, version: known.meta.version ?? null };
-      },
-    });
-    model.incidents.onTransition((transition) => alerter.send(transition));
-  }
-  const catalog = watchCatalog({ consul, service: options.service, waitMs: options.consulWait, onChange: (previous, next) => model.catalogChanged(previous, next, now()) });
+
+  const readmission = startReadmission({
+    states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now,
+    onReadmitted: (id) => {
+      model.readmitted(id, now());
+      link.share({ kind: 'readmit', instance: id });
+    },
+  });
   const stallDetector = options.stallAfter === 0 ? { stop: () => undefined } : startStallDetector({
     stallAfterMs: options.stallAfter,
     probeTimeoutMs: options.stallProbeTimeout,
@@ -199,89 +195,78 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     logger,
     now,
     onStalled: (instance, message) => {
-      if (!states.eject(instance.id, 'timeout', message, now())) return;
-      metrics.ejections.inc({ instance: instance.id, cause: 'stall' });
-      logger.warn({ instance: instance.id, cause: 'stall', detail: message, ejectForMs: options.ejectFor }, 'instance ejected: stalled');
-      model.ejected(instance, 'stall', message, now());
-      proxy.abandon(instance.id, 'stalled');
-      tunnels.closeInstance(instance.id, 'closed-ejected');
+      if (states.eject(instance.id, 'timeout', message, now())) ejectedHere(instance, 'timeout', message, 'stall');
     },
   });
 
-  const status = () => {
-    const table = watch.table();
-    const discovery = watch.status();
-    return {
-      service: options.service,
-      startedAt: new Date(startedAt).toISOString(),
-      uptimeSeconds: Math.round((now() - startedAt) / 1000),
-      strategy: options.strategy,
-      consul: {
-        address: options.consul.origin,
-        reachable: discovery.reachable,
-        everAnswered: discovery.everAnswered,
-        lastContactAt: discovery.lastContactAt ? new Date(discovery.lastContactAt).toISOString() : null,
-        unreachableSince: discovery.unreachableSince ? new Date(discovery.unreachableSince).toISOString() : null,
-        lastError: discovery.lastError ?? null,
-      },
-      table: { version: table.version, size: table.instances.length },
-      inFlight: proxy.inFlight(),
-      tunnels: tunnels.open(),
-      sticky: sticky.enabled(table),
-      instances: table.instances.map((instance) => {
-        const state = states.get(instance.id);
-        return {
-          id: instance.id,
-          node: instance.node,
-          address: instance.address,
-          port: instance.port,
-          state: instanceState(instance.id),
-          weight: Math.round(states.weight(instance.id, now()) * 100) / 100,
-          outstanding: state?.outstanding ?? 0,
-          tunnels: tunnels.openOn(instance.id),
-          requests: state?.requests ?? 0,
-          failures: state?.failures ?? 0,
-          ejections: state?.ejections ?? 0,
-          since: state ? new Date(state.since).toISOString() : null,
-          lastFailure: state?.lastFailure ? { ...state.lastFailure, at: new Date(state.lastFailure.at).toISOString() } : null,
-          tags: instance.tags,
-          meta: instance.meta,
-        };
-      }),
-    };
+  // With --workers: verdicts from the other workers, and this one's report.
+  let reportedUpTo = 0;
+  const report = (): WorkerSnapshot => {
+    const seconds = model.traffic.closedAfter(reportedUpTo);
+    if (seconds.length > 0) reportedUpTo = seconds.at(-1)!.t;
+    const instances: WorkerSnapshot['instances'] = {};
+    for (const state of states.all()) instances[state.id] = { requests: state.requests, failures: state.failures, outstanding: state.outstanding, tunnels: tunnels.openOn(state.id) };
+    return { worker, at: now(), inFlight: proxy.inFlight(), tunnels: tunnels.open(), counters: counters.snapshot(), instances, seconds };
   };
-
-  const serverOptions: ServerOptions = {
-    keepAliveTimeout: options.clientIdleTimeout,
-    headersTimeout: options.headersTimeout,
-    requestTimeout: options.requestTimeout,
-    maxHeaderSize: options.maxHeaderSize,
-    // Node checks the two timeouts above every 30 s by default: a slowloris would get that long.
-    connectionsCheckingInterval: 1000,
+  const applyVerdict = (verdict: Verdict, from: number) => {
+    const instance = watch.table().byId.get(verdict.instance);
+    if (!instance) return;
+    if (verdict.kind === 'readmit') {
+      if (!states.isEjected(instance.id)) return;
+      states.readmit(instance.id, now());
+      model.readmitted(instance.id, now());
+      logger.info({ instance: instance.id, seenBy: `worker ${from}` }, 'instance readmitted: another worker saw it answer again');
+      return;
+    }
+    const message = verdict.message ?? 'failed';
+    if (states.eject(instance.id, verdict.failure ?? 'connect', message, now())) outOfRotation(instance, verdict.cause ?? 'connect', message, `worker ${from}`);
   };
-  // HTTP/2 (with HTTP/1.1 on the same port): Node's compatibility API gives
-  // the handler request and response objects shaped like HTTP/1's, and
-  // http-proxy-3 accepts them (it forwards in HTTP/1.1). The cast is that seam.
-  const server: Server = tls && options.http2
-    ? createHttp2Server({ ...tls, allowHTTP1: true, settings: { maxHeaderListSize: options.maxHeaderSize } }) as unknown as Server
-    : tls ? createTlsServer({ ...serverOptions, ...tls }) : createServer(serverOptions);
-  if (tls && options.http2) {
-    // Idle connections (HTTP/2 sessions and HTTP/1.1 alike) close after this;
-    // the HTTP/1.1 head timeout is the guard's (see client-guard.ts).
-    server.setTimeout(options.clientIdleTimeout);
+  const link = linkWorker({ index: worker, onVerdict: applyVerdict, report });
+  if (isAdmin) {
+    // Other workers' closed seconds join this one's traffic series.
+    const absorbed = new Set<number>();
+    setInterval(() => {
+      for (const other of link.others()) {
+        if (absorbed.has(other.at)) continue;
+        absorbed.add(other.at);
+        model.traffic.absorb(other.seconds);
+      }
+      if (absorbed.size > 1000) absorbed.clear();
+    }, 250).unref();
   }
-  const limits = { ...options, ...(tls && options.http2 ? { http1HeadersTimeoutMs: options.headersTimeout } : {}) };
-  server.on('request', guardServer(server, limits, { logger: logger.child({ component: 'guard' }), metrics }, proxy.handle, tunnels.handleUpgrade));
+
+  // Alerts come from worker 0 only, like the dashboard: one alert per incident.
+  if (options.alertWebhook && isAdmin) {
+    const alerter = createAlerter({
+      url: options.alertWebhook, format: options.alertFormat, timeoutMs: options.alertTimeout, service: options.service, logger: logger.child({ component: 'alerts' }),
+      lookup: (id) => {
+        const known = catalog.instances().find((c) => c.id === id) ?? watch.table().byId.get(id);
+        return known && { address: known.address, port: known.port, node: known.node, version: known.meta.version ?? null };
+      },
+    });
+    model.incidents.onTransition((transition) => alerter.send(transition));
+  }
+
+  const server = createPublicServer(options, { logger: logger.child({ component: 'guard' }), metrics }, { request: proxy.handle, upgrade: tunnels.handleUpgrade });
   const token = options.adminToken || randomBytes(12).toString('base64url');
   const admin = createAdminServer({
-    status,
+    status: () => balancerStatus({
+      service: options.service, startedAt, now: now(), strategy: options.strategy, consulAddress: options.consul.origin, discovery: watch.status(),
+      table: watch.table(), states, sticky: sticky.enabled(watch.table()),
+      own: { inFlight: proxy.inFlight(), tunnels: tunnels.open(), tunnelsOn: (id) => tunnels.openOn(id) }, others: link.others(),
+    }),
     metrics,
     token,
     dashboardDir: DASHBOARD_DIR,
     logger,
     snapshot: () => {
       const discovery = watch.status();
-      return model.snapshot({ now: now(), table: watch.table(), states, tunnels: (id) => tunnels.openOn(id), seriesSeconds: 300, consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin } });
+      const others = link.others();
+      return model.snapshot({
+        now: now(), table: watch.table(), states, seriesSeconds: 300,
+        tunnels: (id) => tunnels.openOn(id) + others.reduce((n, s) => n + (s.instances[id]?.tunnels ?? 0), 0),
+        consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin },
+      });
     },
     setMaintenance: async (id, enable, reason) => {
       if (!catalog.instances().some((c) => c.id === id)) return 'unknown-instance';
@@ -291,21 +276,30 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       return 'ok';
     },
   });
-  try {
-    await listen(server, options.port, options.host, 'public listener');
-    if (deps.admin !== false) await listen(admin, options.adminPort, options.adminHost, 'admin listener');
-  } catch (error) {
+  const stopBackground = () => {
     watch.stop();
     catalog.stop();
     readmission.stop();
     stallDetector.stop();
+    link.stop();
+  };
+  // Take clients only once Consul has answered (a few seconds at most): a
+  // worker (re)started next to others would otherwise answer 503 for a moment.
+  const firstAnswerBy = now() + FIRST_ANSWER_WAIT_MS;
+  // An unreachable Consul is no reason to wait: the 503 then says so.
+  while (!watch.status().everAnswered && !watch.status().lastError && now() < firstAnswerBy && !deps.stop.aborted) await sleep(20);
+  try {
+    await listen(server, options.port, options.host, 'public listener');
+    if (isAdmin) await listen(admin, options.adminPort, options.adminHost, 'admin listener');
+  } catch (error) {
+    stopBackground();
     void proxy.close();
     server.close();
     admin.close();
     throw error;
   }
   if (!/^(127\.|::1$|localhost$)/.test(options.adminHost)) logger.warn({ adminHost: options.adminHost }, 'the admin listener (dashboard, status, metrics) is reachable beyond this host, as asked; controls still need the token');
-  if (!options.adminToken && deps.admin !== false) logger.warn({ token }, 'dashboard control token (generated; set --admin-token to choose one)');
+  if (!options.adminToken && isAdmin) logger.warn({ token }, 'dashboard control token (generated; set --admin-token to choose one)');
   logger.info({ url: `http://${options.host}:${options.port}/`, dashboard: `http://${options.adminHost}:${options.adminPort}/dashboard/`, admin: `http://${options.adminHost}:${options.adminPort}/_sempre/status`, service: options.service, consul: options.consul.origin, strategy: options.strategy }, 'balancer listening');
 
   if (!deps.stop.aborted) await once(deps.stop, 'abort');
@@ -319,10 +313,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   server.closeAllConnections();
   // closeAllConnections() skips upgraded sockets (nodejs/node#53536).
   tunnels.closeAll('closed-shutdown');
-  watch.stop();
-  catalog.stop();
-  readmission.stop();
-  stallDetector.stop();
+  stopBackground();
   await proxy.close();
   admin.close();
   admin.closeAllConnections();

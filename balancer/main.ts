@@ -1,20 +1,23 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { createConsulClient } from '../shared/consul-client.ts';
 import { runCommand } from '../shared/command.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runBalancer } from './balancer.ts';
+import { relayBetweenWorkers } from './worker-link.ts';
 import { balancerCommand, type BalancerOptions } from './options.ts';
 
 /** With --workers above 1, the primary only forks and restarts workers; they share the public port. */
 async function supervise(options: BalancerOptions, count: number): Promise<number> {
   const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat });
   let stopping = false;
+  const byIndex = new Map<number, Worker>();
   // Workers must read each other's sticky cookies: one key for all of them.
   const stickySecret = options.stickySecret || randomBytes(32).toString('base64url');
   const fork = (index: number) => {
     const worker = cluster.fork({ SEMPRE_WORKER_INDEX: String(index), SEMPRE_STICKY_SECRET: stickySecret });
+    byIndex.set(index, worker);
     worker.on('exit', (code, signal) => {
       if (stopping) return;
       logger.error({ worker: index, code, signal }, 'worker exited; starting it again');
@@ -22,6 +25,7 @@ async function supervise(options: BalancerOptions, count: number): Promise<numbe
     });
   };
   for (let i = 0; i < count; i += 1) fork(i);
+  relayBetweenWorkers(() => byIndex);
   logger.info({ workers: count }, 'balancer started in cluster mode');
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
@@ -59,7 +63,7 @@ await runCommand(balancerCommand, async (options) => {
   });
   const consul = createConsulClient({ url: options.consul, token: options.consulToken });
   try {
-    await runBalancer(options, { consul, logger, stop: stop.signal, admin: index === 0 });
+    await runBalancer(options, { consul, logger, stop: stop.signal, worker: index });
   } finally {
     consul.destroy();
   }

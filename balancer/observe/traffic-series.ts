@@ -25,6 +25,8 @@ export class TrafficSeries {
   private readonly points: SecondPoint[] = [];
   private current: Bucket | undefined;
   private readonly keepSeconds: number;
+  /** Seconds reported by the other workers of this balancer, by second. */
+  private readonly external = new Map<number, SecondPoint>();
 
   constructor(keepSeconds = 600) {
     this.keepSeconds = keepSeconds;
@@ -44,8 +46,27 @@ export class TrafficSeries {
     const from = Math.floor(nowMs / 1000) - seconds;
     const known = new Map(this.points.filter((p) => p.t >= from).map((p) => [p.t, p]));
     const out: SecondPoint[] = [];
-    for (let t = from; t < Math.floor(nowMs / 1000); t += 1) out.push(known.get(t) ?? { t, requests: 0, errors: 0, p50: 0, p90: 0, p99: 0, byInstance: {} });
+    for (let t = from; t < Math.floor(nowMs / 1000); t += 1) {
+      const own = known.get(t) ?? { t, requests: 0, errors: 0, p50: 0, p90: 0, p99: 0, byInstance: {} };
+      const other = this.external.get(t);
+      out.push(other ? combine(own, other) : own);
+    }
     return out;
+  }
+
+  /** Closed seconds after `afterT` (a worker's report to worker 0). */
+  closedAfter(afterT: number): SecondPoint[] {
+    return this.points.filter((p) => p.t > afterT);
+  }
+
+  /** Another worker's closed seconds: counted with this one's in series(). */
+  absorb(points: readonly SecondPoint[]): void {
+    for (const point of points) {
+      const known = this.external.get(point.t);
+      this.external.set(point.t, known ? combine(known, point) : point);
+    }
+    const oldest = Math.floor(Date.now() / 1000) - this.keepSeconds;
+    for (const t of this.external.keys()) if (t < oldest) this.external.delete(t);
   }
 
   private bucket(second: number): Bucket {
@@ -62,4 +83,14 @@ export class TrafficSeries {
     const oldest = bucket.t - this.keepSeconds;
     while (this.points.length > 0 && this.points[0]!.t < oldest) this.points.shift();
   }
+}
+
+/**
+ * Two processes' view of one second: counts add up; a percentile cannot be
+ * combined exactly from two percentiles, so the larger is shown (an upper bound).
+ */
+function combine(a: SecondPoint, b: SecondPoint): SecondPoint {
+  const byInstance = { ...a.byInstance };
+  for (const [id, n] of Object.entries(b.byInstance)) byInstance[id] = (byInstance[id] ?? 0) + n;
+  return { t: a.t, requests: a.requests + b.requests, errors: a.errors + b.errors, p50: Math.max(a.p50, b.p50), p90: Math.max(a.p90, b.p90), p99: Math.max(a.p99, b.p99), byInstance };
 }

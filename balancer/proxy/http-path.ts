@@ -41,8 +41,6 @@ export interface ProxyDeps {
   picker: Picker;
   sticky: Sticky;
   counters: ProxyCounters;
-  /** Ejections are rare: a prom-client counter is fine. */
-  ejections: { inc(labels: { instance: string; cause: string }): void };
   /** Why there is no instance, for the 503 body. */
   emptyReason: () => string;
   onEjected: (instance: Instance, kind: FailureKind, message: string) => void;
@@ -371,11 +369,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       }
       const counts = countsAgainstInstance(failure.kind, false);
       counters.attempt(id, failure.kind);
-      if (states.failed(id, failure.kind, failure.message, counts, now())) {
-        deps.ejections.inc({ instance: id, cause: failure.kind });
-        deps.onEjected(attempt.instance, failure.kind, failure.message);
-        abandon(id, `ejected after ${failure.kind}`);
-      }
+      // Ejected: the balancer stops routing to it and abandons its unanswered requests.
+      if (states.failed(id, failure.kind, failure.message, counts, now())) deps.onEjected(attempt.instance, failure.kind, failure.message);
       if (this.waiting) return this.waiting.reject(failure);
       this.afterFirstFailure(failure);
     }

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { startLoad } from '../../drill/load-generator.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { waitFor } from '../../lab/processes.ts';
-import { inRotation, testStack, waitForRequests, waitUntilServing } from '../support/stack.ts';
+import { inRotation, recordFigure, testStack, waitForRequests, waitUntilServing } from '../support/stack.ts';
 
 // Sticky on: the workers must read each other's cookies (one key for all).
 const stack = testStack('cluster', 26_000, { balancerArgs: ['--workers', '2', '--sticky', 'on'] });
@@ -59,6 +59,58 @@ test('a sticky client stays on its instance whichever worker takes its connectio
     return lines.length >= 20 ? new Set(lines.map((l) => (JSON.parse(l) as { worker: number }).worker)) : undefined;
   }, 5000);
   assert.equal(workers.size, 2, `requests on new connections reached both workers (${[...workers].join(', ')})`);
+});
+
+test("status counts both workers' requests", async () => {
+  const total = (s: Awaited<ReturnType<typeof stack.status>>) => s.instances.reduce((n, i) => n + i.requests, 0);
+  // Settled: the other worker's last report is in (it reports twice a second).
+  let before = -1;
+  await waitFor('the request counts to settle', async () => {
+    const now = total(await stack.status());
+    const settled = now === before;
+    before = now;
+    if (!settled) await new Promise((resolve) => setTimeout(resolve, 600));
+    return settled || undefined;
+  }, 10_000);
+  for (let i = 0; i < 40; i += 1) assert.equal((await getOnNewConnection(stack.url, {})).status, 200);
+  // Workers report to worker 0 (which serves status) twice a second.
+  const after = await stack.waitForStatus('all 40 requests counted', (s) => total(s) - before >= 40, 5000);
+  assert.equal(total(after) - before, 40, 'each request counted once');
+  assert.equal((after as unknown as { workers: number }).workers, 2);
+});
+
+test('an ejection seen by one worker stops the other from routing to that instance within 50 ms', async () => {
+  interface LogLine { time: string; worker: number; msg: string; instance?: string; seenBy?: string }
+  const ejections = () => readFileSync(stack.balancer!.logFile, 'utf8').split('\n').filter((l) => l.includes('"instance":"app1"') && l.includes('ejected'))
+    .map((l) => JSON.parse(l) as LogLine);
+  const already = ejections().length;
+  const app1 = stack.app('app1');
+  app1.signal('SIGSTOP');
+  try {
+    // One request at a time, so only the worker whose request is stuck on the
+    // frozen app1 can see it fail (its stall detector ejects it, the request is retried on app2).
+    const seen = await waitFor('a worker to eject the frozen app1', async () => {
+      const answer = await getOnNewConnection(stack.url, {});
+      assert.equal(answer.status, 200);
+      return ejections().slice(already).find((l) => l.msg === 'instance ejected by passive health check');
+    }, 15_000);
+    const learned = await waitFor('the other worker to apply the verdict', () => ejections().slice(already).find((l) => l.worker !== seen.worker), 5000);
+    assert.equal(learned.msg, 'instance ejected: another worker saw it fail', 'the other worker did not wait to see app1 fail itself');
+    assert.equal(learned.seenBy, `worker ${seen.worker}`);
+    const lagMs = Date.parse(learned.time) - Date.parse(seen.time);
+    recordFigure('--workers 2: ejection seen by one worker → applied by the other', lagMs, 'ms');
+    assert.ok(lagMs <= 50, `applied ${lagMs} ms later`);
+    // Neither worker sends to the frozen app1 now: every request is answered at once by app2.
+    for (let i = 0; i < 20; i += 1) {
+      const started = Date.now();
+      const answer = await getOnNewConnection(stack.url, {});
+      assert.deepEqual([answer.status, answer.servedBy], [200, 'app2']);
+      assert.ok(Date.now() - started < 300, 'not held by the frozen instance');
+    }
+  } finally {
+    app1.signal('SIGCONT');
+  }
+  await stack.waitForStatus('app1 back in rotation', (s) => inRotation(s, 'app1'), 15_000);
 });
 
 test('SIGTERM to the primary stops every worker', async () => {

@@ -1,0 +1,55 @@
+// The public listener: plain HTTP, HTTPS (TLS 1.2+), or HTTPS with HTTP/2
+// offered beside HTTP/1.1, with the client guard in front of the handlers.
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createSecureServer as createHttp2Server } from 'node:http2';
+import { createServer as createTlsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../shared/logger.ts';
+import { guardServer, type ClientLimits, type GuardMetrics } from './client-guard.ts';
+
+export interface PublicServerOptions extends ClientLimits {
+  tlsCert: string;
+  tlsKey: string;
+  http2: boolean;
+  clientIdleTimeout: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  maxHeaderSize: number;
+}
+
+export function createPublicServer(
+  options: PublicServerOptions,
+  deps: { logger: Logger; metrics: GuardMetrics },
+  handlers: { request: (req: IncomingMessage, res: ServerResponse) => void; upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void },
+): Server {
+  const serverOptions: ServerOptions = {
+    keepAliveTimeout: options.clientIdleTimeout,
+    headersTimeout: options.headersTimeout,
+    requestTimeout: options.requestTimeout,
+    maxHeaderSize: options.maxHeaderSize,
+    // Node checks the two timeouts above every 30 s by default: a slowloris would get that long.
+    connectionsCheckingInterval: 1000,
+  };
+  const tls = options.tlsCert ? { cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' as const } : undefined;
+  // HTTP/2 (with HTTP/1.1 on the same port): Node's compatibility API gives
+  // the handler request and response objects shaped like HTTP/1's. The cast is that seam.
+  const server: Server = tls && options.http2
+    ? createHttp2Server({ ...tls, allowHTTP1: true, settings: { maxHeaderListSize: options.maxHeaderSize } }) as unknown as Server
+    : tls ? createTlsServer({ ...serverOptions, ...tls }) : createServer(serverOptions);
+  if (tls && options.http2) {
+    // Idle connections (HTTP/2 sessions and HTTP/1.1 alike) close after this;
+    // the HTTP/1.1 head timeout is the guard's (see client-guard.ts).
+    server.setTimeout(options.clientIdleTimeout);
+  }
+  const limits = { ...options, ...(tls && options.http2 ? { http1HeadersTimeoutMs: options.headersTimeout } : {}) };
+  server.on('request', guardServer(server, limits, { logger: deps.logger, metrics: deps.metrics }, handlers.request, handlers.upgrade));
+  return server;
+}
+
+export async function listen(server: Server, port: number, host: string, what: string): Promise<void> {
+  server.listen(port, host);
+  const [error] = await Promise.race([once(server, 'listening').then(() => [undefined]), once(server, 'error')]);
+  if (error) throw new Error(`cannot listen on ${host}:${port} for the ${what}: ${(error as Error).message}`);
+}
