@@ -28,14 +28,14 @@ export type DeployOptionsSpec = typeof options;
 export type DeployOptions = OptionValues<DeployOptionsSpec>;
 
 export const deployCommand: CommandSpec<DeployOptionsSpec> = {
-  command: 'sempre deploy',
+  command: './sempre deploy',
   section: 'deploy',
   summary: 'updates the app one instance at a time with zero failed requests: maintenance through its agent, drain, restart at the new version, wait until healthy, back in rotation, next',
   options,
   examples: [
-    "./sempre deploy --version 1.5.0 --restart \"ssh deploy@{address} 'sudo /opt/sempre/bin/sempre-install-app {version}'\"   # on infra",
+    "./sempre deploy --version 1.5.0 --restart \"ssh deploy@{address} 'sudo /opt/sempre/deploy/bin/sempre-install-app {version}'\"   # on infra",
     "./sempre deploy --version 1.5.0 --restart '…' --expect '{version}' --instances app2,app1",
-    "sudo ./sempre deploy --version 2.0.0 --admin http://10.213.47.1:8081 --restart './sempre lab restart-app {id} --version {version}'   # the lab",
+    "sudo ./sempre deploy --version 2.0.0 --admin http://10.213.47.1:8081 --admin-token \"$(jq -r .adminToken .run/lab/state.json)\" --restart './sempre lab restart-app {id} --version {version}'   # the lab",
   ],
   notes: [
     'If the new version does not pass its check within --health-timeout, the deploy stops there: that instance',
