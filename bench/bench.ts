@@ -8,6 +8,7 @@ import { runDrill, type DrillResult } from '../drill/drill.ts';
 import { startLoad } from '../drill/load-generator.ts';
 import { percentiles } from '../drill/metrics.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
+import { runPerCore, type PerCoreResult } from './per-core.ts';
 
 export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out'] as const;
 
@@ -20,6 +21,8 @@ export interface BenchOptions {
   forMs: number;
   /** Seconds of wrk and of fixed-rate load per contender for the overhead figures. */
   overheadSeconds: number;
+  /** Seconds of each per-core round (HAProxy nbthread 1 against one sempre process, pinned); 0: skip. */
+  perCoreSeconds: number;
 }
 
 export interface OverheadRow {
@@ -54,6 +57,7 @@ export interface FaultRow {
 
 export interface BenchResult {
   options: BenchOptions;
+  perCore: PerCoreResult | null;
   overhead: OverheadRow[];
   faults: FaultRow[];
   drills: Array<{ contender: string; result: DrillResult }>;
@@ -122,6 +126,12 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
   const overhead: OverheadRow[] = [];
   const faults: FaultRow[] = [];
   const drills: BenchResult['drills'] = [];
+  let perCore: PerCoreResult | null = null;
+  if (options.perCoreSeconds > 0) {
+    say(`per core: HAProxy nbthread 1 and one sempre process, each pinned to core 1; wrk -t1 -c32 and the lab on core 0; 2 rounds of ${options.perCoreSeconds} s…`);
+    perCore = await runPerCore(lab, { seconds: options.perCoreSeconds, rounds: 2, say });
+    say(`  sempre: ${Math.round(perCore.ratio * 100)}% of HAProxy's req/s on one core, p99 ${perCore.p99Ratio}× HAProxy's, RSS ${perCore.sempreRssMb} MB`);
+  }
   try {
     for (const c of contenders) {
       say(`starting ${c.name}…`);
@@ -153,5 +163,5 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
   } finally {
     for (const c of contenders) await c.stop(lab);
   }
-  return { options, overhead, faults, drills };
+  return { options, perCore, overhead, faults, drills };
 }

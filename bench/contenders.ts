@@ -144,6 +144,33 @@ http {
 `;
 }
 
+/**
+ * The per-core pair: one sempre process and HAProxy with one thread, each
+ * pinned to core 1 (the load generator and the apps run on core 0), so the
+ * same core's throughput is compared, not how each uses a whole machine.
+ */
+export const PER_CORE: readonly Contender[] = [
+  processContender('haproxy-1core', 'HAProxy 2.6, `nbthread 1`, pinned to core 1, static servers, keep-alive to the apps', 8097, (lab) => `global
+  maxconn 8000
+  nbthread 1
+  pidfile ${join(CONFIG_DIR, 'haproxy-1core.pid')}
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 500ms
+  timeout client 30s
+  timeout server 60s
+frontend fe
+  bind ${infra()}:8097
+  default_backend be
+backend be
+  balance roundrobin
+${apps(lab).map((a, i) => `  server app${i + 1} ${a}`).join('\n')}
+`, (file) => ['taskset', '-c', '1', 'haproxy', '-f', file, '-db']),
+  processContender('sempre-1core', 'one sempre-balancer process (its defaults, `--rate-limit 0`), pinned to core 1', 8096, () => '', () => ['taskset', '-c', '1', process.execPath, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8096',
+    '--admin-host', infra(), '--admin-port', '8098', '--consul', 'http://127.0.0.1:8500', '--rate-limit', '0', '--log-format', 'json']),
+];
+
 /** Direct to one instance: the reference for overhead only. */
 export const DIRECT = { name: 'direct', description: 'no balancer: straight to app1 (overhead reference only)', url: () => `http://${hostAddress('app1')}:3000/` };
 

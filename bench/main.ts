@@ -7,7 +7,7 @@ import { abortOnCtrlC, labOrExplain } from '../lab/cli-helpers.ts';
 import { renderReport } from '../drill/report.ts';
 import { BENCH_FAULTS, runBench } from './bench.ts';
 import { CONTENDERS } from './contenders.ts';
-import { faultTable, notMeasuredTable, overheadTable } from './markdown.ts';
+import { faultTable, notMeasuredTable, overheadTable, perCoreTable } from './markdown.ts';
 
 const options = {
   contenders: { flag: 'contenders', env: 'SEMPRE_BENCH_CONTENDERS', placeholder: 'A,B', default: CONTENDERS.map((c) => c.name).join(','), description: 'which proxies to measure', schema: list(/^[a-z-]+$/, 'contender names') },
@@ -17,6 +17,7 @@ const options = {
   at: { flag: 'at', env: 'SEMPRE_BENCH_AT', placeholder: 'DURATION', default: '2s', description: 'fault start in each drill', schema: duration(0, 600_000) },
   for: { flag: 'for', env: 'SEMPRE_BENCH_FOR', placeholder: 'DURATION', default: '5s', description: 'fault length in each drill', schema: duration(0, 600_000) },
   overhead: { flag: 'overhead', env: 'SEMPRE_BENCH_OVERHEAD', placeholder: 'SECONDS', default: '5', description: 'seconds of wrk and of fixed-rate load per contender', schema: integer(1, 600) },
+  perCore: { flag: 'per-core', env: 'SEMPRE_BENCH_PER_CORE', placeholder: 'SECONDS', default: '8', description: 'seconds of each of 2 per-core rounds: HAProxy nbthread 1 against one sempre process, each pinned to core 1 (0: skip)', schema: integer(0, 600) },
   report: { flag: 'report', env: 'SEMPRE_BENCH_REPORT', placeholder: 'FILE', default: '', description: 'write a self-contained HTML report with every drill\'s charts', schema: text(500) },
   json: { flag: 'json', env: 'SEMPRE_BENCH_JSON', switch: true, default: 'false', description: 'print the results as JSON', schema: boolean() },
 };
@@ -30,6 +31,7 @@ const benchCommand: CommandSpec<typeof options> = {
     'sudo ./sempre lab up && sudo ./sempre bench --report bench.html      # the full run (about 8 minutes)',
     'sudo ./sempre bench --contenders sempre,nginx-stock --faults crash,hang --duration 6s',
     'sudo ./sempre bench --json > bench.json',
+    'sudo ./sempre bench --contenders sempre --faults crash --per-core 30   # mostly the per-core pair',
   ],
   notes: [`Contenders: ${CONTENDERS.map((c) => `\n  ${c.name.padEnd(15)} ${c.description}`).join('')}\nFaults are the drill's (./sempre drill --help). Every contender is started inside the lab's infra host and stopped at the end.`],
 };
@@ -41,7 +43,7 @@ await runCommand(benchCommand, async (o) => {
   const interrupted = abortOnCtrlC('interrupted: finishing the current drill (its fault is reverted) and stopping the contenders');
   let result;
   try {
-    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead }, lab, say, interrupted);
+    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead, perCoreSeconds: o.perCore }, lab, say, interrupted);
   } catch (error) {
     process.stderr.write(`./sempre bench: ${(error as Error).message}\n`);
     return /^bench\./.test((error as Error).message) ? 2 : 1;
@@ -51,7 +53,7 @@ await runCommand(benchCommand, async (o) => {
     writeFileSync(o.report, renderReport(drills, 'sempre bench: failover, contender by contender'));
     say(`report: ${o.report}`);
   }
-  if (o.json) process.stdout.write(`${JSON.stringify({ options: result.options, overhead: result.overhead, faults: result.faults }, null, 2)}\n`);
-  else say(`\n## Overhead\n\n${overheadTable(result)}\n\n## Failover\n\n${faultTable(result)}\n\n## Not measured\n\n${notMeasuredTable()}`);
+  if (o.json) process.stdout.write(`${JSON.stringify({ options: result.options, perCore: result.perCore, overhead: result.overhead, faults: result.faults }, null, 2)}\n`);
+  else say(`\n## Per core\n\n${perCoreTable(result)}\n\n## Overhead\n\n${overheadTable(result)}\n\n## Failover\n\n${faultTable(result)}\n\n## Not measured\n\n${notMeasuredTable()}`);
   return 0;
 });

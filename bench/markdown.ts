@@ -18,3 +18,9 @@ export function faultTable(result: BenchResult): string {
 export function notMeasuredTable(): string {
   return table(['peer', 'what', 'failover, from its code and docs'], NOT_MEASURED.map((p) => [p.name, p.description, p.failover]));
 }
+
+export function perCoreTable(result: BenchResult): string {
+  if (!result.perCore) return '(not measured: --per-core 0)';
+  const rows = result.perCore.rows.map((r) => [r.contender, String(r.round), String(Math.round(r.rps)), String(r.p50Ms), String(r.p99Ms)]);
+  return `${table(['contender (1 core)', 'round', 'req/s (wrk -t1 -c32)', 'p50 ms', 'p99 ms'], rows)}\n\nsempre: **${Math.round(result.perCore.ratio * 100)}%** of HAProxy's req/s on the same core (medians), p99 ${result.perCore.p99Ratio}× HAProxy's; its RSS after the rounds ${result.perCore.sempreRssMb} MB.`;
+}

@@ -2,6 +2,7 @@
 // scoreboard has its shape, sempre's row has zero failed GETs, and every
 // contender the bench started is stopped afterwards.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { runBench } from '../../bench/bench.ts';
 import { faultTable, overheadTable } from '../../bench/markdown.ts';
@@ -14,7 +15,7 @@ let lab: LabState;
 labForThisFile({ instances: 2 }, (l) => { lab = l; });
 
 test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders stopped afterwards', { skip, timeout: 300_000 }, async () => {
-  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2 }, lab, () => undefined, new AbortController().signal);
+  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2, perCoreSeconds: 2 }, lab, () => undefined, new AbortController().signal);
   assert.deepEqual(result.overhead.map((o) => o.contender), ['direct', 'sempre', 'nginx-tuned']);
   for (const row of result.overhead) {
     assert.ok(row.wrkRps > 0 && Number.isFinite(row.wrkP50Ms), `${row.contender} was measured: ${JSON.stringify(row)}`);
@@ -25,10 +26,17 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   assert.match(overheadTable(result), /^\| contender \| req\/s \(wrk -c32\) \| vs direct \|/);
   assert.match(faultTable(result), /\| sempre \| crash \| \d+ \| 0 \|/);
   const started = Object.values(lab.processes).filter((p) => p.name.startsWith('bench-'));
-  assert.equal(started.length, 1, 'nginx-tuned was started in the lab');
+  assert.equal(started.length, 3, 'nginx-tuned and the per-core pair were started in the lab');
   for (const proc of started) assert.equal(isAlive(proc.pid), false, `${proc.name} was stopped`);
   const port = await fetch('http://10.213.47.1:8093/', { signal: AbortSignal.timeout(1000) }).then(() => 'open', () => 'closed');
   assert.equal(port, 'closed', "nginx-tuned's workers are gone too");
+  // The per-core pair was measured, stopped, and every lab process may use every core again.
+  assert.deepEqual(result.perCore?.rows.map((r) => r.contender), ['haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core']);
+  for (const row of result.perCore!.rows) assert.ok(row.rps > 0, `${row.contender} served: ${JSON.stringify(row)}`);
+  for (const name of ['bench-haproxy-1core', 'bench-sempre-1core']) assert.equal(isAlive(lab.processes[name]!.pid), false, `${name} was stopped`);
+  const affinity = execFileSync('taskset', ['-pc', String(lab.processes.app1!.pid)], { encoding: 'utf8' });
+  assert.match(affinity, /list: 0[-,]1\s*$/, `app1 may run on both cores again: ${affinity}`);
+  recordFigure('quick bench: one sempre process vs HAProxy nbthread 1, same core (req/s)', `${Math.round(result.perCore!.ratio * 100)}%`);
   const sempre = result.overhead.find((o) => o.contender === 'sempre')!;
   recordFigure('quick bench: sempre req/s vs direct (wrk -t2 -c32)', `${Math.round(sempre.wrkRps)} (${Math.round(sempre.rpsRatio * 100)}%)`);
 });
