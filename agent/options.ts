@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { CommandSpec, OptionValues } from '../shared/config/options.ts';
-import { boolean, duration, host, httpBaseUrl, keyValues, list, name, oneOf, port, text, urlPath } from '../shared/config/values.ts';
+import { boolean, duration, host, httpBaseUrl, keyValues, list, name, oneOf, port, routeList, text, urlPath } from '../shared/config/values.ts';
 import { loggingOptions } from '../shared/config/logging-options.ts';
 
 const options = {
@@ -19,6 +19,7 @@ const options = {
   consulToken: { flag: 'consul-token', env: 'CONSUL_HTTP_TOKEN', placeholder: 'TOKEN', default: '', description: 'Consul ACL token allowed to register this service', secret: true, schema: text(128) },
   tags: { flag: 'tags', env: 'SEMPRE_TAGS', placeholder: 'A,B', default: '', description: 'Consul tags, comma-separated', schema: list(/^[\x21-\x7e]{1,128}$/, 'tags without spaces') },
   meta: { flag: 'meta', env: 'SEMPRE_META', placeholder: 'K=V,…', default: '', description: 'Consul service meta, e.g. version=1.4.2', schema: keyValues() },
+  routes: { flag: 'route', env: 'SEMPRE_ROUTES', placeholder: 'ROUTE', default: '', repeatable: true, description: 'what this service answers, for a balancer run with --routing routes: host/ (shop.example.com/, *.example.com/), /path (/api), or host/path; ;strip takes the path prefix off (/api;strip)', schema: routeList() },
   sticky: { flag: 'sticky', env: 'SEMPRE_STICKY', placeholder: 'BOOL', default: 'false', description: 'ask the balancers to keep each client on this service\'s same instance (sticky cookie), for apps that keep sessions in memory', schema: boolean() },
   deregisterOnStop: { flag: 'deregister-on-stop', env: 'SEMPRE_DEREGISTER_ON_STOP', placeholder: 'BOOL', default: 'true', description: 'on SIGTERM, deregister after draining (false: stay in maintenance)', schema: boolean() },
   ...loggingOptions,
@@ -41,6 +42,8 @@ export const agentCommand: CommandSpec<AgentOptionsSpec> = {
     'bin/sempre-agent --service web --port 3000 --address 10.0.1.11 --meta version=1.4.2',
     'SEMPRE_PORT=3000 CONSUL_HTTP_ADDR=http://10.0.1.5:8500 bin/sempre-agent',
     'bin/sempre-agent --port 3000 --sticky true                 # the app keeps sessions in memory',
+    'bin/sempre-agent --service shop --port 3001 --route shop.example.com/     # routed by host (balancer --routing routes)',
+    'bin/sempre-agent --service api --port 3002 --route /api;strip --route api.example.com/',
     'bin/sempre-agent --config /etc/sempre/agent.json --print-config  # check a config file',
   ],
   notes: [

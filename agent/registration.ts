@@ -2,6 +2,7 @@
 // check that the agent keeps passing while the app answers its health probe.
 import { formatGoDuration } from '../shared/config/values.ts';
 import { HEALTH_PATH_META, STICKY_META } from '../shared/instance.ts';
+import { formatRoute, ROUTED_TAG, ROUTES_META } from '../shared/routes.ts';
 import type { AgentOptions } from './options.ts';
 
 export interface Registration {
@@ -36,8 +37,8 @@ export function buildRegistration(options: AgentOptions, id: string, initiallyHe
       id,
       address: options.address,
       port: options.port,
-      tags: [...options.tags],
-      meta: { ...options.meta, [HEALTH_PATH_META]: options.healthPath, ...(options.sticky ? { [STICKY_META]: 'true' } : {}) },
+      tags: options.routes.length > 0 && !options.tags.includes(ROUTED_TAG) ? [...options.tags, ROUTED_TAG] : [...options.tags],
+      meta: { ...options.meta, [HEALTH_PATH_META]: options.healthPath, ...(options.sticky ? { [STICKY_META]: 'true' } : {}), ...(options.routes.length > 0 ? { [ROUTES_META]: options.routes.map(formatRoute).join(',') } : {}) },
       check: {
         checkid: checkId,
         name: `sempre-agent probe of ${options.healthPath}`,

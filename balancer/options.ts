@@ -4,6 +4,7 @@ import { loggingOptions } from '../shared/config/logging-options.ts';
 
 const options = {
   service: { flag: 'service', env: 'SEMPRE_SERVICE', placeholder: 'NAME', default: 'web', description: 'Consul service whose healthy instances receive traffic', schema: name('service name') },
+  routing: { flag: 'routing', env: 'SEMPRE_ROUTING', placeholder: 'MODE', default: 'service', description: 'service: every request goes to --service; routes: every service whose agents declare --route is followed, and each request goes by host and path (unmatched: 404)', schema: oneOf(['service', 'routes'] as const) },
   host: { flag: 'host', env: 'SEMPRE_HOST', placeholder: 'ADDR', default: '0.0.0.0', description: 'address the public listener binds', schema: host({ allowEmpty: false }) },
   port: { flag: 'port', env: 'SEMPRE_PORT', placeholder: 'PORT', default: '8080', description: 'port of the public listener', schema: port() },
   adminHost: { flag: 'admin-host', env: 'SEMPRE_ADMIN_HOST', placeholder: 'ADDR', default: '127.0.0.1', description: 'address of the admin listener (status, metrics); loopback unless you ask', schema: host({ allowEmpty: false }) },
@@ -74,6 +75,7 @@ export const balancerCommand: CommandSpec<BalancerOptionsSpec> = {
     'bin/sempre-balancer --port 443 --tls-cert /etc/sempre/tls/fullchain.pem --tls-key /etc/sempre/tls/privkey.pem',
     'bin/sempre-balancer --rate-limit 50 --rate-burst 100 --max-connections-per-client 64   # a stricter front door',
     'set -a; . /etc/sempre/balancer-secrets.env; set +a; bin/sempre-balancer --sticky on   # sticky, with the key sempre secrets wrote for the pair',
+    'bin/sempre-balancer --routing routes                     # several services, routed by the hosts and paths their agents declare',
     'bin/sempre-balancer --alert-webhook https://hooks.slack.com/services/T000/B000/XXXX --alert-format slack',
   ],
   notes: [

@@ -13,15 +13,15 @@ import type { CountersSnapshot } from './proxy/proxy-counters.ts';
 
 export interface Verdict {
   kind: 'eject' | 'readmit';
+  service: string;
   instance: string;
   failure?: FailureKind;
   cause?: string;
   message?: string;
 }
 
-/** What one worker reports of itself. */
-export interface WorkerSnapshot {
-  worker: number;
+/** What one worker reports of one service. */
+export interface ServiceSnapshot {
   at: number;
   inFlight: number;
   tunnels: number;
@@ -29,6 +29,12 @@ export interface WorkerSnapshot {
   instances: Record<string, { requests: number; failures: number; outstanding: number; tunnels: number }>;
   /** Closed seconds of traffic since the last report. */
   seconds: SecondPoint[];
+}
+
+/** What one worker reports of itself. */
+export interface WorkerSnapshot {
+  worker: number;
+  services: Record<string, ServiceSnapshot>;
 }
 
 type Message = { sempre: 'verdict'; from: number; verdict: Verdict } | { sempre: 'snapshot'; from: number; snapshot: WorkerSnapshot };

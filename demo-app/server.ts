@@ -19,7 +19,8 @@ Options:
   -h, --help         show this help
 
 Endpoints:
-  GET /            a page naming the instance (x-served-by is added by the balancer)
+  GET /…           a page naming the instance, for any path (x-app-path: the path it was asked for;
+                   x-served-by is added by the balancer)
   GET /healthz     200 while serving, 503 while draining or when the lab fault "unhealthy" is on
   /_fault          lab mode only: GET shows the fault, PUT ?mode=slow&ms=800 | errors&rate=1 |
                    unhealthy | none sets it
@@ -78,10 +79,10 @@ function page(): string {
 </body></html>\n`;
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
+function send(res: ServerResponse, status: number, type: string, body: string, path?: string): void {
   // x-instance lets a load generator see who answered behind any proxy (sempre adds x-served-by
   // itself); x-app-version which release did (deploys).
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-instance': name, 'x-app-version': version, ...(draining ? { connection: 'close' } : {}) });
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-instance': name, 'x-app-version': version, ...(path ? { 'x-app-path': path } : {}), ...(draining ? { connection: 'close' } : {}) });
   res.end(body);
 }
 
@@ -109,8 +110,8 @@ const server = createServer((req, res) => {
   }
   const answer = () => {
     if (fault.mode === 'errors' && Math.random() < fault.rate) return send(res, 500, 'text/plain', `lab fault: error from ${name}\n`);
-    if (url.pathname === '/') return send(res, 200, 'text/html; charset=utf-8', page());
-    return send(res, 404, 'text/plain', 'not found\n');
+    // Any path: the demo app stands in for a whole site (or an API behind a path route).
+    return send(res, 200, 'text/html; charset=utf-8', page(), url.pathname);
   };
   // Consume any request body before answering, so POSTs complete cleanly.
   req.resume();

@@ -1,4 +1,5 @@
-// One Consul blocking query on /v1/health/service/<name>, repeated for as
+// One Consul blocking query on /v1/health/service/<name> (or, for routing
+// by host and path, on /v1/catalog/services), repeated for as
 // long as it runs: each answer is handed over with its index, failures are
 // retried with backoff (p-retry), and the index restarts from 0 after any
 // failure, because a restarted Consul starts its own index from scratch.
@@ -9,7 +10,10 @@ import { describeConsulError } from '../../shared/consul-client.ts';
 
 export interface BlockingQueryOptions {
   consul: ConsulClient;
+  /** The service whose instances are followed; '' with `endpoint: 'catalog-services'`. */
   service: string;
+  /** health-service (the default): one service's instances; catalog-services: every service's name and tags. */
+  endpoint?: 'health-service' | 'catalog-services';
   /** Only instances whose checks all pass (the routing view), or all of them. */
   passing: boolean;
   waitMs: number;
@@ -23,7 +27,9 @@ type HealthServiceCall = (opts: Record<string, unknown>) => Promise<[{ headers: 
 export function startBlockingQuery(options: BlockingQueryOptions): { stop(): void } {
   const stopper = new AbortController();
   const waitSeconds = Math.max(1, Math.round(options.waitMs / 1000));
-  const healthService = options.consul.health.service.bind(options.consul.health) as unknown as HealthServiceCall;
+  const call = (options.endpoint === 'catalog-services'
+    ? options.consul.catalog.service.list.bind(options.consul.catalog.service)
+    : options.consul.health.service.bind(options.consul.health)) as unknown as HealthServiceCall;
   // The client returns [response, body] when given an emitter context with
   // includeResponse, and aborts the request when it emits 'cancel'.
   const context = Object.assign(new EventEmitter(), { includeResponse: true });
@@ -34,7 +40,7 @@ export function startBlockingQuery(options: BlockingQueryOptions): { stop(): voi
     while (!stopper.signal.aborted) {
       try {
         const [response, data] = await pRetry(
-          () => healthService({ service: options.service, ...(options.passing ? { passing: true } : {}), stale: true, index, wait: `${waitSeconds}s`, timeout: (waitSeconds + 5) * 1000, ctx: context }),
+          () => call({ ...(options.endpoint === 'catalog-services' ? {} : { service: options.service }), ...(options.passing ? { passing: true } : {}), stale: true, index, wait: `${waitSeconds}s`, timeout: (waitSeconds + 5) * 1000, ctx: context }),
           {
             retries: Number.POSITIVE_INFINITY,
             minTimeout: 200,

@@ -4,6 +4,7 @@
 import { isHostName } from '../../shared/config/values.ts';
 import { z } from 'zod';
 import type { Instance } from '../../shared/instance.ts';
+import { ROUTES_META } from '../../shared/routes.ts';
 
 export interface RoutingTable {
   readonly version: number;
@@ -36,7 +37,8 @@ export function diffTables(previous: RoutingTable, next: RoutingTable): TableDif
   const removed = previous.instances.filter((i) => !next.byId.has(i.id));
   const changed = next.instances.filter((i) => {
     const before = previous.byId.get(i.id);
-    return before !== undefined && (before.address !== i.address || before.port !== i.port || before.node !== i.node);
+    // The routes an instance declares are part of how it is routed (a re-registration may change them).
+    return before !== undefined && (before.address !== i.address || before.port !== i.port || before.node !== i.node || before.meta[ROUTES_META] !== i.meta[ROUTES_META]);
   });
   return { added, removed, changed };
 }

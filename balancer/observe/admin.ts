@@ -14,10 +14,13 @@ import type { BalancerMetrics } from './metrics.ts';
 
 export interface AdminHandlers {
   status: () => unknown;
-  snapshot: () => unknown;
+  /** The dashboard's view of one service (the first one when not named). */
+  snapshot: (service?: string) => unknown;
+  /** The services this balancer routes to (one unless --routing routes). */
+  services?: () => string[];
   metrics: BalancerMetrics;
   token: string;
-  setMaintenance: (instanceId: string, enable: boolean, reason: string) => Promise<'ok' | 'unknown-instance'>;
+  setMaintenance: (instanceId: string, enable: boolean, reason: string, service?: string) => Promise<'ok' | 'unknown-instance'>;
   dashboardDir: string;
   logger: Logger;
   pushIntervalMs?: number;
@@ -63,11 +66,16 @@ function serveStatic(res: ServerResponse, root: string, path: string): void {
 }
 
 export function createAdminServer(handlers: AdminHandlers): Server {
-  const streams = new Set<ServerResponse>();
+  // Each stream follows one service (?service=, the dashboard's selector).
+  const streams = new Map<ServerResponse, string | undefined>();
   const push = setInterval(() => {
     if (streams.size === 0) return;
-    const frame = `data: ${JSON.stringify(handlers.snapshot())}\n\n`;
-    for (const stream of streams) stream.write(frame);
+    const frames = new Map<string | undefined, string>();
+    for (const [stream, service] of streams) {
+      let frame = frames.get(service);
+      if (frame === undefined) frames.set(service, (frame = `data: ${JSON.stringify(handlers.snapshot(service))}\n\n`));
+      stream.write(frame);
+    }
   }, handlers.pushIntervalMs ?? 1000);
   push.unref();
 
@@ -85,7 +93,7 @@ export function createAdminServer(handlers: AdminHandlers): Server {
         const { enable, reason } = (body ?? {}) as { enable?: unknown; reason?: unknown };
         if (typeof enable !== 'boolean') return json(res, 400, { error: 'body must be {"enable": true|false, "reason": "…"}' });
         const text = typeof reason === 'string' && reason.trim() ? reason.trim().slice(0, 200) : 'maintenance';
-        const result = await handlers.setMaintenance(id, enable, text);
+        const result = await handlers.setMaintenance(id, enable, text, url.searchParams.get('service') ?? undefined);
         if (result === 'unknown-instance') return json(res, 404, { error: `no instance ${id} in Consul` });
         handlers.logger.warn({ instance: id, enable, reason: text, from: req.socket.remoteAddress }, 'maintenance set from the dashboard');
         return json(res, 200, { ok: true, instance: id, maintenance: enable });
@@ -102,11 +110,12 @@ export function createAdminServer(handlers: AdminHandlers): Server {
       serveStatic(res, handlers.dashboardDir, path);
     } else if (path === '/_sempre/stream') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.write(`retry: 2000\ndata: ${JSON.stringify(handlers.snapshot())}\n\n`);
-      streams.add(res);
+      const service = url.searchParams.get('service') ?? undefined;
+      res.write(`retry: 2000\ndata: ${JSON.stringify(handlers.snapshot(service))}\n\n`);
+      streams.set(res, service);
       req.on('close', () => streams.delete(res));
     } else if (path === '/_sempre/dashboard') {
-      json(res, 200, handlers.snapshot());
+      json(res, 200, handlers.snapshot(url.searchParams.get('service') ?? undefined));
     } else if (path === '/_sempre/status') {
       json(res, 200, handlers.status());
     } else if (path === '/metrics') {
@@ -122,7 +131,7 @@ export function createAdminServer(handlers: AdminHandlers): Server {
   });
   server.on('close', () => {
     clearInterval(push);
-    for (const stream of streams) stream.end();
+    for (const stream of streams.keys()) stream.end();
   });
   return server;
 }

@@ -3,7 +3,7 @@
 import type { DiscoveryStatus } from '../discovery/consul-watch.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
-import type { WorkerSnapshot } from '../worker-link.ts';
+import type { ServiceSnapshot } from '../worker-link.ts';
 
 export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held';
 
@@ -25,16 +25,16 @@ export interface StatusInput {
   states: InstanceStates;
   sticky: boolean;
   /** This process's own figures. */
-  own: Pick<WorkerSnapshot, 'inFlight' | 'tunnels'> & { tunnelsOn: (id: string) => number };
+  own: Pick<ServiceSnapshot, 'inFlight' | 'tunnels'> & { tunnelsOn: (id: string) => number };
   /** The other workers' latest reports. */
-  others: readonly WorkerSnapshot[];
+  others: readonly ServiceSnapshot[];
 }
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 export function balancerStatus(input: StatusInput) {
   const { table, states, discovery, others, now } = input;
-  const sum = (pick: (s: WorkerSnapshot) => number) => others.reduce((total, s) => total + pick(s), 0);
+  const sum = (pick: (s: ServiceSnapshot) => number) => others.reduce((total, s) => total + pick(s), 0);
   return {
     service: input.service,
     startedAt: new Date(input.startedAt).toISOString(),

@@ -18,7 +18,9 @@ import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
 import { hasBody, readRequestBody, type RequestBody } from './request-body.ts';
 import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from './retry-policy.ts';
+import type { RouteTarget } from '../discovery/route-table.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
+import { stripPrefix } from '../../shared/routes.ts';
 import type { Sticky } from './sticky.ts';
 import type { ProxyCounters } from './proxy-counters.ts';
 
@@ -65,7 +67,8 @@ class ClientGone extends Error {}
 class NoInstanceLeft extends Error {}
 
 export interface ProxyHandler {
-  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** `target`: the route that matched (with --routing routes): only its instances, its prefix stripped if asked. */
+  handle(req: IncomingMessage, res: ServerResponse, target?: RouteTarget): void;
   /**
    * The instance is out (Consul dropped it, or it was ejected): its in-flight
    * idempotent requests still waiting for an answer are retried elsewhere now
@@ -269,6 +272,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     readonly reqId: string;
     readonly started = performance.now();
     readonly headers: string[];
+    readonly target: RouteTarget | undefined;
+    readonly path: string;
     body: RequestBody | undefined;
     retries = 0;
     bound: string | undefined;
@@ -281,9 +286,12 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     /** Set while p-retry drives the attempts after the first. */
     waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
 
-    constructor(req: IncomingMessage, res: ServerResponse) {
+    constructor(req: IncomingMessage, res: ServerResponse, target: RouteTarget | undefined) {
       this.req = req;
       this.res = res;
+      this.target = target;
+      const url = req.url ?? '/';
+      this.path = target?.route.strip ? stripPrefix(url, target.route.path) : url;
       this.method = req.method ?? 'GET';
       this.reqId = nextRequestId(req);
       const socket = req.socket as Socket & { encrypted?: boolean };
@@ -303,6 +311,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       }
     };
 
+    /** The instances this request may go to: the service's, or the matched route's. */
+    table(): RoutingTable {
+      return this.target ? this.target.table : deps.table();
+    }
+
     attempts(): number {
       return this.tried?.size ?? (this.firstTried ? 1 : 0);
     }
@@ -321,7 +334,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       this.retries = body.replayable ? settings.retries : 0;
       // Sticky: the instance the client's cookie names is tried first; any
       // other instance that serves it sends a cookie naming itself.
-      const table = deps.table();
+      const table = this.table();
       this.stickyOn = sticky.enabled(table);
       this.bound = this.stickyOn ? sticky.boundInstance(table, this.req.headers.cookie) : undefined;
       const instance = picker.pick(table, EMPTY_SET, now(), this.bound);
@@ -333,7 +346,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       if (this.firstTried === undefined) this.firstTried = instance.id;
       else (this.triedSet() as Set<string>).add(instance.id);
       // A 502/503/504 is passed through when no other instance could take over.
-      const statusRetryAllowed = attemptNumber <= this.retries && retryStatus.size > 0 && mayRetry(this.method, 'status') && picker.hasAlternative(deps.table(), this.triedSet());
+      const statusRetryAllowed = attemptNumber <= this.retries && retryStatus.size > 0 && mayRetry(this.method, 'status') && picker.hasAlternative(this.table(), this.triedSet());
       const attempt = new Attempt(this, instance, statusRetryAllowed, this.stickyOn && instance.id !== this.bound ? sticky.setCookie(instance.id) : undefined);
       this.current = attempt;
       let running = inFlightByInstance.get(instance.id);
@@ -342,7 +355,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       states.begin(instance.id);
       const body = this.body!;
       poolFor(instance).dispatch({
-        path: this.req.url ?? '/',
+        path: this.path,
         method: this.method as Dispatcher.HttpMethod,
         headers: this.headers,
         body: body.replayable ? (body.bytes.length > 0 ? body.bytes : null) : body.stream,
@@ -383,7 +396,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       pRetry(
         (attemptNumber) => new Promise<void>((resolve, reject) => {
           if (this.res.destroyed) throw new AbortError(new ClientGone());
-          const instance = picker.pick(deps.table(), this.triedSet(), now(), this.bound);
+          const instance = picker.pick(this.table(), this.triedSet(), now(), this.bound);
           if (!instance) throw new AbortError(new NoInstanceLeft());
           this.waiting = { resolve, reject };
           this.dispatch(instance, attemptNumber + 1);
@@ -412,7 +425,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       const { res, method } = this;
       if (error instanceof ClientGone || res.destroyed) return;
       const tried = this.attempts();
-      const table = deps.table();
+      const table = this.table();
       if (error instanceof NoInstanceLeft && tried === 0 && settings.maxPerInstance > 0 && table.instances.length > 0) {
         // Every instance is at its in-flight cap: answer now rather than queue behind a slow one.
         counters.saturated += 1;
@@ -440,11 +453,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     return count;
   }
 
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse, target?: RouteTarget) => {
     inFlight += 1;
-    const exchange = new Exchange(req, res);
+    const exchange = new Exchange(req, res, target);
     res.once('close', exchange.closed);
-    if (deps.table().instances.length === 0) {
+    if (exchange.table().instances.length === 0) {
       counters.noInstance += 1;
       req.resume();
       return sendError(res, 503, deps.emptyReason());
@@ -454,9 +467,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   };
 
   return {
-    handle: (req, res) => {
+    handle: (req, res, target) => {
       try {
-        handle(req, res);
+        handle(req, res, target);
       } catch (error) {
         logger.error({ err: error }, 'unexpected error while proxying');
         sendError(res, 502, 'internal balancer error');

@@ -21,7 +21,9 @@ import { requestIdSource, setForwardingHeaders } from './forwarding.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
 import type { FailureKind } from './retry-policy.ts';
+import type { RouteTarget } from '../discovery/route-table.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
+import { stripPrefix } from '../../shared/routes.ts';
 import type { Sticky } from './sticky.ts';
 
 export interface TunnelSettings {
@@ -53,7 +55,8 @@ export interface TunnelDeps {
 }
 
 export interface Tunnels {
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** `target`: the route that matched (with --routing routes). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target?: RouteTarget): void;
   /** Closes the instance's tunnels at once (it failed or left rotation unplanned); returns how many. */
   closeInstance(instanceId: string, end: TunnelEnd): number;
   /** The instance went into maintenance or drains: its tunnels may go on for the drain time. */
@@ -166,10 +169,12 @@ export function createTunnels(deps: TunnelDeps): Tunnels {
     });
   });
 
-  const handleUpgrade = async (req: IncomingMessage, client: Duplex, head: Buffer) => {
+  const handleUpgrade = async (req: IncomingMessage, client: Duplex, head: Buffer, target: RouteTarget | undefined) => {
     const reqId = nextRequestId(req);
     setForwardingHeaders(req, reqId);
-    const table = deps.table();
+    if (target?.route.strip) req.url = stripPrefix(req.url ?? '/', target.route.path);
+    const tableNow = () => target?.table ?? deps.table();
+    const table = tableNow();
     if (table.instances.length === 0) {
       metrics.tunnels.inc({ outcome: 'failed' });
       rawAnswer(client, 503, 'Service Unavailable', deps.emptyReason(), { 'Retry-After': '1' });
@@ -181,8 +186,7 @@ export function createTunnels(deps: TunnelDeps): Tunnels {
     const failures: string[] = [];
     // A failed dial sent nothing: it is tried on another instance, up to 1 + retries instances.
     for (let attempt = 0; attempt <= settings.retries; attempt += 1) {
-      const current = deps.table();
-      const instance = picker.pick(current, tried, now(), bound);
+      const instance = picker.pick(tableNow(), tried, now(), bound);
       if (!instance) break;
       tried.add(instance.id);
       states.begin(instance.id);
@@ -217,8 +221,8 @@ export function createTunnels(deps: TunnelDeps): Tunnels {
   };
 
   return {
-    handleUpgrade: (req, socket, head) => {
-      handleUpgrade(req, socket, head).catch((error: unknown) => {
+    handleUpgrade: (req, socket, head, target) => {
+      handleUpgrade(req, socket, head, target).catch((error: unknown) => {
         logger.error({ err: error }, 'unexpected error while opening a tunnel');
         socket.destroy();
       });

@@ -16,6 +16,8 @@ export interface OptionSpec<S extends z.ZodType = z.ZodType> {
   default?: string;
   /** A flag that takes no value (--json). */
   switch?: boolean;
+  /** A flag that may be given several times; its values are joined with commas. */
+  repeatable?: boolean;
   /** Never printed (tokens). */
   secret?: boolean;
   /** Shown in --help after the flag, e.g. "MS" or "NAME". */
@@ -61,19 +63,19 @@ export function loadOptions<S extends OptionSpecs>(
   env: NodeJS.ProcessEnv,
 ): LoadResult<S> {
   const section = spec.section;
-  const parseOptions: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+  const parseOptions: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     help: { type: 'boolean', short: 'h' },
     [CONFIG_FLAG]: { type: 'string' },
     'print-config': { type: 'boolean' },
   };
   for (const option of Object.values(spec.options)) {
-    parseOptions[option.flag] = { type: option.switch ? 'boolean' : 'string' };
+    parseOptions[option.flag] = { type: option.switch ? 'boolean' : 'string', ...(option.repeatable ? { multiple: true } : {}) };
   }
 
   let flags: Record<string, string | boolean | undefined>;
   try {
     const parsed = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false });
-    flags = parsed.values as Record<string, string | boolean | undefined>;
+    flags = Object.fromEntries(Object.entries(parsed.values).map(([key, value]) => [key, Array.isArray(value) ? value.join(',') : value])) as Record<string, string | boolean | undefined>;
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new ConfigError([`${section}: ${message?.replace(/\. To specify.*$/, '')} (see ${spec.command} --help)`]);
@@ -154,7 +156,7 @@ export function renderHelp<S extends OptionSpecs>(spec: CommandSpec<S>): string 
   const rows = Object.values(spec.options as OptionSpecs).map((option) => {
     const flag = `--${option.flag}${option.switch ? '' : ` ${option.placeholder ?? 'VALUE'}`}`;
     const fallback = option.default === undefined ? 'required' : option.default === '' ? 'default: none' : `default: ${option.default}`;
-    return { flag, text: `${option.description} (${fallback}; env ${option.env})` };
+    return { flag, text: `${option.description} (${option.repeatable ? 'repeatable; ' : ''}${fallback}; env ${option.env})` };
   });
   rows.push(
     { flag: `--${CONFIG_FLAG} FILE`, text: 'JSON file of options, keys as in the error messages (env SEMPRE_CONFIG)' },

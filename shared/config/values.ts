@@ -4,6 +4,7 @@
 // Messages read as the tail of "agent.port: <message>".
 import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
+import { parseRoute, type Route } from '../routes.ts';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -230,5 +231,27 @@ export function cookieName() {
       return z.NEVER;
     }
     return input;
+  });
+}
+
+/** Routes, "shop.example.com/,/api;strip" or a JSON array of them (see shared/routes.ts). */
+export function routeList() {
+  return z.unknown().transform((input, ctx): Route[] => {
+    const items = typeof input === 'string' ? input.split(',').map((s) => s.trim()).filter(Boolean)
+      : Array.isArray(input) && input.every((s) => typeof s === 'string') ? input : undefined;
+    if (!items) {
+      ctx.addIssue({ code: 'custom', message: `must be routes like shop.example.com/ or /api (got ${shown(input)})` });
+      return z.NEVER;
+    }
+    const routes: Route[] = [];
+    for (const item of items) {
+      const parsed = parseRoute(item);
+      if ('error' in parsed) {
+        ctx.addIssue({ code: 'custom', message: parsed.error });
+        return z.NEVER;
+      }
+      routes.push(parsed);
+    }
+    return routes;
   });
 }

@@ -1,0 +1,281 @@
+// Everything the balancer keeps for one Consul service: the watch of its
+// healthy instances (and of its whole catalog entry, for people), passive
+// health, the HTTP path and tunnels with their own pools, picker, retries,
+// slow start and stickiness, and its dashboard model. With --routing routes
+// there is one per routed service; otherwise one for --service.
+import type { ConsulClient } from '../shared/consul-client.ts';
+import type { Instance } from '../shared/instance.ts';
+import type { Logger } from '../shared/logger.ts';
+import { maintenanceKey } from '../shared/maintenance-flag.ts';
+import { watchCatalog, type CatalogWatch } from './discovery/catalog-watch.ts';
+import { watchHealthyInstances, type HealthWatch } from './discovery/consul-watch.ts';
+import type { RoutingTable } from './discovery/routing-table.ts';
+import type { FailureKind } from './health/failure-kind.ts';
+import { InstanceStates } from './health/instance-state.ts';
+import { startReadmission } from './health/readmission.ts';
+import { startStallDetector } from './health/stall-detector.ts';
+import { createAlerter } from './observe/alerts.ts';
+import { DashboardModel } from './observe/dashboard-model.ts';
+import { balancerStatus, instanceStatus, type InstanceStatus } from './observe/status.ts';
+import type { BalancerOptions } from './options.ts';
+import { createProxyHandler, type ProxyHandler } from './proxy/http-path.ts';
+import { createPicker } from './proxy/picker.ts';
+import { ProxyCounters } from './proxy/proxy-counters.ts';
+import { createSticky, type Sticky } from './proxy/sticky.ts';
+import { createTunnels, type Tunnels } from './proxy/tunnels.ts';
+import type { ServiceSnapshot, Verdict } from './worker-link.ts';
+
+export interface RuntimeDeps {
+  consul: ConsulClient;
+  logger: Logger;
+  now: () => number;
+  startedAt: number;
+  /** Worker 0 (or the only process) keeps the dashboard model's incidents and sends alerts. */
+  isAdmin: boolean;
+  stickySecret: string;
+  /** The sticky cookie's name for this service (one per service when several share a host). */
+  stickyCookie: string;
+  metrics: { ejections: { inc(labels: Record<string, string>): void }; tunnels: { inc(labels: Record<string, string>): void } };
+  /** Tell the other workers of a verdict reached here. */
+  share: (verdict: Verdict) => void;
+  /** The other workers' latest reports for this service. */
+  others: () => ServiceSnapshot[];
+  /** The service's routing table changed (the route table is rebuilt from it). */
+  onTable?: () => void;
+}
+
+export interface ServiceRuntime {
+  readonly service: string;
+  readonly watch: HealthWatch;
+  readonly catalog: CatalogWatch;
+  readonly states: InstanceStates;
+  readonly model: DashboardModel;
+  readonly counters: ProxyCounters;
+  readonly proxy: ProxyHandler;
+  readonly tunnels: Tunnels;
+  readonly sticky: Sticky;
+  instanceCounts(): Record<InstanceStatus, number>;
+  status(): ReturnType<typeof balancerStatus>;
+  snapshot(): ReturnType<DashboardModel['snapshot']>;
+  /** This worker's figures for the others (see worker-link.ts). */
+  report(): ServiceSnapshot;
+  applyVerdict(verdict: Verdict, from: number): void;
+  setMaintenance(id: string, enable: boolean, reason: string): Promise<'ok' | 'unknown-instance'>;
+  /** Stops the watches and timers; `close()` then closes the connections to the instances. */
+  stop(): void;
+  close(): Promise<void>;
+}
+
+/** A person reads "refused" more easily than "connect". */
+function causeLabel(kind: FailureKind, message: string): string {
+  if (kind === 'connect') return /ECONNREFUSED/.test(message) ? 'refused' : 'connect';
+  return kind === 'status' ? '5xx' : kind;
+}
+
+export function startServiceRuntime(service: string, options: BalancerOptions, deps: RuntimeDeps): ServiceRuntime {
+  const { consul, now } = deps;
+  const logger = deps.logger.child({ service });
+  const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
+  const picker = createPicker(options.strategy, states, Math.random, options.maxPerInstance);
+  const model = new DashboardModel(service);
+  const counters = new ProxyCounters();
+  const labels = { service };
+  // Set once the proxy exists; the watch may report a table before that.
+  let onRemoved: (id: string) => void = () => undefined;
+  let onAdded: (id: string) => void = () => undefined;
+  let firstTable = true;
+
+  const watch = watchHealthyInstances({
+    consul,
+    service,
+    logger,
+    onReachability: (reachable, detail) => model.consulReachability(reachable, detail, now()),
+    graceMs: options.consulGrace,
+    waitMs: options.consulWait,
+    now,
+    onTable: (table, diff) => {
+      states.applyDiff(diff, now(), firstTable);
+      if (table.instances.length > 0) firstTable = false;
+      model.tableChanged(diff, now(), (id) => !states.isEjected(id));
+      for (const instance of diff.removed) onRemoved(instance.id);
+      for (const instance of diff.added) onAdded(instance.id);
+      deps.onTable?.();
+    },
+  });
+  const catalog = watchCatalog({ consul, service, waitMs: options.consulWait, onChange: (previous, next) => model.catalogChanged(previous, next, now()) });
+
+  const emptyReason = () => {
+    const discovery = watch.status();
+    if (!discovery.everAnswered) return `no healthy instance yet: waiting for Consul at ${options.consul.origin} (${discovery.lastError ?? 'first query in progress'})`;
+    if (!discovery.reachable) return `no healthy instance: Consul at ${options.consul.origin} is unreachable and listed none before`;
+    return `no healthy instance of service "${service}" (Consul lists none passing)`;
+  };
+  const sticky = createSticky({ sticky: options.sticky, stickyCookie: deps.stickyCookie, stickySecret: deps.stickySecret, secure: Boolean(options.tlsCert) });
+
+  // An instance leaves rotation by passive health (a failed attempt or dial,
+  // a stall) here or in another worker: stop sending to it, retry what it has
+  // not answered elsewhere, close its tunnels so clients reconnect to a live one.
+  const outOfRotation = (instance: Instance, cause: string, message: string, from: string) => {
+    logger.warn({ instance: instance.id, cause, detail: message, ejectForMs: options.ejectFor, ...(from === 'here' ? {} : { seenBy: from }) }, from === 'here' ? 'instance ejected by passive health check' : 'instance ejected: another worker saw it fail');
+    model.ejected(instance, cause, message, now());
+    proxy.abandon(instance.id, `ejected (${cause})`);
+    tunnels.closeInstance(instance.id, 'closed-ejected');
+  };
+  const ejectedHere = (instance: Instance, kind: FailureKind, message: string, cause = causeLabel(kind, message)) => {
+    deps.metrics.ejections.inc({ ...labels, instance: instance.id, cause });
+    outOfRotation(instance, cause, message, 'here');
+    deps.share({ kind: 'eject', service, instance: instance.id, failure: kind, cause, message });
+  };
+
+  const proxy = createProxyHandler({
+    settings: options,
+    logger: logger.child({ component: 'proxy' }),
+    table: () => watch.table(),
+    states,
+    picker,
+    sticky,
+    counters,
+    emptyReason,
+    now,
+    onEjected: (instance, kind, message) => ejectedHere(instance, kind, message),
+    onRequest: (status, durationMs, servedBy) => model.traffic.record(status, durationMs, servedBy, now()),
+  });
+  const tunnels = createTunnels({
+    settings: options,
+    logger: logger.child({ component: 'tunnels' }),
+    table: () => watch.table(),
+    states,
+    picker,
+    sticky,
+    metrics: { tunnels: { inc: (l) => deps.metrics.tunnels.inc({ ...labels, ...l }) } },
+    emptyReason,
+    now,
+    onEjected: (instance, kind, message) => ejectedHere(instance, kind, message),
+  });
+
+  // Consul stopped listing an instance. In maintenance (a deploy, the agent
+  // draining on SIGTERM) its tunnels may finish until the drain deadline;
+  // otherwise it failed and they are closed now so clients reconnect to a
+  // live one. The catalog watch may hear of the maintenance a moment after
+  // the health watch dropped the instance, hence the short second look.
+  const inMaintenance = (id: string) => catalog.instances().some((c) => c.id === id && c.health === 'maintenance');
+  onRemoved = (id) => {
+    proxy.abandon(id, 'Consul no longer lists it as passing');
+    proxy.forget(id);
+    if (tunnels.openOn(id) === 0) return;
+    if (inMaintenance(id)) {
+      tunnels.drainInstance(id);
+      return;
+    }
+    setTimeout(() => {
+      if (watch.table().byId.has(id)) return; // back already
+      if (inMaintenance(id)) tunnels.drainInstance(id);
+      else tunnels.closeInstance(id, 'closed-removed');
+    }, 300).unref();
+  };
+  onAdded = (id) => tunnels.cancelDrain(id);
+
+  const readmission = startReadmission({
+    states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now,
+    onReadmitted: (id) => {
+      model.readmitted(id, now());
+      deps.share({ kind: 'readmit', service, instance: id });
+    },
+  });
+  const stallDetector = options.stallAfter === 0 ? { stop: () => undefined } : startStallDetector({
+    stallAfterMs: options.stallAfter,
+    probeTimeoutMs: options.stallProbeTimeout,
+    states,
+    table: () => watch.table(),
+    oldestUnanswered: (id) => proxy.oldestUnanswered(id),
+    logger,
+    now,
+    onStalled: (instance, message) => {
+      if (states.eject(instance.id, 'timeout', message, now())) ejectedHere(instance, 'timeout', message, 'stall');
+    },
+  });
+
+  // Alerts come from worker 0 only, like the dashboard: one alert per incident.
+  if (options.alertWebhook && deps.isAdmin) {
+    const alerter = createAlerter({
+      url: options.alertWebhook, format: options.alertFormat, timeoutMs: options.alertTimeout, service, logger: logger.child({ component: 'alerts' }),
+      lookup: (id) => {
+        const known = catalog.instances().find((c) => c.id === id) ?? watch.table().byId.get(id);
+        return known && { address: known.address, port: known.port, node: known.node, version: known.meta.version ?? null };
+      },
+    });
+    model.incidents.onTransition((transition) => alerter.send(transition));
+  }
+  // Other workers' closed seconds join this one's traffic series (worker 0).
+  const absorbed = new Set<number>();
+  const absorber = deps.isAdmin ? setInterval(() => {
+    for (const other of deps.others()) {
+      if (absorbed.has(other.at)) continue;
+      absorbed.add(other.at);
+      model.traffic.absorb(other.seconds);
+    }
+    if (absorbed.size > 1000) absorbed.clear();
+  }, 250) : undefined;
+  absorber?.unref();
+
+  let reportedUpTo = 0;
+  const tunnelsEverywhere = (id: string) => tunnels.openOn(id) + deps.others().reduce((n, s) => n + (s.instances[id]?.tunnels ?? 0), 0);
+  return {
+    service, watch, catalog, states, model, counters, proxy, tunnels, sticky,
+    instanceCounts: () => {
+      const counts: Record<InstanceStatus, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0 };
+      const table = watch.table();
+      for (const instance of table.instances) counts[instanceStatus(states, table, instance.id, now())] += 1;
+      return counts;
+    },
+    status: () => balancerStatus({
+      service, startedAt: deps.startedAt, now: now(), strategy: options.strategy, consulAddress: options.consul.origin, discovery: watch.status(),
+      table: watch.table(), states, sticky: sticky.enabled(watch.table()),
+      own: { inFlight: proxy.inFlight(), tunnels: tunnels.open(), tunnelsOn: (id) => tunnels.openOn(id) }, others: deps.others(),
+    }),
+    snapshot: () => {
+      const discovery = watch.status();
+      return model.snapshot({
+        now: now(), table: watch.table(), states, seriesSeconds: 300, tunnels: tunnelsEverywhere,
+        consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin },
+      });
+    },
+    report: () => {
+      const seconds = model.traffic.closedAfter(reportedUpTo);
+      if (seconds.length > 0) reportedUpTo = seconds.at(-1)!.t;
+      const instances: ServiceSnapshot['instances'] = {};
+      for (const state of states.all()) instances[state.id] = { requests: state.requests, failures: state.failures, outstanding: state.outstanding, tunnels: tunnels.openOn(state.id) };
+      return { at: now(), inFlight: proxy.inFlight(), tunnels: tunnels.open(), counters: counters.snapshot(), instances, seconds };
+    },
+    applyVerdict: (verdict, from) => {
+      const instance = watch.table().byId.get(verdict.instance);
+      if (!instance) return;
+      if (verdict.kind === 'readmit') {
+        if (!states.isEjected(instance.id)) return;
+        states.readmit(instance.id, now());
+        model.readmitted(instance.id, now());
+        logger.info({ instance: instance.id, seenBy: `worker ${from}` }, 'instance readmitted: another worker saw it answer again');
+        return;
+      }
+      const message = verdict.message ?? 'failed';
+      if (states.eject(instance.id, verdict.failure ?? 'connect', message, now())) outOfRotation(instance, verdict.cause ?? 'connect', message, `worker ${from}`);
+    },
+    setMaintenance: async (id, enable, reason) => {
+      if (!catalog.instances().some((c) => c.id === id)) return 'unknown-instance';
+      const key = maintenanceKey(service, id);
+      if (enable) await consul.kv.set({ key, value: reason, timeout: 2000 } as never);
+      else await consul.kv.del({ key, timeout: 2000 } as never);
+      return 'ok';
+    },
+    stop: () => {
+      watch.stop();
+      catalog.stop();
+      readmission.stop();
+      stallDetector.stop();
+      clearInterval(absorber);
+    },
+    close: () => proxy.close(),
+  };
+}
+
+export type { RoutingTable };
