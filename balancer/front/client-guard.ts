@@ -174,7 +174,9 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
       plain(res, 429, `429 Too Many Requests: more than ${limits.rateLimit} requests a second from ${client}\n`, { 'retry-after': String(wait) });
       return;
     }
-    const declared = Number(req.headers['content-length']);
+    // From the raw headers: Node builds req.headers only when asked, and the proxy never asks.
+    let declared = Number.NaN;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.length === 14 && req.rawHeaders[i]!.toLowerCase() === 'content-length') declared = Number(req.rawHeaders[i + 1]);
     if (limits.maxBody > 0 && Number.isFinite(declared) && declared > limits.maxBody) {
       refused('body-too-large', { client, declared, limit: limits.maxBody });
       // Nothing of the body is read: close rather than drain it (HTTP/1; an

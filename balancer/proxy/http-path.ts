@@ -16,7 +16,7 @@ import type { Logger } from '../../shared/logger.ts';
 import { requestIdSource } from './forwarding.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
-import { hasBody, readRequestBody, type RequestBody } from './request-body.ts';
+import { readRequestBody, type RequestBody } from './request-body.ts';
 import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from './retry-policy.ts';
 import type { RouteTarget } from '../discovery/route-table.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
@@ -95,11 +95,19 @@ function connectionTokens(value: string): Set<string> | undefined {
   return tokens.length > 0 ? new Set(tokens) : undefined;
 }
 
+/** What the request path needs to know of a request's headers, read in the same pass. */
+export interface RequestFacts {
+  /** Content-Length above 0 or Transfer-Encoding: there is a body to read. */
+  hasBody: boolean;
+  cookie: string | undefined;
+}
+
 /**
- * The request's headers for the instance, from the raw array in one pass:
+ * The request's headers for the instance, from the raw array in one pass
+ * (Node builds req.headers only when asked, so the hot path never asks):
  * hop-by-hop dropped, X-Forwarded-For/Proto/Host and X-Request-Id set.
  */
-export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string): string[] {
+export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string, facts?: RequestFacts): string[] {
   const out: string[] = [];
   let forwardedFor = '';
   let host = '';
@@ -113,6 +121,8 @@ export function upstreamRequestHeaders(raw: readonly string[], remote: string, e
     else if (lower === 'host') host = value;
     else if (lower === ':authority') authority = value;
     else if (lower === 'connection') nominated = connectionTokens(value);
+    else if (facts && lower === 'cookie') facts.cookie = facts.cookie ? `${facts.cookie}; ${value}` : value;
+    else if (facts && (lower === 'transfer-encoding' || (lower === 'content-length' && value !== '0'))) facts.hasBody = true;
     if (REQUEST_DROP.has(lower) || lower.charCodeAt(0) === 58 /* ':' */) continue;
     out.push(name, value);
   }
@@ -272,6 +282,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     readonly reqId: string;
     readonly started = performance.now();
     readonly headers: string[];
+    readonly facts: RequestFacts = { hasBody: false, cookie: undefined };
     readonly target: RouteTarget | undefined;
     readonly path: string;
     body: RequestBody | undefined;
@@ -295,7 +306,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       this.method = req.method ?? 'GET';
       this.reqId = nextRequestId(req);
       const socket = req.socket as Socket & { encrypted?: boolean };
-      this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, this.reqId);
+      this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, this.reqId, this.facts);
     }
 
     readonly closed = (): void => {
@@ -336,7 +347,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       // other instance that serves it sends a cookie naming itself.
       const table = this.table();
       this.stickyOn = sticky.enabled(table);
-      this.bound = this.stickyOn ? sticky.boundInstance(table, this.req.headers.cookie) : undefined;
+      this.bound = this.stickyOn ? sticky.boundInstance(table, this.facts.cookie) : undefined;
       const instance = picker.pick(table, EMPTY_SET, now(), this.bound);
       if (!instance) return this.finish(new NoInstanceLeft());
       this.dispatch(instance, 1);
@@ -456,13 +467,13 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const handle = (req: IncomingMessage, res: ServerResponse, target?: RouteTarget) => {
     inFlight += 1;
     const exchange = new Exchange(req, res, target);
-    res.once('close', exchange.closed);
+    res.on('close', exchange.closed); // 'close' comes once; on() spares once()'s wrapper
     if (exchange.table().instances.length === 0) {
       counters.noInstance += 1;
       req.resume();
       return sendError(res, 503, deps.emptyReason());
     }
-    if (!hasBody(req)) return exchange.start(NO_BODY);
+    if (!exchange.facts.hasBody) return exchange.start(NO_BODY);
     readRequestBody(req, settings.maxReplayBody).then((body) => exchange.start(body), () => undefined /* the client went away while sending its body */);
   };
 
