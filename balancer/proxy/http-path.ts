@@ -263,7 +263,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         return;
       }
       const kind = classifyError(error, this.connected);
-      const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
+      const detail = error.code === 'UND_ERR_HEADERS_TIMEOUT' ? `no response within ${settings.responseTimeout} ms`
+        : !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
       this.exchange.settle(this, this.failure ?? new AttemptFailure(kind, this.instance, detail));
     }
 

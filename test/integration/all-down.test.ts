@@ -5,7 +5,9 @@ import { after, before, test } from 'node:test';
 import { waitFor } from '../../lab/processes.ts';
 import { testStack } from '../support/stack.ts';
 
-const stack = testStack('all-down', 22_000);
+// A short response timeout: a POST stuck on a frozen instance waits for it (never sent again
+// elsewhere) until then; the default (60 s) would make the test wait that long.
+const stack = testStack('all-down', 22_000, { balancerArgs: ['--response-timeout', '3s'] });
 
 before(async () => { await stack.start(); }, { timeout: 60_000 });
 after(async () => { await stack.stop(); });
