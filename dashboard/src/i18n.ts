@@ -31,6 +31,12 @@ const en = {
   ev_joined: 'joined rotation', ev_left: 'left rotation', ev_ejected: 'ejected by the balancer', ev_readmitted: 'readmitted',
   ev_check_critical: 'health check failed', ev_check_passing: 'health check passing', ev_maintenance_on: 'maintenance on', ev_maintenance_off: 'maintenance off',
   ev_registered: 'registered', ev_deregistered: 'deregistered', ev_consul_unreachable: 'Consul unreachable', ev_consul_reachable: 'Consul reachable again',
+  serviceLabel: 'Service',
+  noServices: 'No service declares a route yet: start an agent with --route (the balancer routes it within a second).',
+  serviceMissing: 'No service "{wanted}" is routed by this balancer now: showing {shown}. The page switches to "{wanted}" by itself once it declares a route.',
+  conflicts: 'Route conflicts',
+  conflictsHelp: 'Two services declare the same route: the first in alphabetical order serves it; the others get no request on it until one of them changes its --route.',
+  conflictLine: 'served by {winner}; also declared by {losers} (no traffic on this route)',
 };
 
 type Labels = typeof en;
@@ -65,6 +71,12 @@ const pt: Labels = {
   ev_joined: 'entrou em rotação', ev_left: 'saiu de rotação', ev_ejected: 'ejetada pelo balanceador', ev_readmitted: 'readmitida',
   ev_check_critical: 'check de saúde falhou', ev_check_passing: 'check de saúde ok', ev_maintenance_on: 'manutenção ligada', ev_maintenance_off: 'manutenção desligada',
   ev_registered: 'registrada', ev_deregistered: 'registro removido', ev_consul_unreachable: 'Consul inacessível', ev_consul_reachable: 'Consul acessível de novo',
+  serviceLabel: 'Serviço',
+  noServices: 'Nenhum serviço declara rota ainda: inicie um agente com --route (o balanceador passa a roteá-lo em até um segundo).',
+  serviceMissing: 'Nenhum serviço "{wanted}" é roteado por este balanceador agora: mostrando {shown}. A página passa para "{wanted}" sozinha quando ele declarar uma rota.',
+  conflicts: 'Conflitos de rota',
+  conflictsHelp: 'Dois serviços declaram a mesma rota: o primeiro em ordem alfabética a atende; os outros não recebem nenhuma requisição nela até que um deles mude seu --route.',
+  conflictLine: 'atendida por {winner}; também declarada por {losers} (sem tráfego nesta rota)',
 };
 
 const tables: Record<Lang, Labels> = { en, pt };

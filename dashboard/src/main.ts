@@ -1,6 +1,9 @@
 // The dashboard: a snapshot pushed by the balancer every second over
 // server-sent events, rendered without a framework. It says so when its own
 // connection or Consul is lost instead of showing stale numbers as live.
+// In front of several services (--routing routes) it shows one at a time,
+// chosen with a selector kept in the URL (#service=api), and the route
+// conflicts between services.
 import type { DashboardInstance, DashboardSnapshot } from '../../balancer/observe/dashboard-model.ts';
 import type { DashboardEvent } from '../../balancer/observe/events.ts';
 import { Charts } from './charts.ts';
@@ -10,7 +13,13 @@ import './style.css';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let lang: Lang = initialLang();
-let last: DashboardSnapshot | undefined;
+
+/** What the balancer adds to a service's snapshot: the services it routes to and, routing by host and path, the conflicts. */
+interface RouteConflict { route: string; winner: string; losers: string[] }
+type Snapshot = DashboardSnapshot & { services?: string[]; conflicts?: RouteConflict[] };
+
+let last: Snapshot | undefined;
+let source: EventSource | undefined;
 let lastMessageAt = 0;
 let linkUp = false;
 const charts = new Charts({ requests: $('chart-requests'), latency: $('chart-latency'), share: $('chart-share') });
@@ -71,6 +80,37 @@ function renderEvents(events: DashboardEvent[]): void {
       ${e.detail ? `<span class="muted output">${escapeHtml(e.detail)}</span>` : ''}</li>`).join('');
 }
 
+/** The service asked for in the URL (#service=api, or ?service=api), if any. */
+function wantedService(): string {
+  return new URLSearchParams(location.hash.slice(1)).get('service') ?? new URLSearchParams(location.search).get('service') ?? '';
+}
+
+function renderServices(snapshot: Snapshot): void {
+  const services = [...(snapshot.services ?? [])].sort();
+  const picker = $('service-picker');
+  const select = $<HTMLSelectElement>('service-select');
+  // One service (the usual --service web): no choice to offer.
+  picker.hidden = services.length < 2;
+  $('service-title').hidden = !picker.hidden || !snapshot.service;
+  const options = services.includes(snapshot.service) || !snapshot.service ? services : [snapshot.service, ...services];
+  if ([...select.options].map((o) => o.value).join('\u0000') !== options.join('\u0000')) {
+    select.innerHTML = options.map((name) => `<option value="${escapeHtml(name)}">${escapeHtml(name)}</option>`).join('');
+  }
+  if (document.activeElement !== select) select.value = snapshot.service;
+  // Asked for a service this balancer does not route to (now): say what is shown instead.
+  const wanted = wantedService();
+  const note = $('service-note');
+  const text = services.length === 0 ? t(lang, 'noServices') : wanted && wanted !== snapshot.service ? t(lang, 'serviceMissing', { wanted, shown: snapshot.service }) : '';
+  note.hidden = text === '';
+  note.textContent = text;
+}
+
+function renderConflicts(conflicts: RouteConflict[]): void {
+  $('conflicts').hidden = conflicts.length === 0;
+  $('conflict-list').innerHTML = conflicts.map((c) => `<li data-route="${escapeHtml(c.route)}" data-winner="${escapeHtml(c.winner)}">
+    <code>${escapeHtml(c.route)}</code> ${t(lang, 'conflictLine', { winner: `<strong>${escapeHtml(c.winner)}</strong>`, losers: c.losers.map((l) => `<strong>${escapeHtml(l)}</strong>`).join(', ') })}</li>`).join('');
+}
+
 function renderBadges(): void {
   const page = $('page-badge');
   const consul = $('consul-badge');
@@ -81,6 +121,16 @@ function renderBadges(): void {
   document.body.classList.toggle('stale', stale);
   if (!last) return;
   $('service').textContent = last.service;
+  // Routing by host and path before any service declares a route, there is no service to describe.
+  if (!last.consul) {
+    page.textContent = t(lang, 'pageDown');
+    page.className = 'badge bad';
+    consul.textContent = '';
+    consul.className = 'badge';
+    consul.hidden = true;
+    return;
+  }
+  consul.hidden = false;
   page.textContent = last.serving > 0 ? t(lang, 'pageUp', { n: last.serving, m: last.instances.length }) : t(lang, 'pageDown');
   page.className = `badge ${last.serving > 0 ? 'good' : 'bad'}`;
   consul.textContent = last.consul.reachable ? t(lang, 'consulOk') : t(lang, 'consulDown', { d: duration(last.now - (last.consul.since ?? last.now)) });
@@ -92,23 +142,48 @@ function render(): void {
   applyStaticLabels();
   renderBadges();
   if (!last) return;
+  renderServices(last);
+  renderConflicts(last.conflicts ?? []);
   renderInstances(last);
   renderIncidents(last);
   renderEvents(last.events);
   charts.update(last.series, last.instances.map((i) => i.id), { requests: t(lang, 'series_requests'), errors: t(lang, 'series_errors') });
 }
 
+/** One stream for the chosen service; choosing another closes it and opens the next. */
 function connect(): void {
-  const source = new EventSource('/_sempre/stream');
-  source.onopen = () => { linkUp = true; renderBadges(); };
-  source.onmessage = (message) => {
-    last = JSON.parse(message.data as string) as DashboardSnapshot;
+  source?.close();
+  const wanted = wantedService();
+  const stream = new EventSource(`/_sempre/stream${wanted ? `?service=${encodeURIComponent(wanted)}` : ''}`);
+  source = stream;
+  stream.onopen = () => { linkUp = true; renderBadges(); };
+  stream.onmessage = (message) => {
+    if (stream !== source) return;
+    last = JSON.parse(message.data as string) as Snapshot;
     lastMessageAt = Date.now();
     linkUp = true;
     render();
   };
-  source.onerror = () => { linkUp = false; renderBadges(); };
+  stream.onerror = () => { if (stream === source) { linkUp = false; renderBadges(); } };
 }
+
+/** Shows another service: the URL keeps the choice (a reload or a shared link shows the same one). */
+function chooseService(name: string): void {
+  if (name === wantedService()) return;
+  history.replaceState(null, '', `${location.pathname}${location.search}#service=${encodeURIComponent(name)}`);
+  switchStream();
+}
+
+function switchStream(): void {
+  // Nothing of the previous service stays on screen as if it were this one's.
+  last = undefined;
+  for (const id of ['instances', 'incidents', 'events', 'conflict-list']) $(id).innerHTML = '';
+  $('control-message').textContent = '';
+  connect();
+}
+
+$<HTMLSelectElement>('service-select').addEventListener('change', (event) => chooseService((event.target as HTMLSelectElement).value));
+window.addEventListener('hashchange', switchStream);
 
 $('lang').addEventListener('click', () => {
   lang = lang === 'pt' ? 'en' : 'pt';
@@ -128,7 +203,8 @@ $('instances').addEventListener('click', (event) => {
   }
   const id = button.dataset.id ?? '';
   const enable = button.dataset.enable === 'true';
-  fetch(`/_sempre/instances/${encodeURIComponent(id)}/maintenance`, {
+  const service = last?.service ? `?service=${encodeURIComponent(last.service)}` : '';
+  fetch(`/_sempre/instances/${encodeURIComponent(id)}/maintenance${service}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ enable, reason: 'from the dashboard' }),
