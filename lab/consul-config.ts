@@ -1,11 +1,13 @@
 // The lab runs Consul the way the servers do: `consul agent -config-dir=DIR`
 // with the very files deploy/ ships (cluster.hcl, the host's consul.hcl) and
-// the secrets.hcl that `sempre secrets` writes. Only what must differ in a
-// lab is rewritten: addresses, data directory, the join list, and server or
-// client for hosts beyond the three servers.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// the secrets.hcl, tls.hcl and certificates that `sempre secrets` writes.
+// Only what must differ in a lab is rewritten: addresses, data directory, the
+// join list, server or client for hosts beyond the three servers, and where
+// the certificates are.
+import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { consulSecretsHcl, type ClusterSecrets } from '../ops/secrets.ts';
+import { consulTlsHcl, TLS_FILES } from '../ops/consul-tls.ts';
+import { consulSecretsHcl, dialectOf, type ClusterSecrets } from '../ops/secrets.ts';
 import { PROJECT_ROOT } from './consul-binary.ts';
 
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
@@ -45,18 +47,21 @@ function hostHcl(name: string): string {
   try {
     return readFileSync(join(DEPLOY, 'hosts', name, 'consul.hcl'), 'utf8');
   } catch {
-    return `node_name = "${name}"\nui        = false\n`;
+    return `node_name = "${name}"\n`;
   }
 }
 
-/** Writes the host's Consul config directory and returns it. */
-export function writeLabConsulConfig(dir: string, host: LabConsulHost, secrets: ClusterSecrets): string {
+/** Writes the host's Consul config directory, with the host's certificates from `tlsDir`, and returns it. */
+export function writeLabConsulConfig(dir: string, host: LabConsulHost, secrets: ClusterSecrets, tlsDir: string): string {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   mkdirSync(host.dataDir, { recursive: true });
   writeFileSync(join(dir, 'cluster.hcl'), labClusterHcl(host));
   writeFileSync(join(dir, 'consul.hcl'), hostHcl(host.name));
   writeFileSync(join(dir, 'secrets.hcl'), consulSecretsHcl(secrets, host.name), { mode: 0o600 });
+  cpSync(tlsDir, join(dir, 'tls'), { recursive: true });
+  chmodSync(join(dir, 'tls', TLS_FILES.key), 0o600);
+  writeFileSync(join(dir, 'tls.hcl'), consulTlsHcl(dialectOf(secrets), host.name, join(dir, 'tls')));
   // Lab only: quieter logs, no gRPC (nothing uses it here).
   writeFileSync(join(dir, 'lab.hcl'), 'log_level = "warn"\nports {\n  grpc = -1\n}\n');
   return dir;

@@ -1,13 +1,16 @@
 // The multi-host lab: each host (infra, app1, app2, client) in its own
 // network namespace with its own address on a private bridge, as on real
 // servers. As in deploy/, infra, app1 and app2 each run a Consul server
-// (ACLs default-deny, gossip encrypted, the tokens from `sempre secrets`);
+// (ACLs default-deny, gossip encrypted, RPC under TLS with verified
+// certificates, the tokens and certificates from `sempre secrets`);
 // infra runs the balancer; each app host runs its app and its agent; app3 and
 // later run a Consul client. Needs root. Everything it creates is recorded in .run/lab/state.json, and `down`
 // removes it all: processes, namespaces, the bridge, nftables rules.
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureConsulTls } from '../ops/consul-tls.ts';
+import { installedConsulVersion } from '../ops/consul-version.ts';
 import { applyAcls, planSecrets, readSecrets, writeSecretFiles, type ClusterSecrets } from '../ops/secrets.ts';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { writeLabConsulConfig } from './consul-config.ts';
@@ -170,23 +173,33 @@ async function fetchOk(url: string): Promise<boolean> {
   return response.ok;
 }
 
-/** The lab's secrets, with what `roles` adds written and applied where Consul is up. */
+/** The lab's secrets and certificates, for the Consul it runs, with what `apps` adds. */
 function labSecrets(state: LabState, apps: readonly string[]): ClusterSecrets {
-  const secrets = planSecrets(readSecrets(state.secretsDir), { service: state.service, servers: state.servers, apps, balancers: state.balancerHosts });
+  const consul = findConsul();
+  const secrets = planSecrets(readSecrets(state.secretsDir), { service: state.service, servers: state.servers, apps, balancers: state.balancerHosts }, installedConsulVersion(consul));
   writeSecretFiles(state.secretsDir, secrets);
+  ensureConsulTls(state.secretsDir, Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), consul);
   return secrets;
 }
 
-/** The host's Consul agent, run as the unit runs it: `consul agent -config-dir=DIR`. */
-function startConsul(state: LabState, name: string, secrets: ClusterSecrets): void {
+/** Writes the host's Consul configuration directory, as deploy/ and `sempre secrets` make it, and returns it. */
+export function writeHostConsulConfig(state: LabState, name: string, secrets: ClusterSecrets): string {
   const host = state.hosts[name]!;
-  const configDir = writeLabConsulConfig(join(STATE_DIR, `consul-${name}.d`), {
+  return writeLabConsulConfig(join(STATE_DIR, `consul-${name}.d`), {
     name, address: host.address, server: state.servers.includes(name), bootstrapExpect: state.servers.length,
     join: state.servers.map(hostAddress), dataDir: join(STATE_DIR, `consul-${name}`),
     // The operator (drills, tests) reaches infra's Consul from the root namespace.
     ...(name === 'infra' ? { extraClientAddresses: [host.address] } : {}),
-  }, secrets);
-  startInHost(state, name, `${name}-consul`, [findConsul(), 'agent', `-config-dir=${configDir}`]);
+  }, secrets, join(state.secretsDir, name, 'tls'));
+}
+
+/** The host's Consul agent, run as the unit runs it: `consul agent -config-dir=DIR`. */
+export function consulCommand(configDir: string): string[] {
+  return [findConsul(), 'agent', `-config-dir=${configDir}`];
+}
+
+function startConsul(state: LabState, name: string, secrets: ClusterSecrets): void {
+  startInHost(state, name, `${name}-consul`, consulCommand(writeHostConsulConfig(state, name, secrets)));
 }
 
 async function startApp(state: LabState, name: string, secrets: ClusterSecrets, say: (m: string) => void): Promise<void> {
@@ -226,12 +239,18 @@ export async function replaceApp(state: LabState, name: string, version: string,
   }, 15_000);
 }
 
-/** A new app host joining a running lab (scale-out): Consul client, app, agent. */
-export async function startAppHost(state: LabState, name: string, say: (m: string) => void): Promise<void> {
+/** A new app host's namespace, tokens (created in Consul) and certificate, before anything runs on it. */
+export async function prepareAppHost(state: LabState, name: string): Promise<ClusterSecrets> {
   if (!state.hosts[name]) addHost(state, name);
   const apps = Object.keys(state.hosts).filter((h) => /^app\d+$/.test(h));
   const secrets = labSecrets(state, apps);
   await applyAcls(state.consulUrl, secrets);
+  return secrets;
+}
+
+/** A new app host joining a running lab (scale-out): Consul client, app, agent. */
+export async function startAppHost(state: LabState, name: string, say: (m: string) => void): Promise<void> {
+  const secrets = await prepareAppHost(state, name);
   startConsul(state, name, secrets);
   await waitFor(`${name}'s Consul agent to join`, () => isAliveMember(state.consulUrl, name), 30_000);
   await startApp(state, name, secrets, say);

@@ -1,20 +1,30 @@
-// `./sempre secrets init|apply|show`: the gossip key and the ACL tokens for
-// the three servers (and any added later).
+// `./sempre secrets init|apply`: the gossip key, the ACL tokens and the TLS
+// certificates for the three servers (and any added later).
 import { parseArgs } from 'node:util';
-import { applyAcls, planSecrets, readSecrets, SecretsError, writeSecretFiles } from './secrets.ts';
+import { findConsul } from '../lab/consul-binary.ts';
+import { ensureConsulTls } from './consul-tls.ts';
+import { CURRENT_CONSUL } from './consul-version.ts';
+import { applyAcls, planSecrets, readSecrets, writeSecretFiles } from './secrets.ts';
 
-const HELP = `Usage: ./sempre secrets init  [--dir DIR] [--service NAME] [--servers A,B,C] [--apps A,B] [--balancers A]
+const HELP = `Usage: ./sempre secrets init  [--dir DIR] [--consul-version V] [--service NAME] [--servers A,B,C] [--apps A,B] [--balancers A]
        ./sempre secrets apply --consul URL [--dir DIR] [--json]
 
 Generates every secret the servers need, on your machine, into DIR
 (default ./secrets, which git ignores; keep it somewhere safe):
 
-  init    the Consul gossip key, the initial management token and one
-          least-privilege token per role and host, with the files to copy:
+  init    the Consul gossip key, the initial management token, one
+          least-privilege token per role and host, and a CA with one
+          certificate per host for Consul's RPC (made with \`consul tls\`),
+          with the files to copy:
             DIR/<host>/consul-secrets.hcl    → /etc/consul.d/secrets.hcl   (0600, owner consul)
+            DIR/<host>/consul-tls.hcl        → /etc/consul.d/tls.hcl
+            DIR/<host>/tls/*.pem             → /etc/consul.d/tls/           (agent-key.pem 0600)
             DIR/<host>/agent-secrets.env     → /etc/sempre/agent-secrets.env    (app hosts)
             DIR/<host>/balancer-secrets.env  → /etc/sempre/balancer-secrets.env (balancer hosts)
-          Run it again with more hosts to add them: existing secrets never change.
+          The CA's key stays in DIR/consul-ca/: never copy it to a host.
+          Run it again with more hosts to add them: existing secrets never
+          change, except certificates that expire within 30 days, which are
+          made again (copy them, then systemctl reload consul).
   apply   once the Consul servers are up with those files: creates the ACL
           policies and tokens in Consul (safe to run again).
 
@@ -26,6 +36,9 @@ Policies (least privilege):
 
 Options:
   --dir DIR          where the secrets live (default: secrets)
+  --consul-version V the Consul release on the servers, for its key names (default: the
+                     one in DIR's secrets, else ${CURRENT_CONSUL}, the release the runbook installs;
+                     e.g. 1.8.7 for the lab's Consul)
   --service NAME     the service the apps register (default: web)
   --servers LIST     hosts running a Consul server (default: infra,app1,app2)
   --apps LIST        hosts running the app and its agent (default: app1,app2)
@@ -54,7 +67,7 @@ try {
   values = parseArgs({
     args: rest,
     options: {
-      dir: { type: 'string' }, service: { type: 'string' }, servers: { type: 'string' }, apps: { type: 'string' }, balancers: { type: 'string' },
+      dir: { type: 'string' }, 'consul-version': { type: 'string' }, service: { type: 'string' }, servers: { type: 'string' }, apps: { type: 'string' }, balancers: { type: 'string' },
       consul: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   }).values;
@@ -75,13 +88,17 @@ try {
     const roles = { service, servers: list(values.servers as string | undefined, 'infra,app1,app2'), apps: list(values.apps as string | undefined, 'app1,app2'), balancers: list(values.balancers as string | undefined, 'infra') };
     if (roles.servers.length % 2 === 0) fail(`secrets.servers: use an odd number of Consul servers (got ${roles.servers.length}): an even number adds no fault tolerance`);
     const existing = readSecrets(dir);
-    const secrets = planSecrets(existing, roles);
+    const secrets = planSecrets(existing, roles, values['consul-version'] as string | undefined);
     const files = writeSecretFiles(dir, secrets);
-    if (values.json) say(JSON.stringify({ dir, hosts: Object.keys(secrets.hosts), files }, null, 2));
+    const tls = ensureConsulTls(dir, Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), findConsul());
+    if (values.json) say(JSON.stringify({ dir, consulVersion: secrets.consulVersion, hosts: Object.keys(secrets.hosts), files, tls }, null, 2));
     else {
-      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700): gossip key, management token, ${Object.keys(secrets.hosts).length} hosts`);
+      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
       for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && 'app + agent', host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
-      say(`\nCopy ${dir}/<host>/consul-secrets.hcl to /etc/consul.d/secrets.hcl and the .env files to /etc/sempre/ on each host,`);
+      for (const made of tls.certificates) say(`  TLS certificate for ${made.host}: made (${made.reason})`);
+      if (existing && !values['consul-version']) say(`Consul's files are for Consul ${secrets.consulVersion} (from ${dir}/secrets.json); once the servers run another release: --consul-version VERSION`);
+      say(`\nOn each host copy ${dir}/<host>/consul-secrets.hcl to /etc/consul.d/secrets.hcl, consul-tls.hcl to /etc/consul.d/tls.hcl,`);
+      say(`${dir}/<host>/tls/ to /etc/consul.d/tls/ and the .env files to /etc/sempre/ (docs/runbook.md, section 2);`);
       say(`start Consul on every server, then: ./sempre secrets apply --consul http://127.0.0.1:8500 --dir ${dir}`);
     }
   } else if (command === 'apply') {
@@ -92,5 +109,5 @@ try {
     else for (const r of results) say(`  ${r.action.padEnd(8)} policy ${r.policy.padEnd(22)} token for ${r.token}`);
   } else fail(`unknown command ${command} (init or apply; see --help)`);
 } catch (error) {
-  fail(error instanceof SecretsError || error instanceof Error ? error.message : String(error), 1);
+  fail(error instanceof Error ? error.message : String(error), 1);
 }

@@ -1,6 +1,12 @@
 # /etc/consul.d/cluster.hcl on every host: the settings all three Consul
-# servers share. Each host's own consul.hcl adds its node name.
+# servers share. Each host's own consul.hcl adds its node name; secrets.hcl
+# and tls.hcl, written by `./sempre secrets init` for the Consul release the
+# servers run, add the gossip key, the ACL tokens and TLS for RPC.
+# Every key below has kept its name from Consul 1.8 to the current release
+# (HashiCorp's reference: https://developer.hashicorp.com/consul/docs/reference/agent/configuration-file,
+# for 1.8: https://developer.hashicorp.com/consul/docs/v1.8.x/agent/options).
 # All three hosts run a server: the catalog survives losing any one.
+# datacenter: server certificates name it (server.sempre.consul).
 datacenter       = "sempre"
 server           = true
 bootstrap_expect = 3
@@ -20,6 +26,7 @@ check_update_interval = "0s"
 performance {
   raft_multiplier = 1
 }
+# .../configuration-file/acl: acl.enabled, default_policy, enable_token_persistence.
 acl {
   enabled                  = true
   default_policy           = "deny"
@@ -32,5 +39,9 @@ acl {
 http_config {
   block_endpoints = ["/v1/catalog/register", "/v1/catalog/deregister"]
 }
-# The gossip key (encrypt = "…") and the tokens go in /etc/consul.d/secrets.hcl,
-# written by `./sempre secrets init`, never committed.
+# Never committed, written by `./sempre secrets init` (docs/runbook.md):
+#   secrets.hcl  encrypt = "…" (gossip) and acl.tokens (master before 1.11,
+#                initial_management since)
+#   tls.hcl      RPC under TLS: incoming and outgoing verified against the
+#                cluster's CA, server host names checked (top-level keys before
+#                1.12, the tls { } stanza since), certificates in tls/

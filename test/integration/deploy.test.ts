@@ -3,7 +3,8 @@
 // validation, the Consul files by consul validate. Nothing is contacted.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -11,6 +12,8 @@ import { agentCommand } from '../../agent/options.ts';
 import { balancerCommand } from '../../balancer/options.ts';
 import { findConsul, PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { loadOptions } from '../../shared/config/options.ts';
+import { CONSUL_DATACENTER, consulTlsHcl, ensureConsulTls } from '../../ops/consul-tls.ts';
+import { consulDialect } from '../../ops/consul-version.ts';
 import { planSecrets, writeSecretFiles } from '../../ops/secrets.ts';
 import { renderKeepalivedConf } from '../../lab/keepalived.ts';
 
@@ -91,22 +94,65 @@ test("cluster.hcl blocks the catalog write endpoints (a host's token stays on it
   assert.match(text, /client_addr\s+= "127\.0\.0\.1"/, "each host's Consul API on its loopback only");
 });
 
-test('the secrets helper writes what the units read, and consul validate accepts each host with its secrets.hcl', () => {
+test('the committed Consul files use only keys that kept their name from Consul 1.8 to today', () => {
+  const text = [join(DEPLOY, 'consul', 'cluster.hcl'), ...['app1', 'app2', 'infra'].map((h) => join(DEPLOY, 'hosts', h, 'consul.hcl'))]
+    .map((f) => readFileSync(f, 'utf8').split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n')).join('\n');
+  // Renamed since 1.8: written per release by `sempre secrets init` instead.
+  for (const key of ['master', 'initial_management', 'ui', 'ui_config', 'tls', 'ca_file', 'cert_file', 'key_file', 'verify_incoming', 'verify_outgoing', 'verify_server_hostname']) {
+    assert.doesNotMatch(text, new RegExp(`^\\s*${key}\\s*[={]`, 'm'), key);
+  }
+  assert.match(text, new RegExp(`^datacenter\\s+= "${CONSUL_DATACENTER}"$`, 'm'), 'the datacenter the server certificates name');
+});
+
+test('the secrets helper writes what the units read, and consul validate accepts each host with its secrets.hcl and tls.hcl', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sempre-secrets-'));
   try {
-    const secrets = planSecrets(undefined, { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] });
+    // The Consul this machine can run (1.8.7): its key names; a current release's are unit-tested.
+    const secrets = planSecrets(undefined, { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] }, '1.8.7');
     const written = writeSecretFiles(join(dir, 's'), secrets).map((f) => f.slice(join(dir, 's').length + 1));
+    ensureConsulTls(join(dir, 's'), Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), findConsul());
     const agentUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-agent.service'), 'utf8');
     const balancerUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-balancer.service'), 'utf8');
     assert.ok(written.includes('app1/agent-secrets.env') && agentUnit.includes('EnvironmentFile=-/etc/sempre/agent-secrets.env'));
     assert.ok(written.includes('infra/balancer-secrets.env') && balancerUnit.includes('EnvironmentFile=-/etc/sempre/balancer-secrets.env'));
     for (const host of ['app1', 'app2', 'infra']) {
-      const files = [join(DEPLOY, 'consul', 'cluster.hcl'), join(DEPLOY, 'hosts', host, 'consul.hcl'), join(dir, 's', host, 'consul-secrets.hcl')];
+      assert.ok(written.includes(`${host}/consul-tls.hcl`));
+      // tls.hcl as written, pointing at this run's certificates instead of /etc/consul.d/tls.
+      const tlsHcl = join(dir, 's', host, 'tls-here.hcl');
+      writeFileSync(tlsHcl, consulTlsHcl(consulDialect('1.8.7'), host, join(dir, 's', host, 'tls')));
+      assert.equal(readFileSync(join(dir, 's', host, 'consul-tls.hcl'), 'utf8'), consulTlsHcl(consulDialect('1.8.7'), host));
+      const files = [join(DEPLOY, 'consul', 'cluster.hcl'), join(DEPLOY, 'hosts', host, 'consul.hcl'), join(dir, 's', host, 'consul-secrets.hcl'), tlsHcl];
       const validate = spawnSync(findConsul(), ['validate', ...files], { encoding: 'utf8' });
       assert.equal(validate.status, 0, `${host}: ${validate.stdout}${validate.stderr}`);
     }
     const loaded = loadOptions(agentCommand, [], { ...readEnv(join(DEPLOY, 'hosts', 'app1', 'agent.env')), ...readEnv(join(dir, 's', 'app1', 'agent-secrets.env')) });
     assert.ok(loaded.kind === 'config' && loaded.values.consulToken === secrets.hosts.app1!.sempreAgent!.secretId);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("secrets init makes Consul's CA once and a certificate per host: server names on servers only, remade when expiring or when the role changes", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-tls-'));
+  try {
+    const hosts = [{ name: 'infra', server: true }, { name: 'app1', server: true }, { name: 'app3', server: false }];
+    const first = ensureConsulTls(dir, hosts, findConsul());
+    assert.equal(first.caCreated, true);
+    assert.deepEqual(first.certificates.map((c) => `${c.host}: ${c.reason}`), ['infra: missing', 'app1: missing', 'app3: missing']);
+    const ca = new X509Certificate(readFileSync(join(dir, 'consul-ca', 'consul-agent-ca.pem')));
+    const cert = (host: string) => new X509Certificate(readFileSync(join(dir, host, 'tls', 'agent.pem')));
+    assert.match(cert('infra').subjectAltName ?? '', /DNS:server\.sempre\.consul.*DNS:infra\.server\.sempre\.consul|DNS:infra\.server\.sempre\.consul.*DNS:server\.sempre\.consul/);
+    assert.doesNotMatch(cert('app3').subjectAltName ?? '', /server\.sempre\.consul/, 'a client cannot pass as a server');
+    for (const host of ['infra', 'app1', 'app3']) {
+      assert.ok(cert(host).verify(ca.publicKey), `${host} signed by the CA`);
+      assert.equal(statSync(join(dir, host, 'tls', 'agent-key.pem')).mode & 0o777, 0o600);
+      assert.deepEqual(readdirSync(join(dir, host, 'tls')).sort(), ['agent-key.pem', 'agent.pem', 'ca.pem'], 'never the CA key');
+    }
+    assert.deepEqual(ensureConsulTls(dir, hosts, findConsul()), { caCreated: false, certificates: [] }, 'nothing made again');
+    const in340Days = new Date(Date.now() + 340 * 86_400_000);
+    assert.deepEqual(ensureConsulTls(dir, hosts, findConsul(), in340Days).certificates.map((c) => c.host), ['infra', 'app1', 'app3'], 'renewed within 30 days of expiry');
+    const promoted = ensureConsulTls(dir, [{ name: 'app3', server: true }], findConsul());
+    assert.deepEqual(promoted.certificates, [{ host: 'app3', reason: 'a client certificate on a server' }]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

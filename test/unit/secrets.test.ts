@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { consulTlsHcl } from '../../ops/consul-tls.ts';
+import { consulDialect, CURRENT_CONSUL } from '../../ops/consul-version.ts';
 import { aclItems, consulSecretsHcl, planSecrets, readSecrets, SecretsError, writeSecretFiles } from '../../ops/secrets.ts';
 
 const roles = { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] };
@@ -14,9 +16,9 @@ test('each role gets its own token; only servers see the management token', () =
   assert.equal(new Set(all.map((t) => t!.secretId)).size, all.length, 'no token is shared');
   assert.ok(secrets.hosts.app1!.sempreAgent && !secrets.hosts.app1!.sempreBalancer);
   assert.ok(secrets.hosts.infra!.sempreBalancer && !secrets.hosts.infra!.sempreAgent);
-  assert.match(consulSecretsHcl(secrets, 'app1'), new RegExp(`master  = "${secrets.management.secretId}"`));
+  assert.match(consulSecretsHcl(secrets, 'app1'), new RegExp(`^    initial_management = "${secrets.management.secretId}"$`, 'm'));
   const client = planSecrets(secrets, { ...roles, apps: ['app1', 'app2', 'app3'] });
-  assert.doesNotMatch(consulSecretsHcl(client, 'app3'), /master/, 'a Consul client never holds the management token');
+  assert.doesNotMatch(consulSecretsHcl(client, 'app3'), /master|initial_management/, 'a Consul client never holds the management token');
 });
 
 test("policies: an agent may write its service and read only its own flag; the balancer reads", () => {
@@ -67,3 +69,33 @@ test('a bad host name or another service is refused, naming the field', () => {
   assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, service: 'api' }), /secrets\.service/);
 });
 
+
+test("Consul's renamed keys follow the release: master before 1.11, the tls stanza from 1.12", () => {
+  assert.deepEqual(consulDialect('1.8.7'), { version: '1.8.7', initialManagementKey: 'master', tlsStanza: false });
+  assert.deepEqual(consulDialect('v1.11.4'), { version: '1.11.4', initialManagementKey: 'initial_management', tlsStanza: false });
+  assert.deepEqual(consulDialect('1.12.0'), { version: '1.12.0', initialManagementKey: 'initial_management', tlsStanza: true });
+  assert.deepEqual(consulDialect(CURRENT_CONSUL), { version: CURRENT_CONSUL, initialManagementKey: 'initial_management', tlsStanza: true });
+  assert.throws(() => consulDialect('1.7.2'), /consul\.version: sempre needs Consul 1\.8 or newer/);
+  assert.throws(() => consulDialect('latest'), /consul\.version: expected a release like 1\.8\.7/);
+});
+
+test('secrets files are written for the Consul release asked for, else the one in the secrets file; older files were for 1.8.7', () => {
+  const fresh = planSecrets(undefined, roles);
+  assert.equal(fresh.consulVersion, CURRENT_CONSUL);
+  const lab = planSecrets(undefined, roles, '1.8.7');
+  assert.match(consulSecretsHcl(lab, 'infra'), new RegExp(`^    master  = "${lab.management.secretId}"$`, 'm'));
+  assert.equal(planSecrets(lab, roles).consulVersion, '1.8.7', 'kept on the next init');
+  assert.equal(planSecrets(lab, roles, '2.0.3').consulVersion, '2.0.3', 'changed when asked');
+  const { consulVersion: _dropped, ...older } = fresh;
+  assert.equal(planSecrets(older, roles).consulVersion, '1.8.7', 'a file from before versioned Consul files');
+});
+
+test('tls.hcl verifies incoming and outgoing RPC and server host names, in the form each release reads', () => {
+  const old = consulTlsHcl(consulDialect('1.8.7'), 'app1', '/x/tls');
+  for (const line of ['ca_file                = "/x/tls/ca.pem"', 'cert_file              = "/x/tls/agent.pem"', 'key_file               = "/x/tls/agent-key.pem"',
+    'verify_incoming_rpc    = true', 'verify_outgoing        = true', 'verify_server_hostname = true']) assert.ok(old.split('\n').includes(line), line);
+  assert.doesNotMatch(old, /^tls \{/m);
+  const current = consulTlsHcl(consulDialect(CURRENT_CONSUL), 'app1', '/x/tls');
+  assert.match(current, /^tls \{\n  defaults \{\n    ca_file   = "\/x\/tls\/ca\.pem"\n    cert_file = "\/x\/tls\/agent\.pem"\n    key_file  = "\/x\/tls\/agent-key\.pem"\n  \}\n  internal_rpc \{\n    verify_incoming        = true\n    verify_outgoing        = true\n    verify_server_hostname = true\n  \}\n\}$/m);
+  assert.doesNotMatch(current, /^verify_/m, 'no deprecated top-level key');
+});

@@ -1,3 +1,2 @@
 # /etc/consul.d/consul.hcl on app1, beside cluster.hcl (deploy/consul/).
 node_name = "app1"
-ui        = false
