@@ -86,7 +86,8 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   let lastConflicts = '';
   const rebuildRoutes = () => {
     const tables = new Map<string, RoutingTable>([...runtimes].map(([service, runtime]) => [service, runtime.watch.table()]));
-    routes = buildRouteTable(routes, tables);
+    const notPassing = new Map([...runtimes].map(([service, runtime]) => [service, runtime.catalog.instances().filter((c) => c.health !== 'passing')]));
+    routes = buildRouteTable(routes, tables, notPassing);
     const conflicts = JSON.stringify(routes.conflicts);
     if (conflicts !== lastConflicts && routes.conflicts.length > 0) logger.warn({ conflicts: routes.conflicts }, 'two services declare the same route: the first by name serves it');
     lastConflicts = conflicts;

@@ -40,7 +40,7 @@ export interface RuntimeDeps {
   share: (verdict: Verdict) => void;
   /** The other workers' latest reports for this service. */
   others: () => ServiceSnapshot[];
-  /** The service's routing table changed (the route table is rebuilt from it). */
+  /** The service's passing instances or its catalog entry changed (the route table is rebuilt from them). */
   onTable?: () => void;
 }
 
@@ -102,7 +102,13 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       deps.onTable?.();
     },
   });
-  const catalog = watchCatalog({ consul, service, waitMs: options.consulWait, onChange: (previous, next) => model.catalogChanged(previous, next, now()) });
+  const catalog = watchCatalog({
+    consul, service, waitMs: options.consulWait,
+    onChange: (previous, next) => {
+      model.catalogChanged(previous, next, now());
+      deps.onTable?.(); // routes declared by instances that are not passing stay in the route table
+    },
+  });
 
   const emptyReason = () => {
     const discovery = watch.status();

@@ -39,7 +39,20 @@ export interface RouteTable {
 
 export const EMPTY_ROUTES: RouteTable = { version: 0, exact: new Map(), wildcard: new Map(), anyHost: [], targets: [], conflicts: [], problems: [] };
 
-export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<string, RoutingTable>): RouteTable {
+/** An instance Consul knows but does not list as passing (critical, in maintenance). */
+export interface DeclaringInstance {
+  readonly id: string;
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+/**
+ * `services`: each routed service's passing instances. `notPassing`: the
+ * others Consul still knows, per service — their routes stay in the table
+ * with no instance behind them, so a service that is down answers 503 (as
+ * with --routing service) instead of its requests falling through to
+ * another route or a 404.
+ */
+export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<string, RoutingTable>, notPassing: ReadonlyMap<string, readonly DeclaringInstance[]> = new Map()): RouteTable {
   // route key → service → { route, instances declaring it }
   const declared = new Map<string, Map<string, { route: Route; instances: Instance[] }>>();
   const problems: string[] = [];
@@ -57,6 +70,18 @@ export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<stri
       }
     }
   }
+  for (const [service, instances] of notPassing) {
+    const passing = services.get(service);
+    for (const instance of instances) {
+      if (passing?.byId.has(instance.id)) continue;
+      for (const route of routesFromMeta(instance.meta).routes) {
+        const key = `${route.host}${route.path}`;
+        let byService = declared.get(key);
+        if (!byService) declared.set(key, (byService = new Map()));
+        if (!byService.has(service)) byService.set(service, { route, instances: [] });
+      }
+    }
+  }
   const targets: RouteTarget[] = [];
   const conflicts: RouteConflict[] = [];
   for (const [key, byService] of [...declared].sort(([a], [b]) => a.localeCompare(b))) {
@@ -65,7 +90,7 @@ export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<stri
     if (names.length > 1) conflicts.push({ route: key, winner, losers: names.slice(1) });
     const { route, instances } = byService.get(winner)!;
     // A held instance (Consul just came back) stays held in the route's table too.
-    const held = services.get(winner)!.held;
+    const held = services.get(winner)?.held ?? new Set<string>();
     targets.push({ service: winner, route, table: buildTable(EMPTY_TABLE, instances, new Set(instances.filter((i) => held.has(i.id)).map((i) => i.id))) });
   }
   // Longest path first within each host group.

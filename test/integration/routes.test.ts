@@ -178,6 +178,28 @@ test("kill -9 of one service's instance at 500 GET/s spread over every route: ze
   await startInstance('shop', 'shop-1', ['shop.example.com/']);
 });
 
+test('a service with no healthy instance answers 503 on its routes (it does not fall through to another route)', async () => {
+  // A catch-all on any host: what admin.example.com's requests would fall through to if its route vanished.
+  await startInstance('www', 'www-1', ['/']);
+  const admin = running.get('admin-1')!;
+  admin.app.signal('SIGKILL');
+  try {
+    const answer = await waitFor('a 503 from admin.example.com', async () => {
+      const response = await get('admin.example.com', '/users');
+      return response.status === 503 ? response : undefined;
+    }, 15_000);
+    assert.match(answer.body, /no healthy instance of service "admin"/);
+    for (let i = 0; i < 5; i += 1) assert.equal((await get('admin.example.com', '/')).status, 503, 'not served by www');
+    assert.equal((await get('www.example.com', '/')).servedBy, 'www-1');
+  } finally {
+    await admin.agent.stop();
+    await stopInstance('www-1');
+    running.delete('www-1');
+  }
+  await startInstance('admin', 'admin-1', ['admin.example.com/']);
+  await waitFor('admin.example.com back', async () => (await get('admin.example.com', '/')).status === 200, 10_000);
+});
+
 test('figures: 50 services of 2 instances each, the balancer memory and its time to apply a change', { timeout: 120_000 }, async () => {
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${stack.balancer!.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
   const before = rss();
