@@ -35,6 +35,7 @@ const en = {
   noServices: 'No service declares a route yet: start an agent with --route (the balancer routes it within a second).',
   serviceMissing: 'No service "{wanted}" is routed by this balancer now: showing {shown}. The page switches to "{wanted}" by itself once it declares a route.',
   conflicts: 'Route conflicts',
+  conflictBadge: 'Route conflicts: {n}',
   conflictsHelp: 'Two services declare the same route: the first in alphabetical order serves it; the others get no request on it until one of them changes its --route.',
   conflictLine: 'served by {winner}; also declared by {losers} (no traffic on this route)',
 };
@@ -75,6 +76,7 @@ const pt: Labels = {
   noServices: 'Nenhum serviço declara rota ainda: inicie um agente com --route (o balanceador passa a roteá-lo em até um segundo).',
   serviceMissing: 'Nenhum serviço "{wanted}" é roteado por este balanceador agora: mostrando {shown}. A página passa para "{wanted}" sozinha quando ele declarar uma rota.',
   conflicts: 'Conflitos de rota',
+  conflictBadge: 'Conflitos de rota: {n}',
   conflictsHelp: 'Dois serviços declaram a mesma rota: o primeiro em ordem alfabética a atende; os outros não recebem nenhuma requisição nela até que um deles mude seu --route.',
   conflictLine: 'atendida por {winner}; também declarada por {losers} (sem tráfego nesta rota)',
 };

@@ -20,6 +20,8 @@ type Snapshot = DashboardSnapshot & { services?: string[]; conflicts?: RouteConf
 
 let last: Snapshot | undefined;
 let source: EventSource | undefined;
+/** The service the open stream asked for ('' for the balancer's first). */
+let streaming = '';
 let lastMessageAt = 0;
 let linkUp = false;
 const charts = new Charts({ requests: $('chart-requests'), latency: $('chart-latency'), share: $('chart-share') });
@@ -107,6 +109,10 @@ function renderServices(snapshot: Snapshot): void {
 
 function renderConflicts(conflicts: RouteConflict[]): void {
   $('conflicts').hidden = conflicts.length === 0;
+  // In the header too: the list itself is below the instances.
+  const badge = $('conflict-badge');
+  badge.hidden = conflicts.length === 0;
+  badge.textContent = t(lang, 'conflictBadge', { n: conflicts.length });
   $('conflict-list').innerHTML = conflicts.map((c) => `<li data-route="${escapeHtml(c.route)}" data-winner="${escapeHtml(c.winner)}">
     <code>${escapeHtml(c.route)}</code> ${t(lang, 'conflictLine', { winner: `<strong>${escapeHtml(c.winner)}</strong>`, losers: c.losers.map((l) => `<strong>${escapeHtml(l)}</strong>`).join(', ') })}</li>`).join('');
 }
@@ -154,6 +160,7 @@ function render(): void {
 function connect(): void {
   source?.close();
   const wanted = wantedService();
+  streaming = wanted;
   const stream = new EventSource(`/_sempre/stream${wanted ? `?service=${encodeURIComponent(wanted)}` : ''}`);
   source = stream;
   stream.onopen = () => { linkUp = true; renderBadges(); };
@@ -169,7 +176,7 @@ function connect(): void {
 
 /** Shows another service: the URL keeps the choice (a reload or a shared link shows the same one). */
 function chooseService(name: string): void {
-  if (name === wantedService()) return;
+  if (name === streaming) return;
   history.replaceState(null, '', `${location.pathname}${location.search}#service=${encodeURIComponent(name)}`);
   switchStream();
 }
@@ -183,7 +190,9 @@ function switchStream(): void {
 }
 
 $<HTMLSelectElement>('service-select').addEventListener('change', (event) => chooseService((event.target as HTMLSelectElement).value));
-window.addEventListener('hashchange', switchStream);
+// Back, forward or an edited URL: follow it when it names another service.
+window.addEventListener('hashchange', () => { if (wantedService() !== streaming) switchStream(); });
+$('conflict-badge').addEventListener('click', () => $('conflicts').scrollIntoView({ behavior: 'smooth' }));
 
 $('lang').addEventListener('click', () => {
   lang = lang === 'pt' ? 'en' : 'pt';

@@ -108,7 +108,7 @@ test('lists both services in a selector, and switching shows the other service\'
   assert.deepEqual(await cards(), ['api-1']);
   assert.equal(await page.locator('#service-select').inputValue(), 'api');
   assert.equal(await page.locator('#page-badge').textContent(), 'Page up: 1 of 1 serving');
-  assert.ok(await page.locator('#conflicts').isHidden(), 'no conflict to show');
+  assert.ok(await page.locator('#conflicts').isHidden() && await page.locator('#conflict-badge').isHidden(), 'no conflict to show');
 
   await page.selectOption('#service-select', 'shop');
   await page.locator('article[data-instance="shop-2"]').waitFor({ timeout: 10_000 });
@@ -161,6 +161,7 @@ test('shows a route conflict between two services, in English and in Portuguese'
   const conflict = page.locator('#conflict-list li[data-route="shop.example.com/"][data-winner="shop"]');
   await conflict.waitFor({ timeout: 10_000 });
   assert.match(await conflict.textContent() ?? '', /shop\.example\.com\/\s+served by shop; also declared by zshop/);
+  assert.equal(await page.locator('#conflict-badge').textContent(), 'Route conflicts: 1', 'the header says so too');
   await waitFor('zshop in the selector', async () => (await options()).includes('zshop') || undefined, 5000);
   assert.deepEqual(await options(), ['api', 'shop', 'zshop']);
   await page.screenshot({ path: join(shots, '3-conflict.png'), fullPage: true });
@@ -193,5 +194,6 @@ test('with one service left there is no selector, and the page shows that servic
   await page.locator('#service-picker').waitFor({ state: 'hidden', timeout: 15_000 });
   assert.equal(await page.locator('#service').textContent(), 'shop');
   assert.ok(await page.locator('#conflicts').isHidden(), 'the conflict is gone with zshop');
+  assert.ok(await page.locator('#conflict-badge').isHidden());
   assert.deepEqual(await cards(), ['shop-1', 'shop-2']);
 });
