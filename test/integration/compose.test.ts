@@ -58,6 +58,7 @@ const env = () => ({
 let images = { node: '', consul: '' };
 const compose = (args: readonly string[]) => run('docker-compose', ['-p', PROJECT, '-f', COMPOSE_FILE, ...args], { env: env() });
 let composeUp = false;
+let load: RunningLoad | undefined;
 
 async function status(): Promise<BalancerStatus> {
   const response = await fetch(`http://127.0.0.1:${PORTS.admin}/_sempre/status`, { signal: AbortSignal.timeout(1000) });
@@ -100,6 +101,7 @@ before(async () => {
 }, { timeout: 600_000 });
 
 after(async () => {
+  await load?.stop();
   if (!engine) return;
   try {
     if (composeUp) await compose(['--profile', 'app3', 'down', '-v', '--remove-orphans', '--timeout', '5']);
@@ -107,8 +109,6 @@ after(async () => {
     await engine.stop();
   }
 });
-
-let load: RunningLoad | undefined;
 
 test('docker-compose up: Consul, two app + agent pairs and the balancer serve the page on 127.0.0.1, both apps answering', { skip, timeout: 120_000 }, async () => {
   const started = Date.now();
