@@ -239,6 +239,36 @@ test('buildRouteTable: a service whose instances declare no route gets no traffi
   assert.deepEqual(table.targets.map((t) => t.service), ['api']);
 });
 
+test('buildRouteTable: a service whose instances are all down keeps its routes with no instance behind them (a 503, not another service)', () => {
+  const tables = new Map<string, RoutingTable>([
+    ['web', buildTable(EMPTY_TABLE, [instance('web', ['/'], 'web-1')])],
+    ['api', buildTable(EMPTY_TABLE, [])],
+  ]);
+  const down = instance('api', ['api.example.com/', '/api'], 'api-1');
+  const table = buildRouteTable(EMPTY_ROUTES, tables, new Map([['api', [down]]]));
+  const target = matchRoute(table, 'api.example.com', '/orders');
+  assert.equal(target?.service, 'api', 'not the catch-all of another service');
+  assert.deepEqual(target?.table.instances, []);
+  assert.equal(matchRoute(table, 'www.example.com', '/api/x')?.service, 'api');
+  assert.equal(matchRoute(table, 'www.example.com', '/')?.service, 'web');
+  // Deregistered (Consul knows no instance): the route is gone and the catch-all answers.
+  assert.equal(matchRoute(buildRouteTable(table, tables), 'api.example.com', '/orders')?.service, 'web');
+});
+
+test('buildRouteTable: an instance listed both passing and not passing counts once, with its passing routes', () => {
+  const live = instance('api', ['/api'], 'api-1');
+  const stale = { ...live, meta: { [ROUTES_META]: '/api,/old' } };
+  const table = buildRouteTable(EMPTY_ROUTES, new Map([['api', buildTable(EMPTY_TABLE, [live])]]), new Map([['api', [stale]]]));
+  assert.deepEqual(describeRoutes(table).map((r) => `${r.route} ${r.instances.join('+')}`), ['/api api-1']);
+});
+
+test('buildRouteTable: a conflict is won by name whatever the health, so a route never moves between services as instances come and go', () => {
+  const tables = new Map<string, RoutingTable>([['shop', buildTable(EMPTY_TABLE, [instance('shop', ['shop.example.com/'], 'shop-1')])], ['ashop', buildTable(EMPTY_TABLE, [])]]);
+  const table = buildRouteTable(EMPTY_ROUTES, tables, new Map([['ashop', [instance('ashop', ['shop.example.com/'], 'ashop-1')]]]));
+  assert.deepEqual(table.conflicts, [{ route: 'shop.example.com/', winner: 'ashop', losers: ['shop'] }]);
+  assert.deepEqual(matchRoute(table, 'shop.example.com', '/')?.table.instances, [], 'the winner is down: 503, not the loser');
+});
+
 // --- properties --------------------------------------------------------------------
 
 const anyText = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('/', '.', '*', ';', 'a', 'B', '-', ':', '%', ' ', 'strip', '..', '?') }));
