@@ -43,7 +43,7 @@ export const agentCommand: CommandSpec<AgentOptionsSpec> = {
     'SEMPRE_PORT=3000 CONSUL_HTTP_ADDR=http://10.0.1.5:8500 bin/sempre-agent',
     'bin/sempre-agent --port 3000 --sticky true                 # the app keeps sessions in memory',
     'bin/sempre-agent --service shop --port 3001 --route shop.example.com/     # routed by host (balancer --routing routes)',
-    'bin/sempre-agent --service api --port 3002 --route /api;strip --route api.example.com/',
+    "bin/sempre-agent --service api --port 3002 --route '/api;strip' --route api.example.com/",
     'bin/sempre-agent --config /etc/sempre/agent.json --print-config  # check a config file',
   ],
   notes: [

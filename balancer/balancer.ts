@@ -198,7 +198,8 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     snapshot: (service) => {
       const runtime = runtimes.get(service ?? '') ?? (routed ? [...runtimes.values()][0] : only());
       const snapshot = runtime?.snapshot();
-      return { ...(snapshot ?? { service: service ?? '', instances: [], events: [], series: [], serving: 0 }), services: [...runtimes.keys()], ...(routed ? { conflicts: routes.conflicts } : {}) };
+      const none = { now: now(), service: service ?? '', serving: 0, consul: { reachable: serviceList?.reachable() ?? false, since: null, lastError: null, address: options.consul.origin }, instances: [], events: [], series: [] };
+      return { ...(snapshot ?? none), services: [...runtimes.keys()], ...(routed ? { conflicts: routes.conflicts } : {}) };
     },
     setMaintenance: async (id, enable, reason, service) => {
       const candidates = service ? [runtimes.get(service)].filter((r) => r !== undefined) : [...runtimes.values()];

@@ -15,6 +15,7 @@ const options = {
   restart: { flag: 'restart', env: 'SEMPRE_DEPLOY_RESTART', placeholder: 'CMD', description: 'shell command that installs the version on one host and restarts its app; {id}, {node}, {address}, {version} are filled in', schema: text(2000) },
   admin: { flag: 'admin', env: 'SEMPRE_ADMIN_URL', placeholder: 'URL', default: 'http://127.0.0.1:8081', description: "the balancer's admin address (status and maintenance)", schema: httpBaseUrl() },
   adminToken: { flag: 'admin-token', env: 'SEMPRE_ADMIN_TOKEN', placeholder: 'TOKEN', description: "the balancer's control token (SEMPRE_ADMIN_TOKEN in /etc/sempre/balancer-secrets.env)", secret: true, schema: text(256) },
+  service: { flag: 'service', env: 'SEMPRE_DEPLOY_SERVICE', placeholder: 'NAME', default: '', description: 'the service to deploy when the balancer routes several (--routing routes); empty: its only one', schema: text(128) },
   instances: { flag: 'instances', env: 'SEMPRE_DEPLOY_INSTANCES', placeholder: 'A,B', default: '', description: 'instances to update, in this order (empty: every instance, by ID)', schema: list(/^[\w.:-]{1,128}$/, 'instance IDs') },
   expect: { flag: 'expect', env: 'SEMPRE_DEPLOY_EXPECT', placeholder: 'TEXT', default: '', description: "healthy also means the agent's check output (the health body) contains this, e.g. {version} (empty: passing is enough)", schema: text(256) },
   minServing: { flag: 'min-serving', env: 'SEMPRE_DEPLOY_MIN_SERVING', placeholder: 'N', default: '1', description: 'never take an instance out unless this many others are serving', schema: integer(0, 100) },
@@ -35,6 +36,7 @@ export const deployCommand: CommandSpec<DeployOptionsSpec> = {
   examples: [
     "./sempre deploy --version 1.5.0 --restart \"ssh deploy@{address} 'sudo /opt/sempre/deploy/bin/sempre-install-app {version}'\"   # on infra",
     "./sempre deploy --version 1.5.0 --restart '…' --expect '{version}' --instances app2,app1",
+    "./sempre deploy --service api --version 3.1.0 --restart \"ssh deploy@{address} 'sudo systemctl restart sempre-api'\"   # one of several routed services",
     "sudo ./sempre deploy --version 2.0.0 --admin http://10.213.47.1:8081 --admin-token \"$(jq -r .adminToken .run/lab/state.json)\" --restart './sempre lab restart-app {id} --version {version}'   # the lab",
   ],
   notes: [

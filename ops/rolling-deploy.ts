@@ -59,10 +59,16 @@ export async function rollingDeploy(options: DeployOptions, hooks: DeployHooks):
   const steps: DeployStep[] = [];
   const updated: string[] = [];
 
+  const forService = options.service ? `?service=${encodeURIComponent(options.service)}` : '';
   async function snapshot(): Promise<DashboardSnapshot> {
-    const response = await fetch(`${admin}/_sempre/dashboard`, { signal: AbortSignal.timeout(3000) });
+    const response = await fetch(`${admin}/_sempre/dashboard${forService}`, { signal: AbortSignal.timeout(3000) });
     if (!response.ok) throw new DeployFailure('precheck', `the balancer at ${admin} answered HTTP ${response.status}`);
-    return (await response.json()) as DashboardSnapshot;
+    const seen = (await response.json()) as DashboardSnapshot & { services?: string[] };
+    // A balancer in front of several services (--routing routes): the deploy must name one.
+    const services = seen.services ?? [seen.service];
+    if (!options.service && services.length > 1) throw new DeployFailure('precheck', `the balancer routes several services (${services.join(', ')}): name one with --service`);
+    if (options.service && seen.service !== options.service) throw new DeployFailure('precheck', `the balancer does not route a service "${options.service}" (it routes ${services.join(', ') || 'none yet'})`);
+    return seen;
   }
 
   async function instance(id: string): Promise<DashboardInstance | undefined> {
@@ -70,7 +76,7 @@ export async function rollingDeploy(options: DeployOptions, hooks: DeployHooks):
   }
 
   async function setMaintenance(id: string, enable: boolean): Promise<void> {
-    const response = await fetch(`${admin}/_sempre/instances/${encodeURIComponent(id)}/maintenance`, {
+    const response = await fetch(`${admin}/_sempre/instances/${encodeURIComponent(id)}/maintenance${forService}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${options.adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ enable, reason: `deploy ${options.version}` }),

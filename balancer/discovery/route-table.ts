@@ -17,6 +17,11 @@ export interface RouteTarget {
   readonly route: Route;
   /** The instances of `service` that declare this route. */
   readonly table: RoutingTable;
+  /**
+   * Those that declare it with ;strip. Instances may disagree while a deploy
+   * adds or drops ;strip: each gets the path it asked for.
+   */
+  readonly strips: ReadonlySet<string>;
 }
 
 export interface RouteConflict {
@@ -54,7 +59,7 @@ export interface DeclaringInstance {
  */
 export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<string, RoutingTable>, notPassing: ReadonlyMap<string, readonly DeclaringInstance[]> = new Map()): RouteTable {
   // route key → service → { route, instances declaring it }
-  const declared = new Map<string, Map<string, { route: Route; instances: Instance[] }>>();
+  const declared = new Map<string, Map<string, { route: Route; instances: Instance[]; strips: Set<string> }>>();
   const problems: string[] = [];
   for (const [service, table] of services) {
     for (const instance of table.instances) {
@@ -64,9 +69,10 @@ export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<stri
         const key = `${route.host}${route.path}`;
         let byService = declared.get(key);
         if (!byService) declared.set(key, (byService = new Map()));
-        const entry = byService.get(service);
-        if (entry) entry.instances.push(instance);
-        else byService.set(service, { route, instances: [instance] });
+        let entry = byService.get(service);
+        if (!entry) byService.set(service, (entry = { route, instances: [], strips: new Set() }));
+        entry.instances.push(instance);
+        if (route.strip) entry.strips.add(instance.id);
       }
     }
   }
@@ -78,7 +84,7 @@ export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<stri
         const key = `${route.host}${route.path}`;
         let byService = declared.get(key);
         if (!byService) declared.set(key, (byService = new Map()));
-        if (!byService.has(service)) byService.set(service, { route, instances: [] });
+        if (!byService.has(service)) byService.set(service, { route, instances: [], strips: new Set() });
       }
     }
   }
@@ -88,10 +94,10 @@ export function buildRouteTable(previous: RouteTable, services: ReadonlyMap<stri
     const names = [...byService.keys()].sort();
     const winner = names[0]!;
     if (names.length > 1) conflicts.push({ route: key, winner, losers: names.slice(1) });
-    const { route, instances } = byService.get(winner)!;
+    const { route, instances, strips } = byService.get(winner)!;
     // A held instance (Consul just came back) stays held in the route's table too.
     const held = services.get(winner)?.held ?? new Set<string>();
-    targets.push({ service: winner, route, table: buildTable(EMPTY_TABLE, instances, new Set(instances.filter((i) => held.has(i.id)).map((i) => i.id))) });
+    targets.push({ service: winner, route: { ...route, strip: strips.size > 0 }, strips, table: buildTable(EMPTY_TABLE, instances, new Set(instances.filter((i) => held.has(i.id)).map((i) => i.id))) });
   }
   // Longest path first within each host group.
   const byLength = (a: RouteTarget, b: RouteTarget) => b.route.path.length - a.route.path.length;

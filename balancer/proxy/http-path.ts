@@ -285,7 +285,6 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     readonly headers: string[];
     readonly facts: RequestFacts = { hasBody: false, cookie: undefined };
     readonly target: RouteTarget | undefined;
-    readonly path: string;
     body: RequestBody | undefined;
     retries = 0;
     bound: string | undefined;
@@ -302,8 +301,6 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       this.req = req;
       this.res = res;
       this.target = target;
-      const url = req.url ?? '/';
-      this.path = target?.route.strip ? stripPrefix(url, target.route.path) : url;
       this.method = req.method ?? 'GET';
       this.reqId = nextRequestId(req);
       const socket = req.socket as Socket & { encrypted?: boolean };
@@ -367,7 +364,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       states.begin(instance.id);
       const body = this.body!;
       poolFor(instance).dispatch({
-        path: this.path,
+        // Each instance gets the path it declared: with its route's prefix taken off if it asked (;strip).
+        path: this.target?.strips.has(instance.id) ? stripPrefix(this.req.url ?? '/', this.target.route.path) : (this.req.url ?? '/'),
         method: this.method as Dispatcher.HttpMethod,
         headers: this.headers,
         body: body.replayable ? (body.bytes.length > 0 ? body.bytes : null) : body.stream,

@@ -172,7 +172,7 @@ export function createTunnels(deps: TunnelDeps): Tunnels {
   const handleUpgrade = async (req: IncomingMessage, client: Duplex, head: Buffer, target: RouteTarget | undefined) => {
     const reqId = nextRequestId(req);
     setForwardingHeaders(req, reqId);
-    if (target?.route.strip) req.url = stripPrefix(req.url ?? '/', target.route.path);
+    const url = req.url ?? '/';
     const tableNow = () => target?.table ?? deps.table();
     const table = tableNow();
     if (table.instances.length === 0) {
@@ -206,6 +206,8 @@ export function createTunnels(deps: TunnelDeps): Tunnels {
         return;
       }
       const setCookie = stickyOn && bound !== instance.id ? sticky.setCookie(instance.id) : undefined;
+      // The path this instance declared: its route's prefix taken off if it asked (;strip).
+      req.url = target?.strips.has(instance.id) ? stripPrefix(url, target.route.path) : url;
       pending.set(client, { instance, setCookie, reqId });
       proxy.ws(req, client, head, { target: instanceOrigin(instance), agent: new ConnectedSocketAgent(upstream) }, (error: Error & { code?: string }) => {
         // The upgrade broke after the connection was made (http-proxy-3 closes the client socket).

@@ -353,3 +353,12 @@ test('requestHost never throws, and a host name with any port and case reads as 
     assert.equal(requestHost(header), name);
   }), RUNS);
 });
+
+test('instances of one service that disagree on ;strip (a deploy adding it) each get the path they declared', () => {
+  const old = instance('api', ['/api'], 'api-old');
+  const fresh = instance('api', ['/api;strip'], 'api-new');
+  const target = matchRoute(tableOf({ api: [old, fresh] }), 'www.example.com', '/api/x')!;
+  assert.deepEqual(target.table.instances.map((i) => i.id), ['api-new', 'api-old']);
+  assert.deepEqual([...target.strips], ['api-new'], 'only the instance that asked for ;strip has the prefix taken off');
+  assert.equal(target.route.strip, true, 'the route reads as stripped while any instance strips it');
+});
