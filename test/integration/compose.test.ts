@@ -7,10 +7,11 @@
 // container, network or volume, and an engine started here is stopped.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startLoad, type RunningLoad } from '../../drill/load-generator.ts';
+import type { RequestRecord } from '../../drill/records.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { findConsul, PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import type { BalancerStatus } from '../../lab/local-stack.ts';
@@ -27,6 +28,7 @@ const IMAGE = 'sempre-test/sempre:compose';
 const PORTS = { http: 31_080, admin: 31_081, consul: 31_500 };
 const PAGE = `http://127.0.0.1:${PORTS.http}/`;
 const RATE = 200;
+const LOG_DIR = join(RESULTS_DIR, 'compose');
 const skip = isRoot ? false : 'the compose test needs root: it starts a Docker engine (dockerd) when none is running';
 const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 
@@ -60,9 +62,23 @@ const compose = (args: readonly string[]) => run('docker-compose', ['-p', PROJEC
 let composeUp = false;
 let load: RunningLoad | undefined;
 
+function statusCounts(records: readonly RequestRecord[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of records) counts[r.status || r.errorClass] = (counts[r.status || r.errorClass] ?? 0) + 1;
+  return counts;
+}
+
 async function status(): Promise<BalancerStatus> {
   const response = await fetch(`http://127.0.0.1:${PORTS.admin}/_sempre/status`, { signal: AbortSignal.timeout(1000) });
   return (await response.json()) as BalancerStatus;
+}
+
+/** The containers' own output, kept with the other tests' logs, then everything removed. */
+async function down(): Promise<void> {
+  mkdirSync(LOG_DIR, { recursive: true });
+  writeFileSync(join(LOG_DIR, 'containers.log'), await compose(['--profile', 'app3', 'logs', '--no-color', '--timestamps']).catch((e: Error) => e.message));
+  await compose(['--profile', 'app3', 'down', '-v', '--remove-orphans', '--timeout', '5']);
+  composeUp = false;
 }
 
 /** What the engine still holds of this compose project. */
@@ -87,7 +103,7 @@ before(async () => {
   if (!isRoot) return;
   assert.ok(has('dockerd') || existsSync('/usr/sbin/dockerd'), 'no Docker engine installed: ./sempre test installs it (apt-get install docker.io)');
   const started = performance.now();
-  engine = await useDockerEngine(join(RESULTS_DIR, 'compose'));
+  engine = await useDockerEngine(LOG_DIR);
   dockerdPid = engine.startedHere ? engineProcesses()[0] : undefined;
   const standins = await standinImages(engine, { consul: installedConsulVersion(findConsul()) });
   images = standins;
@@ -104,7 +120,7 @@ after(async () => {
   await load?.stop();
   if (!engine) return;
   try {
-    if (composeUp) await compose(['--profile', 'app3', 'down', '-v', '--remove-orphans', '--timeout', '5']);
+    if (composeUp) await down();
   } finally {
     await engine.stop();
   }
@@ -145,8 +161,9 @@ test(`docker kill of app1's container at ${RATE} GET/s: zero failed GETs, and st
   await compose(['start', 'app1']);
   const servingAt = await waitUntilServing(load, 'app1', restartedAt, 30_000);
   recordFigure('app1\'s container started again → serving', servingAt - restartedAt, 'ms');
-  const summary = summarize(load.records.filter((r) => load!.startedAt + r.intendedMs <= servingAt));
-  assert.equal(summary.failed, 0, describeSummary(summary));
+  const records = load.records.filter((r) => load!.startedAt + r.intendedMs <= servingAt);
+  const summary = summarize(records);
+  assert.equal(summary.failed, 0, `${describeSummary(summary)}; statuses ${JSON.stringify(statusCounts(records))}`);
   recordFigure(`docker kill app1 at ${RATE} GET/s: failed GETs / max latency`, `${summary.failed} of ${summary.total} / ${Math.round(summary.latencyMs.max)} ms`);
 });
 
@@ -156,14 +173,14 @@ test('a third app + agent pair started with compose (--profile app3) receives tr
   await compose(['--profile', 'app3', 'up', '-d', '--no-build', 'app3', 'agent3']);
   const servingAt = await waitUntilServing(load, 'app3', startedAt, 60_000);
   recordFigure('docker-compose --profile app3 up -d → app3 serves its first request', servingAt - startedAt, 'ms');
-  const summary = summarize(await load.stop());
-  assert.equal(summary.failed, 0, describeSummary(summary));
+  const records = await load.stop();
+  const summary = summarize(records);
+  assert.equal(summary.failed, 0, `${describeSummary(summary)}; statuses ${JSON.stringify(statusCounts(records))}`);
   for (const id of ['app1', 'app2', 'app3']) assert.ok((summary.byInstance[id] ?? 0) > 0, `${id} served: ${describeSummary(summary)}`);
 });
 
 test('docker-compose down -v leaves no container, network or volume, and an engine started here is stopped', { skip, timeout: 120_000 }, async () => {
-  await compose(['--profile', 'app3', 'down', '-v', '--remove-orphans', '--timeout', '5']);
-  composeUp = false;
+  await down();
   assert.deepEqual(await leftovers(), []);
   const startedHere = engine!.startedHere;
   await engine!.stop();
