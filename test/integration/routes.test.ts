@@ -150,7 +150,7 @@ test('a rolling deploy that adds a route (/v2) drops no GET on /api, and /v2 is 
   const v2 = await waitFor('/v2 routed', async () => {
     const answer = await get('www.example.com', '/v2/x');
     return answer.status === 200 ? answer : undefined;
-  }, 2000, 20);
+  }, 5000, 20);
   assert.equal(v2.servedBy, 'api-1', 'only the instance that declares /v2 serves it');
   assert.equal(v2.appPath, '/v2/x', '/v2 has no ;strip');
   for (let i = 0; i < 10; i += 1) assert.equal((await get('www.example.com', '/v2/x')).servedBy, 'api-1');
