@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
-import { hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
+import { BALANCER_NODE_FLAGS, hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 
 export interface Contender {
@@ -65,7 +65,7 @@ export const CONTENDERS: readonly Contender[] = [
     start: async () => undefined,
     stop: async () => undefined,
   },
-  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core) and `--rate-limit 0`, same defaults otherwise', 8094, () => '', () => [process.execPath, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
+  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core) and `--rate-limit 0`, same defaults otherwise', 8094, () => '', () => [process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
     '--admin-host', infra(), '--admin-port', '8095', '--consul', 'http://127.0.0.1:8500', '--workers', '2', '--rate-limit', '0', '--log-format', 'json']),
   processContender('haproxy-stock', 'HAProxy 2.6 (Debian), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
 defaults
@@ -167,7 +167,7 @@ backend be
   balance roundrobin
 ${apps(lab).map((a, i) => `  server app${i + 1} ${a}`).join('\n')}
 `, (file) => ['taskset', '-c', '1', 'haproxy', '-f', file, '-db']),
-  processContender('sempre-1core', 'one sempre-balancer process (its defaults, `--rate-limit 0`), pinned to core 1', 8096, () => '', () => ['taskset', '-c', '1', process.execPath, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8096',
+  processContender('sempre-1core', 'one sempre-balancer process (its defaults, `--rate-limit 0`), pinned to core 1', 8096, () => '', () => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8096',
     '--admin-host', infra(), '--admin-port', '8098', '--consul', 'http://127.0.0.1:8500', '--rate-limit', '0', '--log-format', 'json']),
 ];
 

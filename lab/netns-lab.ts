@@ -28,6 +28,8 @@ export const LAB_ADDRESSES: readonly string[] = Array.from({ length: 256 }, (_v,
 const STATE_DIR = join(PROJECT_ROOT, '.run', 'lab');
 const STATE_FILE = join(STATE_DIR, 'state.json');
 const NODE = process.execPath;
+/** Node flags the balancer runs with, as bin/sempre-balancer passes them (young generation 16 MB: BENCHMARKS.md, "Memory"). */
+export const BALANCER_NODE_FLAGS = ['--max-semi-space-size=8'] as const;
 
 export interface LabHost {
   name: string;
@@ -274,7 +276,7 @@ function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets)
   const address = state.hosts[host]!.address;
   // All addresses: with a pair, requests arrive on the virtual address too.
   // "--admin-token=": a base64url token may start with "-", which parseArgs would take for a flag.
-  return [NODE, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', '0.0.0.0', '--port', '8080',
+  return [NODE, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', '0.0.0.0', '--port', '8080',
     '--admin-host', address, '--admin-port', '8081', `--admin-token=${state.adminToken}`, '--consul', 'http://127.0.0.1:8500',
     '--consul-token', secrets.hosts[host]!.sempreBalancer!.secretId,
     // One sticky-session key for the pair, as sempre secrets writes it for production.
