@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { startLoad } from '../../drill/load-generator.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { RESULTS_DIR, testStack, waitForRequests } from '../support/stack.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const stack = testStack('dashboard', 25_000);
 const shots = join(RESULTS_DIR, 'dashboard');
@@ -18,10 +19,7 @@ let page: Page;
 
 before(async () => {
   await stack.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 }, locale: 'en-US' });
   await page.goto(stack.dashboardUrl);
 }, { timeout: 90_000 });

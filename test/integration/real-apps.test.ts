@@ -9,13 +9,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import WebSocket from 'ws';
 import { startLoad, type RunningLoad } from '../../drill/load-generator.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { recordFigure, testStack, waitForRequests } from '../support/stack.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const DRAIN_MS = 3000;
 const stack = testStack('real-apps', 30_000, {
@@ -475,10 +476,7 @@ test('with 200 WebSockets open and 500 GET/s, kill -9 of one instance closes its
 
 test('socket.io in Chromium upgrades to WebSocket through the balancer, and after kill -9 of its instance reconnects to the other and keeps exchanging messages', { timeout: 60_000 }, async () => {
   await bothHealthy();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   type Chat = { connected: boolean; transport: string | null; instance: string | null; connects: number; messages: Array<{ instance: string; at?: number }>; disconnects: Array<{ at: number; reason: string }> };
   const chat = () => page.evaluate(() => (window as unknown as { chat: Chat }).chat);

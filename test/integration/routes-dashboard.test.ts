@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { passingInstanceIds } from '../../lab/consul-health.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from '../../lab/processes.ts';
 import { RESULTS_DIR, testStack } from '../support/stack.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const stack = testStack('routes-dashboard', 32_000, { instances: 0, balancerArgs: ['--routing', 'routes'] });
 const NODE = process.execPath;
@@ -70,10 +71,7 @@ const cards = () => page.locator('#instances article').evaluateAll((els) => els.
 
 before(async () => {
   await stack.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 }, locale: 'en-US' });
 }, { timeout: 120_000 });
 
