@@ -3,7 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
-import { BALANCER_NODE_FLAGS, hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
+import { BALANCER_NODE_FLAGS } from '../lab/balancer-node-flags.ts';
+import { hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 
 export interface Contender {

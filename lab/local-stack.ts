@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
+import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
 export interface StackPorts {
@@ -182,7 +183,7 @@ export class LocalStack {
     const balancer = startProcess({
       name: 'balancer',
       command: NODE,
-      args: [join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
+      args: [...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
         '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json',
         // "=": a base64url token may start with "-", which parseArgs would take for a flag.
         `--admin-token=${this.adminToken}`, ...(this.options.balancerArgs ?? [])],

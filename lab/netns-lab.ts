@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { ensureConsulTls } from '../ops/consul-tls.ts';
 import { installedConsulVersion } from '../ops/consul-version.ts';
 import { applyAcls, planSecrets, readSecrets, writeSecretFiles, type ClusterSecrets } from '../ops/secrets.ts';
+import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { writeLabConsulConfig } from './consul-config.ts';
 import { keepalivedCommand } from './keepalived.ts';
@@ -28,8 +29,6 @@ export const LAB_ADDRESSES: readonly string[] = Array.from({ length: 256 }, (_v,
 const STATE_DIR = join(PROJECT_ROOT, '.run', 'lab');
 const STATE_FILE = join(STATE_DIR, 'state.json');
 const NODE = process.execPath;
-/** Node flags the balancer runs with, as bin/sempre-balancer passes them (young generation 16 MB: BENCHMARKS.md, "Memory"). */
-export const BALANCER_NODE_FLAGS = ['--max-semi-space-size=8'] as const;
 
 export interface LabHost {
   name: string;

@@ -1,7 +1,8 @@
 // pino JSON logs with stable field names (instance, reqId, status, durationMs);
 // human-readable only when a person is watching a terminal.
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -22,6 +23,8 @@ export function createLogger({ name, level, format, async = false }: LoggerOptio
   const wantPretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   const base = { name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (!wantPretty) return async ? pino(base, pino.destination({ dest: 1, sync: false })) : pino(base);
+  // Loaded only for a terminal: a service writing JSON never pays its memory.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   return pino(base, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
 }
 

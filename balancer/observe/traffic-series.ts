@@ -1,6 +1,21 @@
 // Per-second traffic for the last minutes: requests, errors, latency
 // percentiles (HDR histogram per second) and each instance's share.
-import { build, type Histogram } from 'hdr-histogram-js';
+import { createRequire } from 'node:module';
+import type { Histogram } from 'hdr-histogram-js';
+
+// The pure-JS histogram only: hdr-histogram-js's index also decodes and
+// compiles its WebAssembly build, about 6 MB of RSS for a feature not used.
+const { constructorFromBucketSize } = createRequire(import.meta.url)('hdr-histogram-js/dist/JsHistogramFactory.js') as {
+  constructorFromBucketSize: (bits: 32) => new (lowest: number, highest: number, digits: number) => Histogram;
+};
+const Int32Histogram = constructorFromBucketSize(32);
+
+/** One second's latencies in µs, as hdr-histogram-js's build() makes them. */
+function newHistogram(): Histogram {
+  const histogram = new Int32Histogram(1, 3_600_000_000, 2);
+  histogram.autoResize = true;
+  return histogram;
+}
 
 export interface SecondPoint {
   /** Unix time in seconds. */
@@ -72,7 +87,7 @@ export class TrafficSeries {
   private bucket(second: number): Bucket {
     if (this.current && this.current.t === second) return this.current;
     if (this.current) this.close(this.current);
-    this.current = { t: second, requests: 0, errors: 0, histogram: build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 2 }), byInstance: {} };
+    this.current = { t: second, requests: 0, errors: 0, histogram: newHistogram(), byInstance: {} };
     return this.current;
   }
 
