@@ -1,7 +1,25 @@
-// The headers a proxy adds so the app knows who the client is and which
-// request this is: X-Forwarded-For/Proto/Host and X-Request-Id. Shared by the
-// HTTP path and the tunnels (WebSocket upgrades).
-import type { IncomingMessage } from 'node:http';
+// What a request to an instance carries of the client's headers, for both
+// paths: the HTTP path (undici, raw header arrays) and the tunnels (WebSocket
+// and other upgrades, through http-proxy-3, which sends req.headers).
+// Hop-by-hop headers are dropped and the forwarding headers set afresh, so the
+// app knows who the client is and which request this is: X-Forwarded-For
+// (appended to), X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1): not forwarded either way. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+
+// A request also loses what undici sets itself or refuses (expect) and the
+// forwarding headers, which are set afresh. HTTP/2 pseudo-headers go too.
+const REQUEST_DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'proxy-authorization', 'expect', 'http2-settings', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
+// An upgrade keeps Connection and Upgrade: they ask the instance for the tunnel.
+const UPGRADE_DROP: ReadonlySet<string> = new Set([...REQUEST_DROP].filter((name) => name !== 'connection' && name !== 'upgrade'));
+
+/** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
+export function connectionTokens(value: string): Set<string> | undefined {
+  const tokens = value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
+  return tokens.length > 0 ? new Set(tokens) : undefined;
+}
 
 /**
  * A client's X-Request-Id is kept only when it is a plain token: it ends up
@@ -19,13 +37,77 @@ export function requestIdSource(): (req: IncomingMessage) => string {
   return (req) => acceptedRequestId(req.headers['x-request-id']) ?? `${prefix}-${(sequence += 1).toString(36)}`;
 }
 
-/** Sets the forwarding headers once per client request (not per attempt, or retries would repeat them). */
+/** What the HTTP path needs to know of a request's headers, read in the same pass. */
+export interface RequestFacts {
+  /** Content-Length above 0 or Transfer-Encoding: there is a body to read. */
+  hasBody: boolean;
+  cookie: string | undefined;
+}
+
+/**
+ * The request's headers for the instance on the HTTP path, from the raw array
+ * in one pass (Node builds req.headers only when something reads it).
+ * `facts`, when given, is filled in the same pass.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string, facts?: RequestFacts): string[] {
+  return forwardedHeaders(raw, remote, encrypted, reqId, REQUEST_DROP, facts);
+}
+
+/**
+ * The same rules for an upgrade (a tunnel), applied to req.headers, which
+ * http-proxy-3 sends. Once per client request, not per attempt, or retries
+ * would append the client's address again.
+ */
 export function setForwardingHeaders(req: IncomingMessage, reqId: string): void {
-  const remote = req.socket.remoteAddress ?? '';
-  const prior = req.headers['x-forwarded-for'];
-  req.headers['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${remote}` : remote;
-  req.headers['x-forwarded-proto'] = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  const socket = req.socket as { remoteAddress?: string; encrypted?: boolean };
+  req.headers = headerObject(forwardedHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, reqId, UPGRADE_DROP));
+}
+
+/** Flat [name, value, ...] in, flat out: the client's headers less `drop`, less those Connection names, then the forwarding headers. */
+function forwardedHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string, drop: ReadonlySet<string>, facts?: RequestFacts): string[] {
+  const out: string[] = [];
+  let forwardedFor = '';
+  let host = '';
+  let authority = '';
+  let nominated: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+    else if (lower === 'host') host = value;
+    else if (lower === ':authority') authority = value;
+    else if (lower === 'connection') nominated = connectionTokens(value);
+    else if (facts && lower === 'cookie') facts.cookie = facts.cookie ? `${facts.cookie}; ${value}` : value;
+    else if (facts && (lower === 'transfer-encoding' || (lower === 'content-length' && value !== '0'))) facts.hasBody = true;
+    if (drop.has(lower) || lower.charCodeAt(0) === 58 /* ':' */) continue;
+    out.push(name, value);
+  }
+  if (nominated) {
+    for (let i = out.length - 2; i >= 0; i -= 2) if (nominated.has(out[i]!.toLowerCase())) out.splice(i, 2);
+  }
   // HTTP/2 names the host :authority.
-  req.headers['x-forwarded-host'] = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
-  req.headers['x-request-id'] = reqId;
+  if (!host && authority) out.push('host', authority);
+  out.push(
+    'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${remote}` : remote,
+    'x-forwarded-proto', encrypted ? 'https' : 'http',
+    'x-forwarded-host', host || authority,
+    'x-request-id', reqId,
+  );
+  return out;
+}
+
+/**
+ * A flat header list as req.headers: lower-case names, a repeated header
+ * joined with ", " (Cookie with "; "). Node would keep only the first of a
+ * repeated Host or Authorization; joined, the instance refuses it instead.
+ */
+function headerObject(flat: readonly string[]): IncomingHttpHeaders {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase();
+    const prior = headers[name];
+    headers[name] = prior === undefined ? flat[i + 1]! : `${prior}${name === 'cookie' ? '; ' : ', '}${flat[i + 1]!}`;
+  }
+  return headers;
 }

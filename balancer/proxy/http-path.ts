@@ -14,7 +14,7 @@ import type { Dispatcher, Pool as PoolType } from 'undici';
 import type { Instance } from '../../shared/instance.ts';
 import { instanceOrigin } from '../../shared/instance.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { requestIdSource } from './forwarding.ts';
+import { connectionTokens, HOP_BY_HOP, requestIdSource, upstreamRequestHeaders, type RequestFacts } from './forwarding.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
 import { readRequestBody, type RequestBody } from './request-body.ts';
@@ -90,62 +90,6 @@ export interface ProxyHandler {
   close(): Promise<void>;
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded either way. The
-// request side also drops what undici sets itself or refuses (expect), the
-// forwarding headers we set afresh, and HTTP/2 pseudo-headers.
-const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
-const REQUEST_DROP = new Set([...RESPONSE_HOP, 'proxy-authorization', 'expect', 'http2-settings', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
-
-/** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
-function connectionTokens(value: string): Set<string> | undefined {
-  const tokens = value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
-  return tokens.length > 0 ? new Set(tokens) : undefined;
-}
-
-/** What the request path needs to know of a request's headers, read in the same pass. */
-export interface RequestFacts {
-  /** Content-Length above 0 or Transfer-Encoding: there is a body to read. */
-  hasBody: boolean;
-  cookie: string | undefined;
-}
-
-/**
- * The request's headers for the instance, from the raw array in one pass
- * (Node builds req.headers only when asked, so the hot path never asks):
- * hop-by-hop dropped, X-Forwarded-For/Proto/Host and X-Request-Id set.
- */
-export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string, facts?: RequestFacts): string[] {
-  const out: string[] = [];
-  let forwardedFor = '';
-  let host = '';
-  let authority = '';
-  let nominated: Set<string> | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!;
-    const value = raw[i + 1]!;
-    const lower = name.toLowerCase();
-    if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-    else if (lower === 'host') host = value;
-    else if (lower === ':authority') authority = value;
-    else if (lower === 'connection') nominated = connectionTokens(value);
-    else if (facts && lower === 'cookie') facts.cookie = facts.cookie ? `${facts.cookie}; ${value}` : value;
-    else if (facts && (lower === 'transfer-encoding' || (lower === 'content-length' && value !== '0'))) facts.hasBody = true;
-    if (REQUEST_DROP.has(lower) || lower.charCodeAt(0) === 58 /* ':' */) continue;
-    out.push(name, value);
-  }
-  if (nominated) {
-    for (let i = out.length - 2; i >= 0; i -= 2) if (nominated.has(out[i]!.toLowerCase())) out.splice(i, 2);
-  }
-  if (!host && authority) out.push('host', authority);
-  out.push(
-    'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${remote}` : remote,
-    'x-forwarded-proto', encrypted ? 'https' : 'http',
-    'x-forwarded-host', host || authority,
-    'x-request-id', reqId,
-  );
-  return out;
-}
-
 /** The instance's response headers for the client: hop-by-hop dropped, x-served-by (and a sticky cookie) added. */
 function clientResponseHeaders(raw: Buffer[], servedBy: string, setCookie: string | undefined): string[] {
   const out: string[] = [];
@@ -154,7 +98,7 @@ function clientResponseHeaders(raw: Buffer[], servedBy: string, setCookie: strin
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
     if (lower === 'connection') nominated = connectionTokens(raw[i + 1]!.toString('latin1'));
-    if (RESPONSE_HOP.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower)) continue;
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
   if (nominated) {
