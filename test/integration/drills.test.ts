@@ -7,11 +7,11 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { DrillError, runDrill, validateDrill, waitForFullRotation, type DrillOptions } from '../../drill/drill.ts';
 import { FAULTS } from '../../drill/faults/index.ts';
 import { renderReport } from '../../drill/report.ts';
 import { BRIDGE, isAlive, labDown, labUp, type LabState } from '../../lab/netns-lab.ts';
+import { launchChromium } from '../support/browser.ts';
 import { recordFigure, RESULTS_DIR } from '../support/stack.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { waitFor } from '../../lab/processes.ts';
@@ -118,7 +118,7 @@ test('the HTML report opens in headless Chromium with no network, and its charts
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'report.html');
   writeFileSync(file, renderReport(results, 'sempre drills: every fault'));
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
     const requests: string[] = [];
