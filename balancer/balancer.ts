@@ -34,6 +34,8 @@ export interface BalancerDeps {
   stop: AbortSignal;
   /** This process's worker index with --workers (0 otherwise): worker 0 serves the admin port. */
   worker?: number;
+  /** How many worker processes the balancer runs (--workers resolved, 0 being one per CPU; 1 without). */
+  workers?: number;
   now?: () => number;
 }
 
@@ -104,6 +106,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       metrics,
       share: (verdict) => link.share(verdict),
       others: () => othersFor(service),
+      workers: deps.workers ?? 1,
       ...(routed ? { onTable: rebuildRoutes } : {}),
     }));
   };

@@ -63,7 +63,8 @@ await runCommand(balancerCommand, async (options) => {
   });
   const consul = createConsulClient({ url: options.consul, token: options.consulToken });
   try {
-    await runBalancer(options, { consul, logger, stop: stop.signal, worker: index });
+    // A worker resolves --workers as the primary did: same options, same machine.
+    await runBalancer(options, { consul, logger, stop: stop.signal, worker: index, workers });
   } finally {
     consul.destroy();
   }

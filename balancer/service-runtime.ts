@@ -40,6 +40,8 @@ export interface RuntimeDeps {
   share: (verdict: Verdict) => void;
   /** The other workers' latest reports for this service. */
   others: () => ServiceSnapshot[];
+  /** How many worker processes the balancer runs (--workers; 1 without). */
+  workers: number;
   /** The service's passing instances or its catalog entry changed (the route table is rebuilt from them). */
   onTable?: () => void;
 }
@@ -236,7 +238,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
     },
     status: () => balancerStatus({
       service, startedAt: deps.startedAt, now: now(), strategy: options.strategy, consulAddress: options.consul.origin, discovery: watch.status(),
-      table: watch.table(), states, sticky: sticky.enabled(watch.table()),
+      table: watch.table(), states, sticky: sticky.enabled(watch.table()), workers: deps.workers,
       own: { inFlight: proxy.inFlight(), tunnels: tunnels.open(), tunnelsOn: (id) => tunnels.openOn(id) }, others: deps.others(),
     }),
     snapshot: () => {

@@ -24,9 +24,11 @@ export interface StatusInput {
   table: RoutingTable;
   states: InstanceStates;
   sticky: boolean;
+  /** How many worker processes the balancer runs (--workers; 1 without). */
+  workers: number;
   /** This process's own figures. */
   own: Pick<ServiceSnapshot, 'inFlight' | 'tunnels'> & { tunnelsOn: (id: string) => number };
-  /** The other workers' latest reports. */
+  /** The other workers' latest reports of this service (none yet from a worker just started). */
   others: readonly ServiceSnapshot[];
 }
 
@@ -40,7 +42,11 @@ export function balancerStatus(input: StatusInput) {
     startedAt: new Date(input.startedAt).toISOString(),
     uptimeSeconds: Math.round((now - input.startedAt) / 1000),
     strategy: input.strategy,
-    workers: 1 + others.length,
+    workers: input.workers,
+    // The figures below add up this process's and these reports: fewer than
+    // `workers` while a worker starts (it reports twice a second) or, with
+    // --routing routes, has not found this service yet.
+    workersReporting: 1 + others.length,
     consul: {
       address: input.consulAddress,
       reachable: discovery.reachable,
