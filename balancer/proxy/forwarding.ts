@@ -30,11 +30,14 @@ export function acceptedRequestId(header: string | string[] | undefined): string
   return typeof header === 'string' && /^[\w.:@+\/=-]{1,128}$/.test(header) ? header : undefined;
 }
 
+/** A request's ID from the client's X-Request-Id (kept when acceptable), or a new one. */
+export type RequestIdSource = (clientValue: string | string[] | undefined) => string;
+
 /** Request IDs unique to this process: a prefix from the PID and start time, then a counter. */
-export function requestIdSource(): (req: IncomingMessage) => string {
+export function requestIdSource(): RequestIdSource {
   const prefix = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
   let sequence = 0;
-  return (req) => acceptedRequestId(req.headers['x-request-id']) ?? `${prefix}-${(sequence += 1).toString(36)}`;
+  return (clientValue) => acceptedRequestId(clientValue) ?? `${prefix}-${(sequence += 1).toString(36)}`;
 }
 
 /** What the HTTP path needs to know of a request's headers, read in the same pass. */
@@ -42,14 +45,17 @@ export interface RequestFacts {
   /** Content-Length above 0 or Transfer-Encoding: there is a body to read. */
   hasBody: boolean;
   cookie: string | undefined;
+  /** The ID the request was given (X-Request-Id upstream, reqId in the logs). */
+  reqId: string;
 }
 
 /**
  * The request's headers for the instance on the HTTP path, from the raw array
- * in one pass (Node builds req.headers only when something reads it).
- * `facts`, when given, is filled in the same pass.
+ * in one pass (Node builds req.headers only when something reads it, so the
+ * client's X-Request-Id is read here too). `facts`, when given, is filled in
+ * the same pass.
  */
-export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string, facts?: RequestFacts): string[] {
+export function upstreamRequestHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string | RequestIdSource, facts?: RequestFacts): string[] {
   return forwardedHeaders(raw, remote, encrypted, reqId, REQUEST_DROP, facts);
 }
 
@@ -64,8 +70,9 @@ export function setForwardingHeaders(req: IncomingMessage, reqId: string): void 
 }
 
 /** Flat [name, value, ...] in, flat out: the client's headers less `drop`, less those Connection names, then the forwarding headers. */
-function forwardedHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string, drop: ReadonlySet<string>, facts?: RequestFacts): string[] {
+function forwardedHeaders(raw: readonly string[], remote: string, encrypted: boolean, reqId: string | RequestIdSource, drop: ReadonlySet<string>, facts?: RequestFacts): string[] {
   const out: string[] = [];
+  let clientRequestId: string | undefined;
   let forwardedFor = '';
   let host = '';
   let authority = '';
@@ -78,6 +85,8 @@ function forwardedHeaders(raw: readonly string[], remote: string, encrypted: boo
     else if (lower === 'host') host = value;
     else if (lower === ':authority') authority = value;
     else if (lower === 'connection') nominated = connectionTokens(value);
+    // Repeated, it is joined as req.headers would, and then refused.
+    else if (lower === 'x-request-id') clientRequestId = clientRequestId === undefined ? value : `${clientRequestId}, ${value}`;
     else if (facts && lower === 'cookie') facts.cookie = facts.cookie ? `${facts.cookie}; ${value}` : value;
     else if (facts && (lower === 'transfer-encoding' || (lower === 'content-length' && value !== '0'))) facts.hasBody = true;
     if (drop.has(lower) || lower.charCodeAt(0) === 58 /* ':' */) continue;
@@ -88,11 +97,13 @@ function forwardedHeaders(raw: readonly string[], remote: string, encrypted: boo
   }
   // HTTP/2 names the host :authority.
   if (!host && authority) out.push('host', authority);
+  const id = typeof reqId === 'string' ? reqId : reqId(clientRequestId);
+  if (facts) facts.reqId = id;
   out.push(
     'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${remote}` : remote,
     'x-forwarded-proto', encrypted ? 'https' : 'http',
     'x-forwarded-host', host || authority,
-    'x-request-id', reqId,
+    'x-request-id', id,
   );
   return out;
 }

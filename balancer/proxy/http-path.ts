@@ -234,7 +234,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     readonly reqId: string;
     readonly started = performance.now();
     readonly headers: string[];
-    readonly facts: RequestFacts = { hasBody: false, cookie: undefined };
+    readonly facts: RequestFacts = { hasBody: false, cookie: undefined, reqId: '' };
     readonly target: RouteTarget | undefined;
     body: RequestBody | undefined;
     retries = 0;
@@ -253,9 +253,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       this.res = res;
       this.target = target;
       this.method = req.method ?? 'GET';
-      this.reqId = nextRequestId(req);
       const socket = req.socket as Socket & { encrypted?: boolean };
-      this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, this.reqId, this.facts);
+      this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, nextRequestId, this.facts);
+      this.reqId = this.facts.reqId;
     }
 
     readonly closed = (): void => {

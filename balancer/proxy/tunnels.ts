@@ -170,7 +170,7 @@ export function createTunnels(deps: TunnelDeps): Tunnels {
   });
 
   const handleUpgrade = async (req: IncomingMessage, client: Duplex, head: Buffer, target: RouteTarget | undefined) => {
-    const reqId = nextRequestId(req);
+    const reqId = nextRequestId(req.headers['x-request-id']);
     setForwardingHeaders(req, reqId);
     const url = req.url ?? '/';
     const tableNow = () => target?.table ?? deps.table();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
-import { setForwardingHeaders, upstreamRequestHeaders, type RequestFacts } from '../../balancer/proxy/forwarding.ts';
+import { requestIdSource, setForwardingHeaders, upstreamRequestHeaders, type RequestFacts } from '../../balancer/proxy/forwarding.ts';
 
 const pairs = (flat: string[]) => Array.from({ length: flat.length / 2 }, (_v, i) => [flat[2 * i], flat[2 * i + 1]]);
 
@@ -35,12 +35,26 @@ test('HTTP path: an HTTP/2 request loses its pseudo-headers, :authority becomes 
 });
 
 test('HTTP path: cookies and whether there is a body are read in the same pass', () => {
-  const facts: RequestFacts = { hasBody: false, cookie: undefined };
+  const facts: RequestFacts = { hasBody: false, cookie: undefined, reqId: '' };
   upstreamRequestHeaders(['Host', 'h', 'Cookie', 'a=1', 'Content-Length', '12', 'cookie', 'b=2'], '::1', false, 'r', facts);
-  assert.deepEqual(facts, { hasBody: true, cookie: 'a=1; b=2' });
-  const empty: RequestFacts = { hasBody: false, cookie: undefined };
+  assert.deepEqual(facts, { hasBody: true, cookie: 'a=1; b=2', reqId: 'r' });
+  const empty: RequestFacts = { hasBody: false, cookie: undefined, reqId: '' };
   upstreamRequestHeaders(['Host', 'h', 'Content-Length', '0'], '::1', false, 'r', empty);
-  assert.deepEqual(empty, { hasBody: false, cookie: undefined });
+  assert.deepEqual(empty, { hasBody: false, cookie: undefined, reqId: 'r' });
+});
+
+test("HTTP path: the client's X-Request-Id is kept when it is a plain token, otherwise the request gets a new one", () => {
+  const ids = requestIdSource();
+  const idOf = (raw: string[]) => {
+    const facts: RequestFacts = { hasBody: false, cookie: undefined, reqId: '' };
+    const out = pairs(upstreamRequestHeaders(['Host', 'h', ...raw], '::1', false, ids, facts));
+    assert.deepEqual(out.filter(([name]) => name!.toLowerCase() === 'x-request-id'), [['x-request-id', facts.reqId]], 'one X-Request-Id, the one logged');
+    return facts.reqId;
+  };
+  assert.equal(idOf(['X-Request-Id', 'abc-123']), 'abc-123');
+  const fresh = [idOf([]), idOf(['X-Request-Id', 'has space']), idOf(['X-Request-Id', 'a', 'x-request-id', 'b'])];
+  for (const id of fresh) assert.match(id, /^[0-9a-z]+-[0-9a-z]+$/);
+  assert.equal(new Set(fresh).size, 3, 'each new ID is different');
 });
 
 test('tunnel: the same rules as the HTTP path for the same client headers, but Connection is kept', () => {
