@@ -10,6 +10,9 @@ import { percentiles } from '../drill/metrics.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
 import { runPerCore, type PerCoreResult } from './per-core.ts';
 
+/** Alternating per-core rounds: odd, so the median is one round's pair. */
+const PER_CORE_ROUNDS = 3;
+
 export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out'] as const;
 
 export interface BenchOptions {
@@ -23,6 +26,8 @@ export interface BenchOptions {
   overheadSeconds: number;
   /** Seconds of each per-core round (HAProxy nbthread 1 against one sempre process, pinned); 0: skip. */
   perCoreSeconds: number;
+  /** Seconds of sempre alone at full rate after the per-core rounds, then its RSS (0: skip). */
+  memorySeconds: number;
 }
 
 export interface OverheadRow {
@@ -128,9 +133,9 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
   const drills: BenchResult['drills'] = [];
   let perCore: PerCoreResult | null = null;
   if (options.perCoreSeconds > 0) {
-    say(`per core: HAProxy nbthread 1 and one sempre process, each pinned to core 1; wrk -t1 -c32 and the lab on core 0; 2 rounds of ${options.perCoreSeconds} s…`);
-    perCore = await runPerCore(lab, { seconds: options.perCoreSeconds, rounds: 2, say });
-    say(`  sempre: ${Math.round(perCore.ratio * 100)}% of HAProxy's req/s on one core, p99 ${perCore.p99Ratio}× HAProxy's, RSS ${perCore.sempreRssMb} MB`);
+    say(`per core: HAProxy nbthread 1 and one sempre process, each pinned to core 1; wrk -t1 -c32 and the lab on core 0; ${PER_CORE_ROUNDS} rounds of ${options.perCoreSeconds} s${options.memorySeconds > 0 ? `, then sempre alone at full rate for ${options.memorySeconds} s` : ''}…`);
+    perCore = await runPerCore(lab, { seconds: options.perCoreSeconds, rounds: PER_CORE_ROUNDS, memorySeconds: options.memorySeconds, say });
+    say(`  sempre: ${Math.round(perCore.ratio * 100)}% of HAProxy's req/s on one core (median of rounds), p99 ${perCore.p99Ratio}× HAProxy's, RSS ${perCore.sempreRssMb} MB${perCore.memory ? `; ${perCore.memory.rssMb} MB after ${perCore.memory.seconds} s at ${perCore.memory.rps} req/s` : ''}`);
   }
   try {
     for (const c of contenders) {

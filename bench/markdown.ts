@@ -20,7 +20,18 @@ export function notMeasuredTable(): string {
 }
 
 export function perCoreTable(result: BenchResult): string {
-  if (!result.perCore) return '(not measured: --per-core 0)';
-  const rows = result.perCore.rows.map((r) => [r.contender, String(r.round), String(Math.round(r.rps)), String(r.p50Ms), String(r.p99Ms)]);
-  return `${table(['contender (1 core)', 'round', 'req/s (wrk -t1 -c32)', 'p50 ms', 'p99 ms'], rows)}\n\nsempre: **${Math.round(result.perCore.ratio * 100)}%** of HAProxy's req/s on the same core (medians), p99 ${result.perCore.p99Ratio}× HAProxy's; its RSS after the rounds ${result.perCore.sempreRssMb} MB.`;
+  const perCore = result.perCore;
+  if (!perCore) return '(not measured: --per-core 0)';
+  const rows = perCore.rows.map((r) => [r.contender, String(r.round), String(Math.round(r.rps)), String(r.p50Ms), String(r.p99Ms), String(r.cpuUsPerRequest)]);
+  const percent = (ratio: number) => `${Math.round(ratio * 100)}%`;
+  const lines = [
+    table(['contender (1 core)', 'round', 'req/s (wrk -t1 -c32)', 'p50 ms', 'p99 ms', 'CPU µs per request'], rows),
+    '',
+    `sempre: **${percent(perCore.ratio)}** of HAProxy's req/s on the same core (median of the rounds: ${perCore.roundRatios.map(percent).join(', ')}), p99 **${perCore.p99Ratio}×** HAProxy's (${perCore.roundP99Ratios.map((r) => `${r}×`).join(', ')}); its RSS after the rounds ${perCore.sempreRssMb} MB.`,
+  ];
+  if (perCore.memory) {
+    const m = perCore.memory;
+    lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);
+  }
+  return lines.join('\n');
 }

@@ -7,7 +7,7 @@
 // later run a Consul client. Needs root. Everything it creates is recorded in .run/lab/state.json, and `down`
 // removes it all: processes, namespaces, the bridge, nftables rules.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureConsulTls } from '../ops/consul-tls.ts';
 import { installedConsulVersion } from '../ops/consul-version.ts';
@@ -257,6 +257,21 @@ export async function startAppHost(state: LabState, name: string, say: (m: strin
   await startApp(state, name, secrets, say);
 }
 
+/** Removes a stopped app host added by startAppHost: its namespace, its Consul data and config, its entry in the state. */
+export function forgetAppHost(state: LabState, name: string): void {
+  const namespace = state.hosts[name]?.namespace;
+  if (namespace) run('ip', ['netns', 'del', namespace], { allowFail: true });
+  removeConsulFiles(name);
+  delete state.hosts[name];
+  for (const proc of [name, `${name}-agent`, `${name}-consul`]) if (!isAlive(state.processes[proc]?.pid ?? -1)) delete state.processes[proc];
+  saveLabState(state);
+}
+
+function removeConsulFiles(host: string): void {
+  rmSync(join(STATE_DIR, `consul-${host}`), { recursive: true, force: true });
+  rmSync(join(STATE_DIR, `consul-${host}.d`), { recursive: true, force: true });
+}
+
 export interface LabUpOptions {
   instances: number;
   /** 2: a second balancer on app1 and keepalived on both, sharing VIP (10.213.47.10). */
@@ -413,10 +428,10 @@ export function labDown(say: (message: string) => void): void {
   run('ip', ['link', 'del', BRIDGE], { allowFail: true });
   // Logs stay (in .run/lab/logs) for a look after a failed drill; state and Consul data go.
   rmSync(STATE_FILE, { force: true });
-  for (const host of Object.keys(state?.hosts ?? {})) {
-    rmSync(join(STATE_DIR, `consul-${host}`), { recursive: true, force: true });
-    rmSync(join(STATE_DIR, `consul-${host}.d`), { recursive: true, force: true });
-  }
+  // Every host's Consul files, also those of a host the state no longer lists
+  // (a scale-out interrupted before its revert).
+  const consulHosts = existsSync(STATE_DIR) ? readdirSync(STATE_DIR).map((f) => /^consul-(.+?)(\.d)?$/.exec(f)?.[1]).filter((h): h is string => Boolean(h)) : [];
+  for (const host of new Set([...Object.keys(state?.hosts ?? {}), ...consulHosts])) removeConsulFiles(host);
   rmSync(join(STATE_DIR, 'secrets'), { recursive: true, force: true });
   say(`lab down: ${namespaces.size} namespace(s), the bridge and every lab process removed`);
 }

@@ -40,7 +40,7 @@ export interface HealthWatch {
 export function watchHealthyInstances(options: WatchOptions): HealthWatch {
   const { consul, service, logger, graceMs, onTable } = options;
   const now = options.now ?? Date.now;
-  const log = logger.child({ component: 'consul-watch', service });
+  const log = logger.child({ component: 'consul-watch' }); // the logger given already names the service
   let current: RoutingTable = EMPTY_TABLE;
   let latest: readonly Instance[] = [];
   let graceUntil = 0;

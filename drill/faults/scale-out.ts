@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { isAlive, saveLabState, startAppHost } from '../../lab/netns-lab.ts';
+import { forgetAppHost, startAppHost } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
 import { signal, waitGone } from './support.ts';
 
@@ -19,11 +18,7 @@ export const scaleOut: Fault = {
         signal(lab, proc, proc.endsWith('consul') ? 'SIGINT' : 'SIGTERM'); // SIGINT: the Consul client leaves the cluster
         await waitGone(lab, proc).catch(() => signal(lab, proc, 'SIGKILL'));
       }
-      const namespace = lab.hosts[name]?.namespace;
-      if (namespace) execFileSync('ip', ['netns', 'del', namespace], { stdio: 'ignore' });
-      delete lab.hosts[name];
-      for (const proc of [name, `${name}-agent`, `${name}-consul`]) if (!isAlive(lab.processes[proc]?.pid ?? -1)) delete lab.processes[proc];
-      saveLabState(lab);
+      forgetAppHost(lab, name);
     };
   },
 };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { runBench } from '../../bench/bench.ts';
-import { faultTable, overheadTable } from '../../bench/markdown.ts';
+import { faultTable, overheadTable, perCoreTable } from '../../bench/markdown.ts';
 import { isAlive, type LabState } from '../../lab/netns-lab.ts';
 import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
@@ -15,7 +15,7 @@ let lab: LabState;
 labForThisFile({ instances: 2 }, (l) => { lab = l; });
 
 test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders stopped afterwards', { skip, timeout: 300_000 }, async () => {
-  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2, perCoreSeconds: 2 }, lab, () => undefined, new AbortController().signal);
+  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2, perCoreSeconds: 2, memorySeconds: 3 }, lab, () => undefined, new AbortController().signal);
   assert.deepEqual(result.overhead.map((o) => o.contender), ['direct', 'sempre', 'nginx-tuned']);
   for (const row of result.overhead) {
     assert.ok(row.wrkRps > 0 && Number.isFinite(row.wrkP50Ms), `${row.contender} was measured: ${JSON.stringify(row)}`);
@@ -31,8 +31,13 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   const port = await fetch('http://10.213.47.1:8093/', { signal: AbortSignal.timeout(1000) }).then(() => 'open', () => 'closed');
   assert.equal(port, 'closed', "nginx-tuned's workers are gone too");
   // The per-core pair was measured, stopped, and every lab process may use every core again.
-  assert.deepEqual(result.perCore?.rows.map((r) => r.contender), ['haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core']);
-  for (const row of result.perCore!.rows) assert.ok(row.rps > 0, `${row.contender} served: ${JSON.stringify(row)}`);
+  assert.deepEqual(result.perCore?.rows.map((r) => r.contender), ['haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core']);
+  for (const row of result.perCore!.rows) assert.ok(row.rps > 0 && row.cpuUsPerRequest > 0, `${row.contender} served, on its own CPU time: ${JSON.stringify(row)}`);
+  assert.equal(result.perCore!.roundRatios.length, 3);
+  assert.equal(result.perCore!.ratio, [...result.perCore!.roundRatios].sort((a, b) => a - b)[1], 'the summary is the middle round');
+  // The memory soak ran sempre at full rate and read its RSS from /proc.
+  assert.ok(result.perCore!.memory && result.perCore!.memory.rps > 0 && result.perCore!.memory.rssMb > 30, `memory soak: ${JSON.stringify(result.perCore!.memory)}`);
+  assert.match(perCoreTable(result), /CPU µs per request[\s\S]*Memory: sempre alone at its maximum rate for 3 s/);
   for (const name of ['bench-haproxy-1core', 'bench-sempre-1core']) assert.equal(isAlive(lab.processes[name]!.pid), false, `${name} was stopped`);
   const affinity = execFileSync('taskset', ['-pc', String(lab.processes.app1!.pid)], { encoding: 'utf8' });
   assert.match(affinity, /list: 0[-,]1\s*$/, `app1 may run on both cores again: ${affinity}`);
