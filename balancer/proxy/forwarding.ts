@@ -17,6 +17,8 @@ const UPGRADE_DROP: ReadonlySet<string> = new Set([...REQUEST_DROP].filter((name
 
 /** Headers named in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 export function connectionTokens(value: string): Set<string> | undefined {
+  // Nearly every Connection header is one of these: no set to build.
+  if (value.length <= 10 && /^(keep-alive|close)$/i.test(value)) return undefined;
   const tokens = value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
   return tokens.length > 0 ? new Set(tokens) : undefined;
 }

@@ -90,15 +90,20 @@ export interface ProxyHandler {
   close(): Promise<void>;
 }
 
+const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((name) => name.length));
+
 /** The instance's response headers for the client: hop-by-hop dropped, x-served-by (and a sticky cookie) added. */
 function clientResponseHeaders(raw: Buffer[], servedBy: string, setCookie: string | undefined): string[] {
   const out: string[] = [];
   let nominated: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (lower === 'connection') nominated = connectionTokens(raw[i + 1]!.toString('latin1'));
-    if (HOP_BY_HOP.has(lower)) continue;
+    // Only a name as long as a hop-by-hop one can be one: most are not lower-cased at all.
+    if (HOP_BY_HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (lower === 'connection') nominated = connectionTokens(raw[i + 1]!.toString('latin1'));
+      if (HOP_BY_HOP.has(lower)) continue;
+    }
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
   if (nominated) {
@@ -115,13 +120,18 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const retryStatus = new Set(settings.retryOnStatus.map(Number));
   const nextRequestId = requestIdSource();
   const inFlightByInstance = new Map<string, Set<Attempt>>();
-  const pools = new Map<string, { origin: string; pool: Pool }>();
+  const pools = new Map<string, { instance: Instance; origin: string; pool: Pool }>();
   let inFlight = 0;
 
   const poolFor = (instance: Instance): Pool => {
-    const origin = instanceOrigin(instance);
     const known = pools.get(instance.id);
-    if (known && known.origin === origin) return known.pool;
+    // The same Instance object (the usual case): no origin string to build.
+    if (known?.instance === instance) return known.pool;
+    const origin = instanceOrigin(instance);
+    if (known && known.origin === origin) {
+      known.instance = instance;
+      return known.pool;
+    }
     if (known) void known.pool.close();
     // Idle connections close before the app's own keep-alive timeout (Node's
     // is 5 s), so a socket the app is closing is rarely reused.
@@ -133,7 +143,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       // A stream (SSE, a long download) runs as long as the client stays.
       bodyTimeout: 0,
     });
-    pools.set(instance.id, { origin, pool });
+    pools.set(instance.id, { instance, origin, pool });
     return pool;
   };
 
@@ -258,7 +268,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       this.reqId = this.facts.reqId;
     }
 
-    readonly closed = (): void => {
+    closed(): void {
       inFlight -= 1;
       const attempt = this.current;
       if (attempt && !attempt.settled) this.settle(attempt, new ClientGone());
@@ -267,9 +277,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       counters.request(status, durationMs);
       deps.onRequest?.(status, durationMs, this.servedBy);
       if (settings.accessLog) {
-        logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), ...(this.failures ? { failures: this.failures } : {}) }, 'request');
+        // `failures` is left out (undefined is not serialized) when every attempt went well.
+        logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures }, 'request');
       }
-    };
+    }
 
     /** The instances this request may go to: the service's, or the matched route's. */
     table(): RoutingTable {
@@ -306,7 +317,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       if (this.firstTried === undefined) this.firstTried = instance.id;
       else (this.triedSet() as Set<string>).add(instance.id);
       // A 502/503/504 is passed through when no other instance could take over.
-      const statusRetryAllowed = attemptNumber <= this.retries && retryStatus.size > 0 && mayRetry(this.method, 'status') && picker.hasAlternative(this.table(), this.triedSet());
+      const statusRetryAllowed = attemptNumber <= this.retries && retryStatus.size > 0 && mayRetry(this.method, 'status') && picker.hasAlternative(this.table(), this.tried ?? this.firstTried!);
       const attempt = new Attempt(this, instance, statusRetryAllowed, this.stickyOn && instance.id !== this.bound ? sticky.setCookie(instance.id) : undefined);
       this.current = attempt;
       let running = inFlightByInstance.get(instance.id);
@@ -417,7 +428,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const handle = (req: IncomingMessage, res: ServerResponse, target?: RouteTarget) => {
     inFlight += 1;
     const exchange = new Exchange(req, res, target);
-    res.on('close', exchange.closed); // 'close' comes once; on() spares once()'s wrapper
+    // One listener function for every response, which finds its exchange on
+    // the response: no closure per request ('close' comes once, so on() and
+    // not once(), which would wrap it).
+    (res as ExchangeResponse)[EXCHANGE] = exchange;
+    res.on('close', onResponseClose);
     if (exchange.table().instances.length === 0) {
       counters.noInstance += 1;
       req.resume();
@@ -459,6 +474,12 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
+const EXCHANGE = Symbol('sempre.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: { closed(): void } };
+
+function onResponseClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.closed();
+}
 const NO_BODY: RequestBody = { replayable: true, bytes: Buffer.alloc(0) };
 
 function sendError(res: ServerResponse, status: 502 | 503, message: string): void {

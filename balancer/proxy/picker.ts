@@ -14,8 +14,12 @@ export interface Picker {
    * in the table, untried, not ejected and has room; otherwise the usual choice.
    */
   pick(table: RoutingTable, exclude: ReadonlySet<string>, now: number, preferred?: string): Instance | undefined;
-  /** Whether an instance outside `exclude` could take another attempt (no side effects). */
-  hasAlternative(table: RoutingTable, exclude: ReadonlySet<string>): boolean;
+  /**
+   * Whether an instance outside `exclude` could take another attempt (no side
+   * effects). `exclude` may be the one instance tried so far, which spares the
+   * request path a set of one.
+   */
+  hasAlternative(table: RoutingTable, exclude: ReadonlySet<string> | string): boolean;
 }
 
 /**
@@ -26,7 +30,13 @@ export function createPicker(strategy: Strategy, states: InstanceStates, random:
   let cursor = 0;
   const hasRoom = (i: Instance) => maxPerInstance <= 0 || (states.get(i.id)?.outstanding ?? 0) < maxPerInstance;
   return {
-    hasAlternative: (table, exclude) => table.instances.some((i) => !exclude.has(i.id) && hasRoom(i)),
+    hasAlternative(table, exclude) {
+      for (const i of table.instances) {
+        const excluded = typeof exclude === 'string' ? i.id === exclude : exclude.has(i.id);
+        if (!excluded && hasRoom(i)) return true;
+      }
+      return false;
+    },
     pick(table, exclude, now, preferred) {
       if (preferred !== undefined && !exclude.has(preferred)) {
         const bound = table.byId.get(preferred);

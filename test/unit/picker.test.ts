@@ -50,6 +50,7 @@ test('an attempt never goes back to an instance already tried for the request', 
   assert.equal(picker.pick(table, new Set(['a', 'b']), 0), undefined);
   assert.equal(picker.hasAlternative(table, new Set(['a'])), true);
   assert.equal(picker.hasAlternative(table, new Set(['a', 'b'])), false);
+  assert.equal(picker.hasAlternative(table, 'a'), true, 'one tried, given as its ID');
 });
 
 test('an ejected instance is skipped, unless every instance is ejected (panic: try them all)', () => {
