@@ -4,12 +4,15 @@
 //   (no other worker keeps sending to an instance one of them saw fail);
 // - every worker sends its counters to the primary twice a second, which
 //   passes them to worker 0, whose admin listener serves status, metrics and
-//   the dashboard for all workers together.
+//   the dashboard for all workers together;
+// - when a worker exits, worker 0 keeps its last counters (so the summed
+//   counters never go down when the worker is started again, which
+//   Prometheus would read as a reset) and drops its gauges.
 // The primary only relays: it holds no state of its own.
 import cluster, { type Worker } from 'node:cluster';
 import type { FailureKind } from './health/failure-kind.ts';
 import type { SecondPoint } from './observe/traffic-series.ts';
-import type { CountersSnapshot } from './proxy/proxy-counters.ts';
+import { ProxyCounters, type CountersSnapshot } from './proxy/proxy-counters.ts';
 
 export interface Verdict {
   kind: 'eject' | 'readmit';
@@ -29,6 +32,8 @@ export interface ServiceSnapshot {
   instances: Record<string, { requests: number; failures: number; outstanding: number; tunnels: number }>;
   /** Closed seconds of traffic since the last report. */
   seconds: SecondPoint[];
+  /** The counters of worker processes that have exited: no gauges, no seconds. */
+  retired?: boolean;
 }
 
 /** What one worker reports of itself. */
@@ -37,7 +42,11 @@ export interface WorkerSnapshot {
   services: Record<string, ServiceSnapshot>;
 }
 
-type Message = { sempre: 'verdict'; from: number; verdict: Verdict } | { sempre: 'snapshot'; from: number; snapshot: WorkerSnapshot };
+type Message =
+  | { sempre: 'verdict'; from: number; verdict: Verdict }
+  | { sempre: 'snapshot'; from: number; pid: number; snapshot: WorkerSnapshot }
+  /** From the primary: worker `from` has exited. */
+  | { sempre: 'gone'; from: number };
 
 const isMessage = (value: unknown): value is Message => typeof value === 'object' && value !== null && 'sempre' in value;
 
@@ -46,7 +55,10 @@ export interface WorkerLink {
   readonly index: number;
   /** Tell the other workers about a verdict reached here. */
   share(verdict: Verdict): void;
-  /** The other workers' latest reports (worker 0 only; empty elsewhere). */
+  /**
+   * The other workers' latest reports (worker 0 only; empty elsewhere), and
+   * one more, marked retired, with the counters of workers that have exited.
+   */
   others(): WorkerSnapshot[];
   stop(): void;
 }
@@ -54,22 +66,32 @@ export interface WorkerLink {
 /** The worker side. Outside cluster mode it does nothing. */
 export function linkWorker(options: { index: number; onVerdict: (verdict: Verdict, from: number) => void; report: () => WorkerSnapshot; reportEveryMs?: number }): WorkerLink {
   if (!cluster.isWorker || !process.send) return { index: 0, share: () => undefined, others: () => [], stop: () => undefined };
-  const latest = new Map<number, WorkerSnapshot>();
+  const latest = new Map<number, { pid: number; snapshot: WorkerSnapshot }>();
+  let retired: WorkerSnapshot | undefined;
+  const retire = (index: number) => {
+    const gone = latest.get(index);
+    if (!gone) return;
+    latest.delete(index);
+    retired = { worker: -1, services: retireInto(retired?.services ?? {}, gone.snapshot, Date.now()) };
+  };
   const onMessage = (message: unknown) => {
     if (!isMessage(message) || message.from === options.index) return;
-    if (message.sempre === 'verdict') options.onVerdict(message.verdict, message.from);
-    else latest.set(message.from, message.snapshot);
+    if (message.sempre === 'verdict') return options.onVerdict(message.verdict, message.from);
+    if (message.sempre === 'gone') return retire(message.from);
+    // A report from a new process under a known index: the old one exited unannounced.
+    if (latest.get(message.from)?.pid !== undefined && latest.get(message.from)!.pid !== message.pid) retire(message.from);
+    latest.set(message.from, { pid: message.pid, snapshot: message.snapshot });
   };
   process.on('message', onMessage);
   const send = (message: Message) => {
     if (process.connected) process.send!(message);
   };
-  const timer = options.index === 0 ? undefined : setInterval(() => send({ sempre: 'snapshot', from: options.index, snapshot: options.report() }), options.reportEveryMs ?? 500);
+  const timer = options.index === 0 ? undefined : setInterval(() => send({ sempre: 'snapshot', from: options.index, pid: process.pid, snapshot: options.report() }), options.reportEveryMs ?? 500);
   timer?.unref();
   return {
     index: options.index,
     share: (verdict) => send({ sempre: 'verdict', from: options.index, verdict }),
-    others: () => [...latest.values()],
+    others: () => [...[...latest.values()].map((l) => l.snapshot), ...(retired ? [retired] : [])],
     stop: () => {
       clearInterval(timer);
       process.off('message', onMessage);
@@ -77,7 +99,7 @@ export function linkWorker(options: { index: number; onVerdict: (verdict: Verdic
   };
 }
 
-/** The primary side: verdicts to every other worker, reports to worker 0. */
+/** The primary side: verdicts to every other worker, reports and exits to worker 0. */
 export function relayBetweenWorkers(workers: () => Map<number, Worker>): void {
   cluster.on('message', (sender, message: unknown) => {
     if (!isMessage(message)) return;
@@ -86,4 +108,30 @@ export function relayBetweenWorkers(workers: () => Map<number, Worker>): void {
       if (message.sempre === 'verdict' || index === 0) worker.send(message);
     }
   });
+  cluster.on('exit', (exited) => {
+    const all = workers();
+    const index = [...all].find(([, worker]) => worker === exited)?.[0];
+    const first = all.get(0);
+    if (index === undefined || index === 0 || !first?.isConnected()) return;
+    first.send({ sempre: 'gone', from: index } satisfies Message);
+  });
+}
+
+/**
+ * `retired` (per service) plus an exited worker's last report: its counters
+ * added, its gauges (in flight, tunnels, outstanding) left out.
+ */
+export function retireInto(retired: Record<string, ServiceSnapshot>, gone: WorkerSnapshot, at: number): Record<string, ServiceSnapshot> {
+  const out: Record<string, ServiceSnapshot> = { ...retired };
+  for (const [service, snapshot] of Object.entries(gone.services)) {
+    const before = out[service];
+    const instances: ServiceSnapshot['instances'] = {};
+    for (const [id, figures] of [...Object.entries(before?.instances ?? {}), ...Object.entries(snapshot.instances)]) {
+      const known = instances[id];
+      instances[id] = { requests: (known?.requests ?? 0) + figures.requests, failures: (known?.failures ?? 0) + figures.failures, outstanding: 0, tunnels: 0 };
+    }
+    const counters = new ProxyCounters().plus(before ? [before.counters, snapshot.counters] : [snapshot.counters]).snapshot();
+    out[service] = { at, inFlight: 0, tunnels: 0, counters, instances, seconds: [], retired: true };
+  }
+  return out;
 }

@@ -46,7 +46,7 @@ export function balancerStatus(input: StatusInput) {
     // The figures below add up this process's and these reports: fewer than
     // `workers` while a worker starts (it reports twice a second) or, with
     // --routing routes, has not found this service yet.
-    workersReporting: 1 + others.length,
+    workersReporting: 1 + others.filter((s) => !s.retired).length,
     consul: {
       address: input.consulAddress,
       reachable: discovery.reachable,

@@ -113,6 +113,39 @@ test('an ejection seen by one worker stops the other from routing to that instan
   await stack.waitForStatus('app1 back in rotation', (s) => inRotation(s, 'app1'), 15_000);
 });
 
+test('a worker killed and started again: the summed counts in status and metrics never go down', { timeout: 30_000 }, async () => {
+  const total = (s: Awaited<ReturnType<typeof stack.status>>) => s.instances.reduce((n, i) => n + i.requests, 0);
+  const metricsTotal = async () => {
+    const text = await (await fetch(stack.statusUrl.replace('/_sempre/status', '/metrics'))).text();
+    return [...text.matchAll(/^sempre_requests_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  for (let i = 0; i < 40; i += 1) assert.equal((await getOnNewConnection(stack.url, {})).status, 200);
+  // Every request counted (worker 1 reports twice a second), then worker 1 is killed.
+  let before = -1;
+  await waitFor('the request counts to settle', async () => {
+    const now = total(await stack.status());
+    const settled = now === before;
+    before = now;
+    if (!settled) await new Promise((resolve) => setTimeout(resolve, 600));
+    return settled || undefined;
+  }, 10_000);
+  const metricsBefore = await metricsTotal();
+  const lines = readFileSync(stack.balancer!.logFile, 'utf8').split('\n').filter((l) => l.includes('"worker":1'));
+  const worker1 = (JSON.parse(lines.at(-1)!) as { pid: number }).pid;
+  assert.ok(workerPids().includes(worker1), `worker 1 (pid ${worker1}) is a child of the primary`);
+  process.kill(worker1, 'SIGKILL');
+  const seen: number[] = [];
+  await waitFor('worker 1 started again and reporting', async () => {
+    const status = await stack.status() as Awaited<ReturnType<typeof stack.status>> & { workersReporting: number };
+    seen.push(total(status));
+    const pids = workerPids();
+    return pids.length === 2 && !pids.includes(worker1) && status.workersReporting === 2 ? true : undefined;
+  }, 15_000, 100);
+  assert.ok(seen.every((n) => n >= before), `status never counted fewer requests than before the kill (${before}): ${seen.join(', ')}`);
+  assert.equal(total(await stack.status()), before, 'nothing counted twice');
+  assert.equal(await metricsTotal(), metricsBefore, 'sempre_requests_total did not go down (Prometheus would read a reset)');
+});
+
 test('SIGTERM to the primary stops every worker', async () => {
   const workers = workerPids();
   const exit = await stack.balancer!.stop();

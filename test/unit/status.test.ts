@@ -1,12 +1,12 @@
 // GET /_sempre/status with --workers: how many processes, and every reporting
-// worker's figures added up.
+// worker's figures added up, with those of workers that have exited.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/discovery/routing-table.ts';
 import { InstanceStates } from '../../balancer/health/instance-state.ts';
 import { balancerStatus, type StatusInput } from '../../balancer/observe/status.ts';
 import { ProxyCounters } from '../../balancer/proxy/proxy-counters.ts';
-import type { ServiceSnapshot } from '../../balancer/worker-link.ts';
+import { retireInto, type ServiceSnapshot } from '../../balancer/worker-link.ts';
 import type { Instance } from '../../shared/instance.ts';
 
 const instance = (id: string): Instance => ({ id, service: 'web', node: 'n1', address: '10.0.0.1', port: 3000, tags: [], meta: {} });
@@ -46,4 +46,29 @@ test('status: a single process is one worker reporting its own figures', () => {
   assert.equal(status.workers, 1);
   assert.equal(status.workersReporting, 1);
   assert.deepEqual(status.instances.map((i) => [i.id, i.requests]), [['app1', 10], ['app2', 0]]);
+});
+
+test('a worker that exited: its counters stay in the sums (they never go down), its gauges and its place among the reporting go', () => {
+  const counted = (requests: number) => {
+    const counters = new ProxyCounters();
+    for (let i = 0; i < requests; i += 1) counters.request(200, 3);
+    return counters.snapshot();
+  };
+  const first: ServiceSnapshot = { ...report({ app1: 5, app2: 7 }, 2), tunnels: 4, counters: counted(12) };
+  first.instances.app1!.outstanding = 2;
+  first.instances.app1!.tunnels = 4;
+  // Worker 1 exits; restarted, it exits again after 3 more requests.
+  let retired = retireInto({}, { worker: 1, services: { web: first } }, 5000);
+  retired = retireInto(retired, { worker: 1, services: { web: { ...report({ app1: 3 }, 1), counters: counted(3) } } }, 6000);
+  const web = retired.web!;
+  assert.equal(web.retired, true);
+  assert.deepEqual([web.inFlight, web.tunnels, web.seconds.length], [0, 0, 0], 'no gauges, no seconds');
+  assert.deepEqual(web.instances, { app1: { requests: 8, failures: 0, outstanding: 0, tunnels: 0 }, app2: { requests: 7, failures: 0, outstanding: 0, tunnels: 0 } });
+  assert.deepEqual(web.counters.byStatus, [[200, 15]], 'both lives of the worker counted');
+
+  // Status with the restarted worker (just started: nothing yet) and the retired figures.
+  const status = statusWith(2, [report({}, 0), web]);
+  assert.equal(status.workersReporting, 2, 'the retired figures are not a worker');
+  assert.equal(status.inFlight, 1);
+  assert.deepEqual(status.instances.map((i) => [i.id, i.requests]), [['app1', 10 + 8], ['app2', 7]]);
 });
