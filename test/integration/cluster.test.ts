@@ -11,7 +11,14 @@ import { waitFor } from '../../lab/processes.ts';
 import { inRotation, recordFigure, testStack, waitForRequests, waitUntilServing } from '../support/stack.ts';
 
 // Sticky on: the workers must read each other's cookies (one key for all).
-const stack = testStack('cluster', 26_000, { balancerArgs: ['--workers', '2', '--sticky', 'on'] });
+// The agents probe every 3 s with a 2.5 s timeout: a frozen app1 is then
+// ejected by a worker's stall detector (under a second) before its agent
+// marks it failing in Consul, which the ejection test below is about (with
+// the default 1 s / 800 ms, Consul sometimes dropped app1 first).
+const stack = testStack('cluster', 26_000, {
+  balancerArgs: ['--workers', '2', '--sticky', 'on'],
+  agentArgs: ['--check-interval', '3s', '--probe-timeout', '2500ms', '--ttl', '9s'],
+});
 
 before(async () => { await stack.start(); }, { timeout: 60_000 });
 after(async () => { await stack.stop(); });
@@ -28,8 +35,13 @@ test('two workers share the public port and keep every GET answered when app1 is
   stack.app('app1').signal('SIGKILL');
   // Worker 0 serves the status; every worker ejects on its own first refused connection.
   await stack.waitForStatus('app1 out of rotation', (s) => !inRotation(s, 'app1'), 10_000);
+  // Consul sees the crash too (app1's agent marks it failing) before app1 starts
+  // again; otherwise Consul drops app1 after this test, during the next ones.
+  await waitFor('Consul to list app1 as failing', async () => !(await stack.isPassing('app1')) || undefined, 15_000);
   await stack.startApp('app1');
   await waitUntilServing(running, 'app1', Date.now(), 20_000);
+  await waitFor('Consul to list app1 as passing again', async () => (await stack.isPassing('app1')) || undefined, 30_000);
+  await stack.waitForStatus('app1 in rotation', (s) => inRotation(s, 'app1'), 10_000);
   const summary = summarize(await running.stop());
   assert.equal(summary.failed, 0, describeSummary(summary));
 });
