@@ -79,7 +79,7 @@ export function linkWorker(options: { index: number; onVerdict: (verdict: Verdic
     if (message.sempre === 'verdict') return options.onVerdict(message.verdict, message.from);
     if (message.sempre === 'gone') return retire(message.from);
     // A report from a new process under a known index: the old one exited unannounced.
-    if (latest.get(message.from)?.pid !== undefined && latest.get(message.from)!.pid !== message.pid) retire(message.from);
+    if ((latest.get(message.from)?.pid ?? message.pid) !== message.pid) retire(message.from);
     latest.set(message.from, { pid: message.pid, snapshot: message.snapshot });
   };
   process.on('message', onMessage);

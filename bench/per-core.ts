@@ -41,7 +41,7 @@ export interface PerCoreResult {
 }
 
 /** The middle value; for an even count, the mean of the two middle ones. */
-export function median(values: readonly number[]): number {
+function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

@@ -73,17 +73,24 @@ test('a sticky client stays on its instance whichever worker takes its connectio
   assert.equal(workers.size, 2, `requests on new connections reached both workers (${[...workers].join(', ')})`);
 });
 
-test("status counts both workers' requests", async () => {
-  const total = (s: Awaited<ReturnType<typeof stack.status>>) => s.instances.reduce((n, i) => n + i.requests, 0);
-  // Settled: the other worker's last report is in (it reports twice a second).
+/** Requests counted in status, over every instance. */
+const total = (s: Awaited<ReturnType<typeof stack.status>>) => s.instances.reduce((n, i) => n + i.requests, 0);
+
+/** The request count once two readings 600 ms apart agree (workers report twice a second). */
+async function settledRequestCount(): Promise<number> {
   let before = -1;
-  await waitFor('the request counts to settle', async () => {
+  return waitFor('the request counts to settle', async () => {
     const now = total(await stack.status());
     const settled = now === before;
     before = now;
     if (!settled) await new Promise((resolve) => setTimeout(resolve, 600));
-    return settled || undefined;
+    return settled ? now : undefined;
   }, 10_000);
+}
+
+test("status counts both workers' requests", async () => {
+  // Settled: the other worker's last report is in (it reports twice a second).
+  const before = await settledRequestCount();
   for (let i = 0; i < 40; i += 1) assert.equal((await getOnNewConnection(stack.url, {})).status, 200);
   // Workers report to worker 0 (which serves status) twice a second.
   const after = await stack.waitForStatus('all 40 requests counted', (s) => total(s) - before >= 40, 5000);
@@ -126,21 +133,13 @@ test('an ejection seen by one worker stops the other from routing to that instan
 });
 
 test('a worker killed and started again: the summed counts in status and metrics never go down', { timeout: 30_000 }, async () => {
-  const total = (s: Awaited<ReturnType<typeof stack.status>>) => s.instances.reduce((n, i) => n + i.requests, 0);
   const metricsTotal = async () => {
     const text = await (await fetch(stack.statusUrl.replace('/_sempre/status', '/metrics'))).text();
     return [...text.matchAll(/^sempre_requests_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
   };
   for (let i = 0; i < 40; i += 1) assert.equal((await getOnNewConnection(stack.url, {})).status, 200);
   // Every request counted (worker 1 reports twice a second), then worker 1 is killed.
-  let before = -1;
-  await waitFor('the request counts to settle', async () => {
-    const now = total(await stack.status());
-    const settled = now === before;
-    before = now;
-    if (!settled) await new Promise((resolve) => setTimeout(resolve, 600));
-    return settled || undefined;
-  }, 10_000);
+  const before = await settledRequestCount();
   const metricsBefore = await metricsTotal();
   const lines = readFileSync(stack.balancer!.logFile, 'utf8').split('\n').filter((l) => l.includes('"worker":1'));
   const worker1 = (JSON.parse(lines.at(-1)!) as { pid: number }).pid;
