@@ -30,6 +30,8 @@ export interface DrillOptions {
 
 export interface DrillResult {
   options: DrillOptions;
+  /** Wall-clock ms when the load started: records, the fault window and the timeline count from it. */
+  startedAt: number;
   fault: FaultWindow;
   records: RequestRecord[];
   timeline: TimelineEvent[];
@@ -137,5 +139,5 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   timeline.stop();
   if (hooks.interrupted.aborted) throw new DrillError('drill interrupted: the fault was reverted');
   records.sort((a, b) => a.intendedMs - b.intendedMs);
-  return { options, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window) };
+  return { options, startedAt, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window) };
 }

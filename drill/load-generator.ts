@@ -70,9 +70,12 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
       if (pending === 0 && (stopped || sent >= total)) finish();
     };
     const send = () => pool.request({ method, path, body: options.body, headers });
+    let firstTry: RequestRecord['firstTry'];
     const attempt = options.retryConnectionFailureOnce
       ? send().catch(async (error: unknown) => {
-        if (!['refused', 'reset', 'timeout'].includes(classifyRequestError(error))) throw error;
+        const errorClass = classifyRequestError(error);
+        if (!['refused', 'reset', 'timeout'].includes(errorClass)) throw error;
+        firstTry = { errorClass, error: (error as { code?: string }).code ?? String(error), endedMs: Math.round(performance.now() - startedAt) };
         await new Promise((resolve) => setTimeout(resolve, options.retryDelayMs ?? 1000));
         return send();
       })
@@ -82,10 +85,10 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
         await response.body.dump();
         // sempre names the instance; behind other proxies the demo app does.
         const servedBy = response.headers['x-served-by'] ?? response.headers['x-instance'];
-        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: response.statusCode, errorClass: classifyStatus(response.statusCode), servedBy: typeof servedBy === 'string' ? servedBy : null });
+        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: response.statusCode, errorClass: classifyStatus(response.statusCode), servedBy: typeof servedBy === 'string' ? servedBy : null, ...(firstTry && { firstTry }) });
       },
       (error: unknown) => {
-        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: 0, errorClass: classifyRequestError(error), servedBy: null, error: (error as { code?: string }).code ?? String(error) });
+        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: 0, errorClass: classifyRequestError(error), servedBy: null, error: (error as { code?: string }).code ?? String(error), ...(firstTry && { firstTry }) });
       },
     );
   };

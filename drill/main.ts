@@ -71,7 +71,7 @@ async function load(file: string): Promise<DrillResult[]> {
   const results: DrillResult[] = [];
   for await (const text of createInterface({ input: createReadStream(file) })) {
     const entry = JSON.parse(text) as { type: string } & Record<string, unknown>;
-    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never });
+    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, startedAt: Number(entry.startedAt ?? 0), fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never });
     else if (entry.type === 'event') results.at(-1)!.timeline.push(entry.event as never);
     else if (entry.type === 'record') results.at(-1)!.records.push(entry.record as never);
   }
@@ -112,7 +112,7 @@ await runCommand(drillCommand, async (o) => {
   if (o.save) {
     const lines: string[] = [];
     for (const r of results) {
-      lines.push(JSON.stringify({ type: 'drill', options: r.options, fault: r.fault }));
+      lines.push(JSON.stringify({ type: 'drill', options: r.options, startedAt: r.startedAt, fault: r.fault }));
       for (const event of r.timeline) lines.push(JSON.stringify({ type: 'event', event }));
       for (const record of r.records) lines.push(JSON.stringify({ type: 'record', record }));
     }

@@ -15,6 +15,8 @@ export interface RequestRecord {
   servedBy: string | null;
   /** Error code or message when errorClass is not ok. */
   error?: string;
+  /** With a retrying client: how the first try failed, when it was retried (its latency counts in latencyMs). */
+  firstTry?: { errorClass: ErrorClass; error: string; endedMs: number };
 }
 
 export function classifyStatus(status: number): ErrorClass {
