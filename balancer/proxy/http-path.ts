@@ -139,7 +139,12 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       connect: { timeout: settings.connectTimeout },
       keepAliveTimeout: settings.upstreamIdleTimeout,
       keepAliveMaxTimeout: settings.upstreamIdleTimeout,
-      headersTimeout: settings.responseTimeout,
+      // --response-timeout is the sweep below, not undici's headersTimeout:
+      // undici keeps each request's timer until its next 500 ms tick, so
+      // thousands of them outlive two young-generation collections and are
+      // promoted, and V8 then runs a full collection about every second at
+      // full rate (BENCHMARKS.md, "Where the remaining time goes").
+      headersTimeout: 0,
       // A stream (SSE, a long download) runs as long as the client stays.
       bodyTimeout: 0,
     });
@@ -224,12 +229,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         return;
       }
       const kind = classifyError(error, this.connected);
-      const detail = error.code === 'UND_ERR_HEADERS_TIMEOUT' ? `no response within ${settings.responseTimeout} ms`
-        : !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
+      const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
       this.exchange.settle(this, this.failure ?? new AttemptFailure(kind, this.instance, detail));
     }
 
-    /** Abandoned (its instance left rotation): settled now, the upstream request aborted. */
+    /** Given up on (no answer in time, or its instance left rotation): settled now as a timeout, the upstream request aborted. */
     abandon(error: Error & { code?: string }): void {
       if (this.abortUpstream) this.abortUpstream(error);
       if (!this.settled) this.exchange.settle(this, new AttemptFailure('timeout', this.instance, error.message));
@@ -425,6 +429,23 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     return count;
   }
 
+  // --response-timeout: one sweep over the attempts still waiting for
+  // response headers, counted from when the attempt was dispatched. A set
+  // iterates in insertion order, that is by start time: each instance's
+  // sweep stops at the first attempt still inside the limit.
+  const responseTimeouts = setInterval(() => {
+    const deadline = now() - settings.responseTimeout;
+    for (const running of inFlightByInstance.values()) {
+      for (const attempt of running) {
+        if (attempt.startedAt > deadline) break;
+        if (!attempt.settled && !attempt.responded) {
+          attempt.abandon(Object.assign(new Error(`no response within ${settings.responseTimeout} ms`), { code: 'ERESPONSETIMEOUT' }));
+        }
+      }
+    }
+  }, Math.min(1000, Math.max(20, Math.floor(settings.responseTimeout / 10))));
+  responseTimeouts.unref();
+
   const handle = (req: IncomingMessage, res: ServerResponse, target?: RouteTarget) => {
     inFlight += 1;
     const exchange = new Exchange(req, res, target);
@@ -467,6 +488,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     },
     inFlight: () => inFlight,
     close: async () => {
+      clearInterval(responseTimeouts);
       await Promise.all([...pools.values()].map(({ pool }) => pool.destroy()));
       pools.clear();
     },

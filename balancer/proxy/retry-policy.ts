@@ -26,7 +26,7 @@ const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ECONNECT_TIMEOUT', 'UND_ERR_CO
  */
 export function classifyError(error: { code?: string } | undefined, connected: boolean): FailureKind {
   // Our own response timeout, or the instance left rotation while we waited.
-  if (error?.code === 'ERESPONSETIMEOUT' || error?.code === 'EINSTANCEGONE' || error?.code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout';
+  if (error?.code === 'ERESPONSETIMEOUT' || error?.code === 'EINSTANCEGONE') return 'timeout';
   if (!connected || NEVER_CONNECTED.has(error?.code ?? '')) return 'connect';
   return 'reset';
 }
