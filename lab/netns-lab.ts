@@ -408,6 +408,22 @@ export function killAll(pids: Iterable<number>): void {
   }
 }
 
+/**
+ * What a crash does to a host's kernel: its TCP connections are gone. A
+ * namespace keeps them after its processes die (orphans still retransmitting
+ * their FIN, TIME-WAIT), and a client that later reuses one of their ports
+ * towards the same address gets an ACK for the old connection instead of a
+ * reset, and waits for its timeout: the lab's single client picks its ports
+ * from one range, so a balancer host that takes the address back after its
+ * own "crash" sometimes held 15-90 such sockets (`ss -tan` before each
+ * drill). Destroys every TCP socket left in the namespace (`ss -K`, needs
+ * the kernel's CONFIG_INET_DIAG_DESTROY) and returns how many remain.
+ */
+export function forgetTcpConnections(namespace: string): number {
+  run('ip', ['netns', 'exec', namespace, 'ss', '-K', '-t', '-a'], { allowFail: true });
+  return run('ip', ['netns', 'exec', namespace, 'ss', '-t', '-a', '-n', '-H'], { allowFail: true }).split('\n').filter((line) => line.trim() !== '').length;
+}
+
 /** Removes everything the lab created; safe to run again, also after a crash. */
 export function labDown(say: (message: string) => void): void {
   requireRoot();

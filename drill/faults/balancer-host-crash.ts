@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { killAll, namespacePids } from '../../lab/netns-lab.ts';
+import { forgetTcpConnections, killAll, namespacePids } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
 import { activeBalancerHost, restart, waitGone } from './support.ts';
 
@@ -22,6 +22,9 @@ export const balancerHostCrash: Fault = {
     execFileSync('ip', ['-n', namespace, 'link', 'set', 'eth0', 'down']);
     killAll(namespacePids(namespace));
     for (const name of names) await waitGone(lab, name);
+    // ... and its kernel's connections die with it.
+    const left = forgetTcpConnections(namespace);
+    if (left > 0) say(`${left} TCP sockets of ${holder} outlived the crash (no ss -K here): a client reusing one of their ports may wait for its timeout`);
     return async () => {
       // A rebooted host has forgotten the virtual address keepalived had added.
       try {

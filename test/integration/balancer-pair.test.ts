@@ -55,6 +55,8 @@ for (const fault of ['balancer-crash', 'balancer-host-crash']) {
     await waitForFullRotation(lab, 30_000);
     const before = vipHolder(lab);
     assert.ok(before);
+    const eipLog = (host: string) => readFileSync(join(LOGS, `eip-${host}.log`), 'utf8');
+    const logSeen = new Map(readdirSync(LOGS).filter((f) => /^eip-.+\.log$/.test(f)).map((f) => [f.slice(4, -4), eipLog(f.slice(4, -4)).length]));
     const result = await runDrill({ fault, target: 'app1', atMs: 2000, forMs: 4000, rate: 500, durationMs: 9000, method: 'GET', path: '/', clientRetry: true }, lab, { say: quiet, interrupted: new AbortController().signal });
     const m = result.metrics;
     assert.equal(result.fault.target, before, 'the fault hit the holder');
@@ -63,6 +65,8 @@ for (const fault of ['balancer-crash', 'balancer-host-crash']) {
     assert.ok(m.interruptionMs !== null && m.interruptionMs <= 3000, `interruption ${m.interruptionMs} ms. ${explain(result)}`);
     const after = vipHolder(lab);
     assert.ok(after && after !== before, `the address moved (${before} → ${after})`);
+    // Taking the address, the new holder dropped its own leftover connections of it (notify_master).
+    assert.match(eipLog(after).slice(logSeen.get(after) ?? 0), /dropped \d+ stale connections of 10\.213\.47\.10 \(0 left\)/);
     // The crashed side is back as BACKUP: the address must not move back.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     assert.equal(vipHolder(lab), after, 'no preemption: the address stays');
