@@ -2,7 +2,9 @@
 // probes the instance's own health path (published by its agent in Consul
 // meta) and readmits it — with slow start — only when it answers 2xx, so no
 // client request is spent finding out whether it recovered.
+import { get } from 'node:http';
 import { HEALTH_PATH_META, instanceOrigin, type Instance } from '../../shared/instance.ts';
+import { hostLookup } from '../discovery/host-lookup.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { InstanceStates } from './instance-state.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
@@ -17,15 +19,23 @@ export interface ReadmissionOptions {
   onReadmitted?: (id: string) => void;
 }
 
-export async function answersHealthy(instance: Instance, timeoutMs: number): Promise<boolean> {
+/** 2xx from the instance's health path, body and all, within the time (a fresh connection; names through the balancer's shared lookup). */
+export function answersHealthy(instance: Instance, timeoutMs: number): Promise<boolean> {
   const path = instance.meta[HEALTH_PATH_META] ?? '/';
-  try {
-    const response = await fetch(`${instanceOrigin(instance)}${path}`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-    await response.arrayBuffer();
-    return response.status >= 200 && response.status < 300;
-  } catch {
-    return false;
-  }
+  return new Promise((resolve) => {
+    let healthy = false;
+    const request = get(`${instanceOrigin(instance)}${path}`, { agent: false, lookup: hostLookup }, (response) => {
+      const ok = (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300;
+      response.once('end', () => { healthy = ok; });
+      response.resume();
+    });
+    const timer = setTimeout(() => request.destroy(), timeoutMs);
+    request.once('error', () => undefined); // refused, reset, destroyed: 'close' follows
+    request.once('close', () => {
+      clearTimeout(timer);
+      resolve(healthy);
+    });
+  });
 }
 
 export function startReadmission(options: ReadmissionOptions): { stop(): void } {

@@ -22,6 +22,7 @@ import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from
 import type { RouteTarget } from '../discovery/route-table.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
 import { stripPrefix } from '../../shared/routes.ts';
+import { hostLookup } from '../discovery/host-lookup.ts';
 import type { Sticky } from './sticky.ts';
 import type { ProxyCounters } from './proxy-counters.ts';
 
@@ -136,7 +137,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     // Idle connections close before the app's own keep-alive timeout (Node's
     // is 5 s), so a socket the app is closing is rarely reused.
     const pool = new Pool(origin, {
-      connect: { timeout: settings.connectTimeout },
+      // Host names (compose's app1) through the shared lookup: a dead container's name cannot tie up the thread pool.
+      connect: { timeout: settings.connectTimeout, lookup: hostLookup },
       keepAliveTimeout: settings.upstreamIdleTimeout,
       keepAliveMaxTimeout: settings.upstreamIdleTimeout,
       // --response-timeout is the sweep below, not undici's headersTimeout:
