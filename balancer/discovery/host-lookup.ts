@@ -8,7 +8,8 @@
 // queued behind them: 502s in the compose drill.
 //
 // So: at most one lookup per name at a time, its answer kept for `ttlMs`,
-// and while a name is being looked up again its last answer is used.
+// and while a name is being looked up again its last answer is used (and
+// forgotten if that lookup fails).
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 
@@ -35,8 +36,11 @@ export function createHostLookup(options: HostLookupOptions = {}): LookupFunctio
     resolve(hostname, (error, addresses) => {
       const waiters = pending.get(hostname) ?? [];
       pending.delete(hostname);
-      if (!error && addresses.length > 0) answers.set(hostname, { addresses, at: now() });
-      for (const waiter of waiters) waiter(error, addresses);
+      // A name that stopped resolving is forgotten: its old address may be
+      // handed to another container, which must not answer for this instance.
+      if (!error && addresses?.length) answers.set(hostname, { addresses, at: now() });
+      else answers.delete(hostname);
+      for (const waiter of waiters) waiter(error, addresses ?? []);
     });
   };
 

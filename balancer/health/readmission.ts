@@ -24,11 +24,18 @@ export function answersHealthy(instance: Instance, timeoutMs: number): Promise<b
   const path = instance.meta[HEALTH_PATH_META] ?? '/';
   return new Promise((resolve) => {
     let healthy = false;
-    const request = get(`${instanceOrigin(instance)}${path}`, { agent: false, lookup: hostLookup }, (response) => {
-      const ok = (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300;
-      response.once('end', () => { healthy = ok; });
-      response.resume();
-    });
+    let request: ReturnType<typeof get>;
+    try {
+      request = get(`${instanceOrigin(instance)}${path}`, { agent: false, lookup: hostLookup }, (response) => {
+        const ok = (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300;
+        response.once('end', () => { healthy = ok; });
+        response.resume();
+      });
+    } catch {
+      // Not a URL at all (a health path from Consul meta without its leading slash): not healthy.
+      resolve(false);
+      return;
+    }
     const timer = setTimeout(() => request.destroy(), timeoutMs);
     request.once('error', () => undefined); // refused, reset, destroyed: 'close' follows
     request.once('close', () => {

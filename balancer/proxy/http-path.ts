@@ -159,6 +159,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     readonly exchange: Exchange;
     readonly instance: Instance;
     readonly startedAt: number;
+    /** performance.now() since when the attempt waits for its answer: dispatch, then when its request was fully sent. */
+    waitingSince = performance.now();
+    /** The whole request, body included, has been written to the instance. */
+    sent = false;
     readonly statusRetryAllowed: boolean;
     readonly setCookie: string | undefined;
     settled = false;
@@ -186,6 +190,11 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       }
       this.abortUpstream = abort;
       this.connected = true;
+    }
+
+    onRequestSent(): void {
+      this.sent = true;
+      this.waitingSince = performance.now();
     }
 
     onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -432,17 +441,16 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   }
 
   // --response-timeout: one sweep over the attempts still waiting for
-  // response headers, counted from when the attempt was dispatched. A set
-  // iterates in insertion order, that is by start time: each instance's
-  // sweep stops at the first attempt still inside the limit.
+  // response headers, counted from when the request was fully sent (from
+  // dispatch while it is queued or connecting). An upload still streaming to
+  // the instance is not timed out: the client's --request-timeout bounds it.
+  // Monotonic time, so a clock step cannot time out every request at once.
   const responseTimeouts = setInterval(() => {
-    const deadline = now() - settings.responseTimeout;
+    const deadline = performance.now() - settings.responseTimeout;
     for (const running of inFlightByInstance.values()) {
       for (const attempt of running) {
-        if (attempt.startedAt > deadline) break;
-        if (!attempt.settled && !attempt.responded) {
-          attempt.abandon(Object.assign(new Error(`no response within ${settings.responseTimeout} ms`), { code: 'ERESPONSETIMEOUT' }));
-        }
+        if (attempt.settled || attempt.responded || (attempt.connected && !attempt.sent) || attempt.waitingSince > deadline) continue;
+        attempt.abandon(Object.assign(new Error(`no response within ${settings.responseTimeout} ms`), { code: 'ERESPONSETIMEOUT' }));
       }
     }
   }, Math.min(1000, Math.max(20, Math.floor(settings.responseTimeout / 10))));

@@ -34,7 +34,7 @@ test('a name is looked up once however many connections wait for it, and the ans
   assert.equal(resolver.asked.length, 1, 'still fresh: no new lookup');
 });
 
-test('while a known name is looked up again (a dead container: 10 s), callers get its last answer at once, and only one lookup runs', async () => {
+test('while a known name is looked up again (a dead container: 10 s), callers get its last answer at once, only one lookup runs, and a failed one forgets the address', async () => {
   let t = 0;
   const resolver = slowResolver();
   const lookup = createHostLookup({ ttlMs: 2000, now: () => t, resolve: resolver.resolve });
@@ -45,7 +45,11 @@ test('while a known name is looked up again (a dead container: 10 s), callers ge
   for (let i = 0; i < 20; i += 1) assert.deepEqual((await lookupOnce(lookup, 'app1')).addresses, [{ address: '172.18.0.3', family: 4 }]);
   assert.equal(resolver.asked.length, 2, 'twenty callers, one lookup in flight');
   resolver.asked[1]!.answer(Object.assign(new Error('getaddrinfo EAI_AGAIN app1'), { code: 'EAI_AGAIN' }), []);
-  assert.deepEqual((await lookupOnce(lookup, 'app1')).addresses, [{ address: '172.18.0.3', family: 4 }], 'a failed lookup keeps the last answer');
+  // The name stopped resolving: its old address is forgotten (Docker may give it to another container).
+  const after = lookupOnce(lookup, 'app1');
+  assert.equal(resolver.asked.length, 3, 'looked up afresh, not answered from the old address');
+  resolver.asked[2]!.answer(Object.assign(new Error('getaddrinfo EAI_AGAIN app1'), { code: 'EAI_AGAIN' }), []);
+  assert.equal((await after).error?.code, 'EAI_AGAIN');
 });
 
 test('a name never resolved fails with the resolver\'s error; other names are not held up by it', async () => {
@@ -86,6 +90,7 @@ test('the health probe: 2xx is healthy; 503, a refused port and an instance that
     const closed = ok.port; // after this server closes, its port refuses
     ok.server.close();
     assert.equal(await answersHealthy(instance(closed), 1000), false);
+    assert.equal(await answersHealthy({ id: 'x', address: 'localhost', port: ok.port, meta: { [HEALTH_PATH_META]: 'healthz' }, tags: [] } as never, 1000), false, 'a health path without its slash is no URL: not healthy, and no throw');
     const started = performance.now();
     assert.equal(await answersHealthy(instance(hung.port), 300), false);
     assert.ok(performance.now() - started < 1000, 'gave up near its 300 ms');
