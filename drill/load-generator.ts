@@ -2,7 +2,7 @@
 // not earlier ones finished, over a keep-alive pool (undici). Latency is
 // measured from each request's intended start, so a stall shows up in full.
 import { Pool } from 'undici';
-import { classifyRequestError, classifyStatus, type RequestRecord } from './records.ts';
+import { classifyRequestError, classifyStatus, errorCode, type RequestRecord } from './records.ts';
 
 export interface LoadOptions {
   /** Target origin, loopback or the lab's own addresses only. */
@@ -75,7 +75,7 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
       ? send().catch(async (error: unknown) => {
         const errorClass = classifyRequestError(error);
         if (!['refused', 'reset', 'timeout'].includes(errorClass)) throw error;
-        firstTry = { errorClass, error: (error as { code?: string }).code ?? String(error), endedMs: Math.round(performance.now() - startedAt) };
+        firstTry = { errorClass, error: errorCode(error), endedMs: Math.round(performance.now() - startedAt) };
         await new Promise((resolve) => setTimeout(resolve, options.retryDelayMs ?? 1000));
         return send();
       })
@@ -88,7 +88,7 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
         record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: response.statusCode, errorClass: classifyStatus(response.statusCode), servedBy: typeof servedBy === 'string' ? servedBy : null, ...(firstTry && { firstTry }) });
       },
       (error: unknown) => {
-        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: 0, errorClass: classifyRequestError(error), servedBy: null, error: (error as { code?: string }).code ?? String(error), ...(firstTry && { firstTry }) });
+        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: 0, errorClass: classifyRequestError(error), servedBy: null, error: errorCode(error), ...(firstTry && { firstTry }) });
       },
     );
   };

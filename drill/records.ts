@@ -23,6 +23,11 @@ export function classifyStatus(status: number): ErrorClass {
   return status >= 500 ? '5xx' : 'ok';
 }
 
+/** What a failed request's record says of its error: the code, else the message. */
+export function errorCode(error: unknown): string {
+  return (error as { code?: string })?.code ?? String(error);
+}
+
 export function classifyRequestError(error: unknown): ErrorClass {
   const code = (error as { code?: string })?.code ?? '';
   if (code === 'ECONNREFUSED') return 'refused';

@@ -29,15 +29,20 @@ function visit(url: string): Promise<number> {
 
 const LOGS = join(PROJECT_ROOT, '.run', 'lab', 'logs');
 
+/** Each balancer host's notify-hook log (eip-HOST.log), by host. */
+function eipLogs(): Map<string, string> {
+  return new Map(readdirSync(LOGS).filter((f) => /^eip-.+\.log$/.test(f)).map((f) => [f.slice(4, -4), readFileSync(join(LOGS, f), 'utf8')]));
+}
+
 /** For a failed assertion: the requests that ended last, and when keepalived moved the address (ms from the fault). */
 function explain(result: DrillResult): string {
   const { fault, startedAt } = result;
   const last = result.records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs)
     .sort((a, b) => (b.intendedMs + b.latencyMs) - (a.intendedMs + a.latencyMs)).slice(0, 5)
     .map((r) => `sent +${Math.round(r.intendedMs - fault.startMs)}, took ${Math.round(r.latencyMs)}, ${r.errorClass}${r.servedBy ? ` from ${r.servedBy}` : ''}${r.firstTry ? ` (first try: ${r.firstTry.error} at +${r.firstTry.endedMs - fault.startMs})` : ''}`);
-  const vrrp = readdirSync(LOGS).filter((f) => /^eip-.+\.log$/.test(f)).flatMap((f) => readFileSync(join(LOGS, f), 'utf8').split('\n')
+  const vrrp = [...eipLogs()].flatMap(([host, log]) => log.split('\n')
     .filter((l) => l.includes('VRRP state'))
-    .map((l) => ({ t: Date.parse(l.slice(0, l.indexOf(' '))) - startedAt - fault.startMs, text: `${f.slice(4, -4)} ${l.slice(l.indexOf('VRRP state'))}` })))
+    .map((l) => ({ t: Date.parse(l.slice(0, l.indexOf(' '))) - startedAt - fault.startMs, text: `${host} ${l.slice(l.indexOf('VRRP state'))}` })))
     .filter((e) => e.t > -2000 && e.t < fault.endMs - fault.startMs).sort((a, b) => a.t - b.t).map((e) => `+${e.t} ${e.text}`);
   return `ended last (ms): ${last.join('; ')}. keepalived (ms): ${vrrp.join('; ')}`;
 }
@@ -45,7 +50,7 @@ function explain(result: DrillResult): string {
 test('one balancer holds the virtual address and serves the page there; the notify hook saw it become MASTER', { skip }, async () => {
   const holder = await waitFor('a holder', () => vipHolder(lab), 10_000);
   assert.equal(await visit(lab.vipUrl!), 200);
-  const log = readFileSync(join(LOGS, `eip-${holder}.log`), 'utf8');
+  const log = eipLogs().get(holder) ?? '';
   assert.match(log, /VRRP state MASTER/);
   assert.match(log, /no SEMPRE_EIP_ALLOCATION_ID: not moving an Elastic IP/, 'the lab has no Elastic IP to move');
 });
@@ -55,8 +60,7 @@ for (const fault of ['balancer-crash', 'balancer-host-crash']) {
     await waitForFullRotation(lab, 30_000);
     const before = vipHolder(lab);
     assert.ok(before);
-    const eipLog = (host: string) => readFileSync(join(LOGS, `eip-${host}.log`), 'utf8');
-    const logSeen = new Map(readdirSync(LOGS).filter((f) => /^eip-.+\.log$/.test(f)).map((f) => [f.slice(4, -4), eipLog(f.slice(4, -4)).length]));
+    const logSeen = new Map([...eipLogs()].map(([host, log]) => [host, log.length]));
     const result = await runDrill({ fault, target: 'app1', atMs: 2000, forMs: 4000, rate: 500, durationMs: 9000, method: 'GET', path: '/', clientRetry: true }, lab, { say: quiet, interrupted: new AbortController().signal });
     const m = result.metrics;
     assert.equal(result.fault.target, before, 'the fault hit the holder');
@@ -66,7 +70,7 @@ for (const fault of ['balancer-crash', 'balancer-host-crash']) {
     const after = vipHolder(lab);
     assert.ok(after && after !== before, `the address moved (${before} → ${after})`);
     // Taking the address, the new holder dropped its own leftover connections of it (notify_master).
-    assert.match(eipLog(after).slice(logSeen.get(after) ?? 0), /dropped \d+ stale connections of 10\.213\.47\.10 \(0 left\)/);
+    assert.match((eipLogs().get(after) ?? '').slice(logSeen.get(after) ?? 0), /dropped \d+ stale connections of 10\.213\.47\.10 \(0 left\)/);
     // The crashed side is back as BACKUP: the address must not move back.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     assert.equal(vipHolder(lab), after, 'no preemption: the address stays');
