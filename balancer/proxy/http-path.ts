@@ -245,9 +245,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     }
 
     /** Given up on (no answer in time, or its instance left rotation): settled now as a timeout, the upstream request aborted. */
-    abandon(error: Error & { code?: string }): void {
-      if (this.abortUpstream) this.abortUpstream(error);
-      if (!this.settled) this.exchange.settle(this, new AttemptFailure('timeout', this.instance, error.message));
+    abandon(code: 'ERESPONSETIMEOUT' | 'EINSTANCEGONE', message: string): void {
+      if (this.abortUpstream) this.abortUpstream(Object.assign(new Error(message), { code }));
+      if (!this.settled) this.exchange.settle(this, new AttemptFailure('timeout', this.instance, message));
     }
   }
 
@@ -434,7 +434,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     for (const attempt of [...(inFlightByInstance.get(instanceId) ?? [])]) {
       if (attempt.settled || attempt.responded || !mayRetry(attempt.exchange.method, 'timeout')) continue;
       count += 1;
-      attempt.abandon(Object.assign(new Error(`abandoned unanswered: ${reason}`), { code: 'EINSTANCEGONE' }));
+      attempt.abandon('EINSTANCEGONE', `abandoned unanswered: ${reason}`);
     }
     if (count > 0) logger.warn({ instance: instanceId, requests: count, reason }, 'retrying unanswered requests of an instance that left rotation');
     return count;
@@ -450,7 +450,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     for (const running of inFlightByInstance.values()) {
       for (const attempt of running) {
         if (attempt.settled || attempt.responded || (attempt.connected && !attempt.sent) || attempt.waitingSince > deadline) continue;
-        attempt.abandon(Object.assign(new Error(`no response within ${settings.responseTimeout} ms`), { code: 'ERESPONSETIMEOUT' }));
+        attempt.abandon('ERESPONSETIMEOUT', `no response within ${settings.responseTimeout} ms`);
       }
     }
   }, Math.min(1000, Math.max(20, Math.floor(settings.responseTimeout / 10))));
