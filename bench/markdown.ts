@@ -1,6 +1,7 @@
 // The bench's tables as markdown: for the terminal, BENCHMARKS.md and notes.
 import type { BenchResult } from './bench.ts';
 import { NOT_MEASURED } from './contenders.ts';
+import type { PerCoreRow } from './per-core.ts';
 
 const table = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 const ms = (v: number | null) => (v === null ? '–' : String(v));
@@ -22,13 +23,18 @@ export function notMeasuredTable(): string {
 export function perCoreTable(result: BenchResult): string {
   const perCore = result.perCore;
   if (!perCore) return '(not measured: --per-core 0)';
-  const rows = perCore.rows.map((r) => [r.contender, String(r.round), String(Math.round(r.rps)), String(r.p50Ms), String(r.p99Ms), String(r.cpuUsPerRequest)]);
+  const cells = (r: PerCoreRow) => [r.contender, String(r.round), String(Math.round(r.rps)), String(r.p50Ms), String(r.p99Ms), String(r.cpuUsPerRequest)];
+  const rows = perCore.rows.map(cells);
   const percent = (ratio: number) => `${Math.round(ratio * 100)}%`;
   const lines = [
     table(['contender (1 core)', 'round', 'req/s (wrk -t1 -c32)', 'p50 ms', 'p99 ms', 'CPU µs per request'], rows),
     '',
     `sempre: **${percent(perCore.ratio)}** of HAProxy's req/s on the same core (median of the rounds: ${perCore.roundRatios.map(percent).join(', ')}), p99 **${perCore.p99Ratio}×** HAProxy's (${perCore.roundP99Ratios.map((r) => `${r}×`).join(', ')}); its RSS after the rounds ${perCore.sempreRssMb} MB.`,
   ];
+  const paced = perCore.paced;
+  lines.push('', `At one shared, moderate load (each of wrk's 32 connections pausing ${paced.gapMs} ms after every response, about half the slower one's maximum):`, '',
+    table(['contender (1 core)', 'round', 'req/s (paced)', 'p50 ms', 'p99 ms', 'CPU µs per request'], paced.rows.map(cells)),
+    '', `sempre's p99 at that load: **${paced.p99Ratio}×** HAProxy's (${paced.roundP99Ratios.map((r) => `${r}×`).join(', ')}).`);
   if (perCore.memory) {
     const m = perCore.memory;
     lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);

@@ -5,6 +5,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { isAlive, type LabState } from '../lab/netns-lab.ts';
 import { PER_CORE } from './contenders.ts';
 
@@ -16,6 +18,22 @@ export interface PerCoreRow {
   p99Ms: number;
   /** CPU time the proxy process spent per request (user + system), from /proc. */
   cpuUsPerRequest: number;
+}
+
+/**
+ * The same pair at one shared, moderate load: wrk's connections pause after
+ * each response (bench/pace.lua), so neither proxy is at its maximum and the
+ * p99 shows pauses inside the proxy rather than the queue of a saturated core.
+ * Closed loop: a request is not sent while its connection waits, so a pause
+ * delays at most the 32 requests in flight (wrk2-style open-loop load would
+ * count the requests that should have been sent too; Debian has no wrk2).
+ */
+export interface PacedRounds {
+  /** Each connection's pause after a response, ms. */
+  gapMs: number;
+  rows: PerCoreRow[];
+  roundP99Ratios: number[];
+  p99Ratio: number;
 }
 
 export interface MemorySoak {
@@ -36,6 +54,8 @@ export interface PerCoreResult {
   roundP99Ratios: number[];
   p99Ratio: number;
   sempreRssMb: number;
+  /** p99 at a shared moderate load (about half the slower contender's maximum). */
+  paced: PacedRounds;
   /** sempre at its maximum rate for --memory seconds, then its RSS (null: not asked). */
   memory: MemorySoak | null;
 }
@@ -52,8 +72,14 @@ function pin(pid: number, cores: string): void {
   spawnSync('taskset', ['-a', '-cp', cores, String(pid)], { stdio: 'ignore' });
 }
 
-function wrkOnCore0(url: string, seconds: number): { rps: number; p50: number; p99: number; requests: number } {
-  const out = execFileSync('taskset', ['-c', '0', 'wrk', '-t1', '-c32', `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
+const CONNECTIONS = 32;
+const PACE_SCRIPT = join(PROJECT_ROOT, 'bench', 'pace.lua');
+
+/** wrk -t1 -c32 on core 0; with gapMs, each connection pauses that long after every response. */
+function wrkOnCore0(url: string, seconds: number, gapMs?: number): { rps: number; p50: number; p99: number; requests: number } {
+  const pace = gapMs === undefined ? [] : ['-s', PACE_SCRIPT];
+  const paceArgs = gapMs === undefined ? [] : ['--', String(gapMs)];
+  const out = execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...pace, url, ...paceArgs], { encoding: 'utf8' });
   const toMs = (text: string | undefined) => {
     const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
     return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
@@ -88,38 +114,64 @@ function rssMb(lab: LabState, name: string): number {
 export async function runPerCore(lab: LabState, options: { seconds: number; rounds: number; memorySeconds: number; say: (line: string) => void }): Promise<PerCoreResult> {
   const labPids = Object.values(lab.processes).filter((p) => isAlive(p.pid)).map((p) => p.pid);
   for (const pid of labPids) pin(pid, '0');
-  const rows: PerCoreRow[] = [];
   try {
     for (const c of PER_CORE) await c.start(lab);
     for (const c of PER_CORE) wrkOnCore0(c.url(lab), 2); // warm-up: JIT, keep-alive pools
-    for (let round = 1; round <= options.rounds; round += 1) {
-      for (const c of PER_CORE) {
-        const cpuBefore = cpuSeconds(lab, `bench-${c.name}`);
-        const w = wrkOnCore0(c.url(lab), options.seconds);
-        const cpuUsPerRequest = Math.round(((cpuSeconds(lab, `bench-${c.name}`) - cpuBefore) * 1e6) / w.requests);
-        rows.push({ contender: c.name, round, rps: w.rps, p50Ms: w.p50, p99Ms: w.p99, cpuUsPerRequest });
-        options.say(`  per core, round ${round}/${options.rounds}: ${c.name} ${Math.round(w.rps)} req/s, p50 ${w.p50} ms, p99 ${w.p99} ms, ${cpuUsPerRequest} µs of CPU per request`);
-      }
-    }
+    const rows = alternatingRounds(lab, { ...options, label: 'per core' });
     const sempreRssMb = rssMb(lab, 'bench-sempre-1core');
-    const of = (name: string, round: number) => rows.find((r) => r.contender === name && r.round === round)!;
-    const rounds = Array.from({ length: options.rounds }, (_v, i) => i + 1);
-    const roundRatios = rounds.map((r) => Math.round((of('sempre-1core', r).rps / of('haproxy-1core', r).rps) * 1000) / 1000);
-    const roundP99Ratios = rounds.map((r) => Math.round((of('sempre-1core', r).p99Ms / of('haproxy-1core', r).p99Ms) * 100) / 100);
+    const throughput = sempreOverHaproxy(rows, options.rounds, 'rps', 1000);
+    const p99 = sempreOverHaproxy(rows, options.rounds, 'p99Ms', 100);
+    const paced = pacedRounds(lab, rows, options);
     const memory = options.memorySeconds > 0 ? memorySoak(lab, options.memorySeconds, options.say) : null;
     return {
       rows,
-      roundRatios,
-      ratio: Math.round(median(roundRatios) * 1000) / 1000,
-      roundP99Ratios,
-      p99Ratio: Math.round(median(roundP99Ratios) * 100) / 100,
+      roundRatios: throughput.perRound,
+      ratio: throughput.median,
+      roundP99Ratios: p99.perRound,
+      p99Ratio: p99.median,
       sempreRssMb,
+      paced,
       memory,
     };
   } finally {
     for (const c of PER_CORE) await c.stop(lab);
     for (const pid of labPids) if (isAlive(pid)) pin(pid, `0-${availableParallelism() - 1}`);
   }
+}
+
+/** HAProxy then sempre, `rounds` times: the pairs saw the same machine. */
+function alternatingRounds(lab: LabState, options: { seconds: number; rounds: number; gapMs?: number; label: string; say: (line: string) => void }): PerCoreRow[] {
+  const rows: PerCoreRow[] = [];
+  for (let round = 1; round <= options.rounds; round += 1) {
+    for (const c of PER_CORE) {
+      const cpuBefore = cpuSeconds(lab, `bench-${c.name}`);
+      const w = wrkOnCore0(c.url(lab), options.seconds, options.gapMs);
+      const cpuUsPerRequest = Math.round(((cpuSeconds(lab, `bench-${c.name}`) - cpuBefore) * 1e6) / w.requests);
+      rows.push({ contender: c.name, round, rps: w.rps, p50Ms: w.p50, p99Ms: w.p99, cpuUsPerRequest });
+      options.say(`  ${options.label}, round ${round}/${options.rounds}: ${c.name} ${Math.round(w.rps)} req/s, p50 ${w.p50} ms, p99 ${w.p99} ms, ${cpuUsPerRequest} µs of CPU per request`);
+    }
+  }
+  return rows;
+}
+
+/** sempre's figure over HAProxy's, round by round (rounded to 1/scale), and their median. */
+function sempreOverHaproxy(rows: readonly PerCoreRow[], rounds: number, field: 'rps' | 'p99Ms', scale: number): { perRound: number[]; median: number } {
+  const of = (name: string, round: number) => rows.find((r) => r.contender === name && r.round === round)!;
+  const perRound = Array.from({ length: rounds }, (_v, i) => Math.round((of('sempre-1core', i + 1)[field] / of('haproxy-1core', i + 1)[field]) * scale) / scale);
+  return { perRound, median: Math.round(median(perRound) * scale) / scale };
+}
+
+/**
+ * Alternating rounds at about half the slower contender's median maximum:
+ * each connection's cycle is its share of that rate, less ~1.5 ms for the
+ * request itself (wrk's pause is whole milliseconds).
+ */
+function pacedRounds(lab: LabState, maxRows: readonly PerCoreRow[], options: { seconds: number; rounds: number; say: (line: string) => void }): PacedRounds {
+  const slower = Math.min(...PER_CORE.map((c) => median(maxRows.filter((r) => r.contender === c.name).map((r) => r.rps))));
+  const gapMs = Math.max(1, Math.round((CONNECTIONS * 1000) / (slower / 2) - 1.5));
+  const rows = alternatingRounds(lab, { ...options, gapMs, label: `paced (${gapMs} ms between a connection's requests)` });
+  const p99 = sempreOverHaproxy(rows, options.rounds, 'p99Ms', 100);
+  return { gapMs, rows, roundP99Ratios: p99.perRound, p99Ratio: p99.median };
 }
 
 /** sempre at its maximum rate (wrk on core 0, as in the rounds) for `seconds`, its RSS read every 30 s. */
