@@ -81,15 +81,24 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
     }
   };
   await syncMaintenanceFlag();
+  let lastReport = performance.now();
   while (!stop.aborted) {
-    await sleep(options.checkInterval, undefined, { signal: stop }).catch(() => undefined);
+    // An app that is down (crashed, restarting) is probed every --recheck-interval,
+    // so it is back in rotation within a fraction of a second of answering again.
+    const wait = healthy ? options.checkInterval : Math.min(options.recheckInterval, options.checkInterval);
+    await sleep(wait, undefined, { signal: stop }).catch(() => undefined);
     if (stop.aborted) break;
     const result = await probe();
-    if (result.healthy !== healthy) {
+    const changed = result.healthy !== healthy;
+    if (changed) {
       if (result.healthy) log.info({ output: result.output }, 'app healthy again');
       else log.warn({ output: result.output }, 'app unhealthy; marking instance critical');
       healthy = result.healthy;
     }
+    // Consul hears of a change at once, and otherwise once per --check-interval
+    // (half a wait of slack: a healthy app, probed once per interval, renews every time).
+    if (!changed && performance.now() - lastReport < options.checkInterval - wait / 2) continue;
+    lastReport = performance.now();
     try {
       await pRetry(
         async () => {

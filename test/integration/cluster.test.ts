@@ -39,8 +39,13 @@ test('two workers share the public port and keep every GET answered when app1 is
   // again; otherwise Consul drops app1 after this test, during the next ones.
   await waitFor('Consul to list app1 as failing', async () => !(await stack.isPassing('app1')) || undefined, 15_000);
   await stack.startApp('app1');
-  await waitUntilServing(running, 'app1', Date.now(), 20_000);
-  await waitFor('Consul to list app1 as passing again', async () => (await stack.isPassing('app1')) || undefined, 30_000);
+  // Its agent reported the failure just now and would not probe again for 3 s
+  // (--check-interval), but a failing app is probed every 200 ms
+  // (--recheck-interval): Consul lists it passing well before the 3 s are up.
+  const restartedAt = Date.now();
+  await waitFor('Consul to list app1 as passing again, before its next regular probe', async () => (await stack.isPassing('app1')) || undefined, 1500);
+  recordFigure('app1 restarted → passing in Consul (agent --check-interval 3s)', Date.now() - restartedAt, 'ms');
+  await waitUntilServing(running, 'app1', restartedAt, 20_000);
   await stack.waitForStatus('app1 in rotation', (s) => inRotation(s, 'app1'), 10_000);
   const summary = summarize(await running.stop());
   assert.equal(summary.failed, 0, describeSummary(summary));
