@@ -67,11 +67,20 @@ test('is readable on a phone: nothing wider than the screen', async () => {
 test('after kill -9 of app1 it shows app1 leaving with the cause in the event log and an incident, then healthy again', async () => {
   // Killed while nothing is in flight to it, so the first request that meets
   // it finds the port closed (refused), not a connection cut mid-request (reset).
-  stack.app('app1').signal('SIGKILL');
-  await stack.app('app1').exited;
-  const running = startLoad({ url: stack.url, rate: 200, durationMs: 60_000 });
-  await waitForRequests(running, 200);
-  await page.locator('#events li[data-kind="ejected"][data-instance="app1"][data-cause="refused"]').waitFor({ timeout: 10_000 });
+  // Its agent is paused meanwhile: otherwise a probe of the agent's that falls
+  // between the kill and the first request can tell Consul first, and the
+  // balancer then never routes to app1 at all (no ejection to show).
+  stack.agent('app1').signal('SIGSTOP');
+  let running: ReturnType<typeof startLoad>;
+  try {
+    stack.app('app1').signal('SIGKILL');
+    await stack.app('app1').exited;
+    running = startLoad({ url: stack.url, rate: 200, durationMs: 60_000 });
+    await waitForRequests(running, 200);
+    await page.locator('#events li[data-kind="ejected"][data-instance="app1"][data-cause="refused"]').waitFor({ timeout: 10_000 });
+  } finally {
+    stack.agent('app1').signal('SIGCONT');
+  }
   await page.locator('#events li[data-kind="check-critical"][data-instance="app1"]').waitFor({ timeout: 10_000 });
   await page.locator('[data-incidents="app1"][data-count="1"]').waitFor({ timeout: 5000 });
   const incident = await page.locator('[data-incidents="app1"]').textContent();
