@@ -81,6 +81,9 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
     }
   };
   await syncMaintenanceFlag();
+  // What Consul was last told, and when: a change not yet told (Consul did not
+  // answer) is told again at the next probe, not a whole interval later.
+  let reported = first.healthy;
   let lastReport = performance.now();
   while (!stop.aborted) {
     // An app that is down (crashed, restarting) is probed every --recheck-interval,
@@ -89,15 +92,14 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
     await sleep(wait, undefined, { signal: stop }).catch(() => undefined);
     if (stop.aborted) break;
     const result = await probe();
-    const changed = result.healthy !== healthy;
-    if (changed) {
+    if (result.healthy !== healthy) {
       if (result.healthy) log.info({ output: result.output }, 'app healthy again');
       else log.warn({ output: result.output }, 'app unhealthy; marking instance critical');
       healthy = result.healthy;
     }
     // Consul hears of a change at once, and otherwise once per --check-interval
     // (half a wait of slack: a healthy app, probed once per interval, renews every time).
-    if (!changed && performance.now() - lastReport < options.checkInterval - wait / 2) continue;
+    if (result.healthy === reported && performance.now() - lastReport < options.checkInterval - wait / 2) continue;
     lastReport = performance.now();
     try {
       await pRetry(
@@ -112,12 +114,13 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
         },
         { retries: 2, minTimeout: 100, maxTimeout: 300, signal: stop },
       );
+      reported = result.healthy;
     } catch (error) {
       if (stop.aborted) break;
       const cause = (error as { cause?: unknown }).cause ?? error;
       if (isLostRegistration(cause) || isLostRegistration(error)) {
         log.warn('Consul no longer knows this instance (Consul restarted?); registering again');
-        await register(result.healthy, result.output).catch(() => undefined);
+        if (await register(result.healthy, result.output).then(() => true, () => false)) reported = result.healthy;
         maintenanceByFlag = false; // a new registration starts out of maintenance
       } else {
         log.warn({ err: describeConsulError(error) }, 'cannot reach Consul to renew the check; will retry next interval');

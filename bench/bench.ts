@@ -9,6 +9,7 @@ import { startLoad } from '../drill/load-generator.ts';
 import { percentiles } from '../drill/metrics.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
 import { runPerCore, type PerCoreResult } from './per-core.ts';
+import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
 /** Alternating per-core rounds: odd, so the median is one round's pair. */
 const PER_CORE_ROUNDS = 3;
@@ -70,15 +71,10 @@ export interface BenchResult {
 
 const SLOW_MS = 200;
 
-function wrk(url: string, seconds: number): { rps: number; p50: number; p99: number } {
+function wrk(url: string, seconds: number): WrkFigures {
   const run = spawnSync('wrk', ['-t2', '-c32', `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
-  const num = (re: RegExp) => Number(re.exec(run.stdout)?.[1] ?? NaN);
-  const toMs = (text: string | undefined) => {
-    const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
-    return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
-  };
-  return { rps: num(/Requests\/sec:\s+([\d.]+)/), p50: toMs(/\n\s+50%\s+(\S+)/.exec(run.stdout)?.[1]), p99: toMs(/\n\s+99%\s+(\S+)/.exec(run.stdout)?.[1]) };
+  return parseWrk(run.stdout);
 }
 
 async function atRate(url: string, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {

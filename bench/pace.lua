@@ -3,5 +3,5 @@
 -- so both proxies carry about the same load, well below either's maximum.
 -- Usage: wrk -t1 -c32 -d10s --latency -s bench/pace.lua URL -- GAP_MS
 local gap = 0
-function init(args) gap = tonumber(args[1]) or 0 end
+function init(args) gap = assert(tonumber(args[1]), "usage: wrk ... -s bench/pace.lua URL -- GAP_MS") end
 function delay() return gap end

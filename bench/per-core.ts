@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { isAlive, type LabState } from '../lab/netns-lab.ts';
 import { PER_CORE } from './contenders.ts';
+import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
 export interface PerCoreRow {
   contender: string;
@@ -24,9 +25,10 @@ export interface PerCoreRow {
  * The same pair at one shared, moderate load: wrk's connections pause after
  * each response (bench/pace.lua), so neither proxy is at its maximum and the
  * p99 shows pauses inside the proxy rather than the queue of a saturated core.
- * Closed loop: a request is not sent while its connection waits, so a pause
- * delays at most the 32 requests in flight (wrk2-style open-loop load would
- * count the requests that should have been sent too; Debian has no wrk2).
+ * Closed loop: a request is not sent while its connection waits. wrk makes
+ * up for part of that (its stats_correct adds samples for any latency over
+ * twice the mean cycle of a connection, pause included), which wrk2's
+ * open-loop load would count exactly; Debian has no wrk2.
  */
 export interface PacedRounds {
   /** Each connection's pause after a response, ms. */
@@ -76,20 +78,10 @@ const CONNECTIONS = 32;
 const PACE_SCRIPT = join(PROJECT_ROOT, 'bench', 'pace.lua');
 
 /** wrk -t1 -c32 on core 0; with gapMs, each connection pauses that long after every response. */
-function wrkOnCore0(url: string, seconds: number, gapMs?: number): { rps: number; p50: number; p99: number; requests: number } {
+function wrkOnCore0(url: string, seconds: number, gapMs?: number): WrkFigures {
   const pace = gapMs === undefined ? [] : ['-s', PACE_SCRIPT];
   const paceArgs = gapMs === undefined ? [] : ['--', String(gapMs)];
-  const out = execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...pace, url, ...paceArgs], { encoding: 'utf8' });
-  const toMs = (text: string | undefined) => {
-    const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
-    return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
-  };
-  return {
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
-    p50: toMs(/\n\s+50%\s+(\S+)/.exec(out)?.[1]),
-    p99: toMs(/\n\s+99%\s+(\S+)/.exec(out)?.[1]),
-    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
-  };
+  return parseWrk(execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...pace, url, ...paceArgs], { encoding: 'utf8' }));
 }
 
 const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

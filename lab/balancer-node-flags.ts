@@ -3,7 +3,7 @@
  * default, for the places that start it with `node` directly (the local
  * stack, the lab, the bench): a young generation of 16 MB, a 1 GB heap
  * limit, under which V8 collects the old generation sooner (BENCHMARKS.md,
- * "Memory"), and V8's helper threads sized from the CPUs the process may use
- * instead of 4 (BENCHMARKS.md, "The p99 tail on one core").
+ * "Memory"), and one V8 helper thread instead of 4 (BENCHMARKS.md, "The p99 tail on
+ * one core").
  */
-export const BALANCER_NODE_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=1024', '--v8-pool-size=0'] as const;
+export const BALANCER_NODE_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=1024', '--v8-pool-size=1'] as const;

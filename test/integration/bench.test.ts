@@ -41,6 +41,11 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   for (const row of paced.rows) {
     const fullRate = Math.max(...result.perCore!.rows.filter((r) => r.contender === row.contender).map((r) => r.rps));
     assert.ok(row.rps > 0 && row.rps < 0.85 * fullRate, `${row.contender} paced at ${paced.gapMs} ms: ${Math.round(row.rps)} req/s, below its full rate ${Math.round(fullRate)}`);
+    assert.ok(Number.isFinite(row.p99Ms) && row.p99Ms > 0, `${row.contender}'s paced p99 was read from wrk: ${JSON.stringify(row)}`);
+  }
+  for (const round of [1, 2, 3]) {
+    const [haproxy, sempre] = ['haproxy-1core', 'sempre-1core'].map((name) => paced.rows.find((r) => r.contender === name && r.round === round)!.rps);
+    assert.ok(Math.abs(haproxy! - sempre!) < 0.25 * haproxy!, `round ${round}: both carried about the same load (HAProxy ${Math.round(haproxy!)}, sempre ${Math.round(sempre!)} req/s)`);
   }
   assert.equal(paced.roundP99Ratios.length, 3);
   // The memory soak ran sempre at full rate and read its RSS from /proc.

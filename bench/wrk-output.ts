@@ -1,0 +1,24 @@
+// The figures the bench reads from `wrk --latency` output.
+
+export interface WrkFigures {
+  rps: number;
+  /** Latency percentiles, ms. */
+  p50: number;
+  p99: number;
+  requests: number;
+}
+
+/** wrk prints latencies as 812.00us, 3.41ms or 1.02s. */
+function toMs(text: string | undefined): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
+  return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
+}
+
+export function parseWrk(stdout: string): WrkFigures {
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN),
+    p50: toMs(/\n\s+50%\s+(\S+)/.exec(stdout)?.[1]),
+    p99: toMs(/\n\s+99%\s+(\S+)/.exec(stdout)?.[1]),
+    requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN),
+  };
+}
