@@ -181,7 +181,7 @@ test('the keepalived template renders for both balancer hosts and passes keepali
       const check = spawnSync('keepalived', ['--config-test', '--use-file', file], { encoding: 'utf8' });
       assert.equal(check.status, 0, `${name}: ${check.stdout}${check.stderr}`);
     }
-    for (const script of ['check-balancer', 'notify-eip', 'drop-stale-connections']) assert.equal(spawnSync('sh', ['-n', join(DEPLOY, 'keepalived', script)]).status, 0, script);
+    for (const script of ['check-balancer', 'notify-eip', 'drop-stale-connections', 'eip-log.sh']) assert.equal(spawnSync('sh', ['-n', join(DEPLOY, 'keepalived', script)]).status, 0, script);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
