@@ -79,9 +79,8 @@ const PACE_SCRIPT = join(PROJECT_ROOT, 'bench', 'pace.lua');
 
 /** wrk -t1 -c32 on core 0; with gapMs, each connection pauses that long after every response. */
 function wrkOnCore0(url: string, seconds: number, gapMs?: number): WrkFigures {
-  const pace = gapMs === undefined ? [] : ['-s', PACE_SCRIPT];
-  const paceArgs = gapMs === undefined ? [] : ['--', String(gapMs)];
-  return parseWrk(execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...pace, url, ...paceArgs], { encoding: 'utf8' }));
+  const target = gapMs === undefined ? [url] : ['-s', PACE_SCRIPT, url, '--', String(gapMs)];
+  return parseWrk(execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...target], { encoding: 'utf8' }));
 }
 
 const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
