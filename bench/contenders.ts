@@ -30,7 +30,7 @@ async function waitAnswering(url: string): Promise<void> {
   await waitFor(`${url} to answer`, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status < 500, 15_000);
 }
 
-function processContender(name: string, description: string, port: number, config: (lab: LabState) => string, command: (file: string) => string[]): Contender {
+function processContender(name: string, description: string, port: number, config: (lab: LabState) => string, command: (file: string, lab: LabState) => string[]): Contender {
   return {
     name,
     description,
@@ -39,7 +39,7 @@ function processContender(name: string, description: string, port: number, confi
       mkdirSync(CONFIG_DIR, { recursive: true });
       const file = join(CONFIG_DIR, `${name}.conf`);
       writeFileSync(file, config(lab));
-      startInHost(lab, 'infra', `bench-${name}`, command(file));
+      startInHost(lab, 'infra', `bench-${name}`, command(file, lab));
       await waitAnswering(`http://${infra()}:${port}/`);
     },
     async stop(lab) {
@@ -146,9 +146,12 @@ http {
 }
 
 /**
- * The per-core pair: one sempre process and HAProxy with one thread, each
- * pinned to core 1 (the load generator and the apps run on core 0), so the
- * same core's throughput is compared, not how each uses a whole machine.
+ * The per-core contenders: one sempre process and HAProxy with one thread,
+ * each pinned to core 1 (the load generator and the apps run on core 0), so
+ * the same core's throughput is compared, not how each uses a whole machine.
+ * The third is the floor under sempre: bench/bare-proxy.ts, Node's HTTP
+ * server and undici's Pool.dispatch with no feature at all, on the same Node
+ * flags; what it cannot reach, no change to sempre's own code can.
  */
 export const PER_CORE: readonly Contender[] = [
   processContender('haproxy-1core', 'HAProxy 2.6, `nbthread 1`, pinned to core 1, static servers, keep-alive to the apps', 8097, (lab) => `global
@@ -170,6 +173,7 @@ ${apps(lab).map((a, i) => `  server app${i + 1} ${a}`).join('\n')}
 `, (file) => ['taskset', '-c', '1', 'haproxy', '-f', file, '-db']),
   processContender('sempre-1core', 'one sempre-balancer process (its defaults, `--rate-limit 0`), pinned to core 1', 8096, () => '', () => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8096',
     '--admin-host', infra(), '--admin-port', '8098', '--consul', 'http://127.0.0.1:8500', '--rate-limit', '0', '--log-format', 'json']),
+  processContender('node-floor-1core', 'the floor: bench/bare-proxy.ts (Node\'s HTTP server, undici\'s `Pool.dispatch`, round robin, no log, health, retries or counters), same Node flags, pinned to core 1', 8099, () => '', (_file, lab) => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'bench/bare-proxy.ts'), `${infra()}:8099`, ...apps(lab).map((a) => `http://${a}`)]),
 ];
 
 /** Direct to one instance: the reference for overhead only. */

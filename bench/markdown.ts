@@ -30,11 +30,13 @@ export function perCoreTable(result: BenchResult): string {
     table(['contender (1 core)', 'round', 'req/s (wrk -t1 -c32)', 'p50 ms', 'p99 ms', 'CPU µs per request'], rows),
     '',
     `sempre: **${percent(perCore.ratio)}** of HAProxy's req/s on the same core (median of the rounds: ${perCore.roundRatios.map(percent).join(', ')}), p99 **${perCore.p99Ratio}×** HAProxy's (${perCore.roundP99Ratios.map((r) => `${r}×`).join(', ')}); its RSS after the rounds ${perCore.sempreRssMb} MB.`,
+    '',
+    `The floor under sempre (node-floor-1core: Node's HTTP server and undici with no feature at all): **${percent(perCore.floor.ratio)}** of HAProxy's req/s (${perCore.floor.roundRatios.map(percent).join(', ')}), p99 ${perCore.floor.p99Ratio}× HAProxy's; sempre does **${percent(perCore.floor.sempreRatio)}** of the floor's req/s (${perCore.floor.sempreRoundRatios.map(percent).join(', ')}).`,
   ];
   const paced = perCore.paced;
   lines.push('', `At one shared, moderate load (each of wrk's 32 connections pausing ${paced.gapMs} ms after every response, about half the slower one's maximum):`, '',
     table(['contender (1 core)', 'round', 'req/s (paced)', 'p50 ms', 'p99 ms', 'CPU µs per request'], paced.rows.map(cells)),
-    '', `sempre's p99 at that load: **${paced.p99Ratio}×** HAProxy's (${paced.roundP99Ratios.map((r) => `${r}×`).join(', ')}).`);
+    '', `sempre's p99 at that load: **${paced.p99Ratio}×** HAProxy's (${paced.roundP99Ratios.map((r) => `${r}×`).join(', ')}); the floor's ${paced.floorP99Ratio}×.`);
   if (perCore.memory) {
     const m = perCore.memory;
     lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);

@@ -36,6 +36,8 @@ export interface PacedRounds {
   rows: PerCoreRow[];
   roundP99Ratios: number[];
   p99Ratio: number;
+  /** The floor's p99 over HAProxy's at that load (median of the rounds). */
+  floorP99Ratio: number;
 }
 
 export interface MemorySoak {
@@ -55,6 +57,13 @@ export interface PerCoreResult {
   /** sempre's p99 over HAProxy's, round by round, and their median. */
   roundP99Ratios: number[];
   p99Ratio: number;
+  /**
+   * The floor (bench/bare-proxy.ts on the same Node and undici) over
+   * HAProxy's req/s, and sempre over the floor, round by round and their
+   * medians: how much of the gap to HAProxy is Node's and undici's, and how
+   * much sempre's own.
+   */
+  floor: { roundRatios: number[]; ratio: number; sempreRoundRatios: number[]; sempreRatio: number; p99Ratio: number };
   sempreRssMb: number;
   /** p99 at a shared moderate load (about half the slower contender's maximum). */
   paced: PacedRounds;
@@ -110,8 +119,11 @@ export async function runPerCore(lab: LabState, options: { seconds: number; roun
     for (const c of PER_CORE) wrkOnCore0(c.url(lab), 2); // warm-up: JIT, keep-alive pools
     const rows = alternatingRounds(lab, { ...options, label: 'per core' });
     const sempreRssMb = rssMb(lab, 'bench-sempre-1core');
-    const throughput = sempreOverHaproxy(rows, options.rounds, 'rps', 1000);
-    const p99 = sempreOverHaproxy(rows, options.rounds, 'p99Ms', 100);
+    const throughput = ratioByRound(rows, options.rounds, 'rps', 1000, 'sempre-1core', 'haproxy-1core');
+    const p99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'sempre-1core', 'haproxy-1core');
+    const floor = ratioByRound(rows, options.rounds, 'rps', 1000, 'node-floor-1core', 'haproxy-1core');
+    const sempreOverFloor = ratioByRound(rows, options.rounds, 'rps', 1000, 'sempre-1core', 'node-floor-1core');
+    const floorP99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'node-floor-1core', 'haproxy-1core');
     const paced = pacedRounds(lab, rows, options);
     const memory = options.memorySeconds > 0 ? memorySoak(lab, options.memorySeconds, options.say) : null;
     return {
@@ -120,6 +132,7 @@ export async function runPerCore(lab: LabState, options: { seconds: number; roun
       ratio: throughput.median,
       roundP99Ratios: p99.perRound,
       p99Ratio: p99.median,
+      floor: { roundRatios: floor.perRound, ratio: floor.median, sempreRoundRatios: sempreOverFloor.perRound, sempreRatio: sempreOverFloor.median, p99Ratio: floorP99.median },
       sempreRssMb,
       paced,
       memory,
@@ -130,7 +143,7 @@ export async function runPerCore(lab: LabState, options: { seconds: number; roun
   }
 }
 
-/** HAProxy then sempre, `rounds` times: the pairs saw the same machine. */
+/** HAProxy, sempre, then the floor, `rounds` times: each round's contenders saw the same machine. */
 function alternatingRounds(lab: LabState, options: { seconds: number; rounds: number; gapMs?: number; label: string; say: (line: string) => void }): PerCoreRow[] {
   const rows: PerCoreRow[] = [];
   for (let round = 1; round <= options.rounds; round += 1) {
@@ -145,10 +158,10 @@ function alternatingRounds(lab: LabState, options: { seconds: number; rounds: nu
   return rows;
 }
 
-/** sempre's figure over HAProxy's, round by round (rounded to 1/scale), and their median. */
-function sempreOverHaproxy(rows: readonly PerCoreRow[], rounds: number, field: 'rps' | 'p99Ms', scale: number): { perRound: number[]; median: number } {
+/** One contender's figure over another's, round by round (rounded to 1/scale), and their median. */
+function ratioByRound(rows: readonly PerCoreRow[], rounds: number, field: 'rps' | 'p99Ms', scale: number, numerator: string, denominator: string): { perRound: number[]; median: number } {
   const of = (name: string, round: number) => rows.find((r) => r.contender === name && r.round === round)!;
-  const perRound = Array.from({ length: rounds }, (_v, i) => Math.round((of('sempre-1core', i + 1)[field] / of('haproxy-1core', i + 1)[field]) * scale) / scale);
+  const perRound = Array.from({ length: rounds }, (_v, i) => Math.round((of(numerator, i + 1)[field] / of(denominator, i + 1)[field]) * scale) / scale);
   return { perRound, median: Math.round(median(perRound) * scale) / scale };
 }
 
@@ -161,8 +174,9 @@ function pacedRounds(lab: LabState, maxRows: readonly PerCoreRow[], options: { s
   const slower = Math.min(...PER_CORE.map((c) => median(maxRows.filter((r) => r.contender === c.name).map((r) => r.rps))));
   const gapMs = Math.max(1, Math.round((CONNECTIONS * 1000) / (slower / 2) - 1.5));
   const rows = alternatingRounds(lab, { ...options, gapMs, label: `paced (${gapMs} ms between a connection's requests)` });
-  const p99 = sempreOverHaproxy(rows, options.rounds, 'p99Ms', 100);
-  return { gapMs, rows, roundP99Ratios: p99.perRound, p99Ratio: p99.median };
+  const p99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'sempre-1core', 'haproxy-1core');
+  const floorP99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'node-floor-1core', 'haproxy-1core');
+  return { gapMs, rows, roundP99Ratios: p99.perRound, p99Ratio: p99.median, floorP99Ratio: floorP99.median };
 }
 
 /** sempre at its maximum rate (wrk on core 0, as in the rounds) for `seconds`, its RSS read every 30 s. */

@@ -26,35 +26,43 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   assert.match(overheadTable(result), /^\| contender \| req\/s \(wrk -c32\) \| vs direct \|/);
   assert.match(faultTable(result), /\| sempre \| crash \| \d+ \| 0 \|/);
   const started = Object.values(lab.processes).filter((p) => p.name.startsWith('bench-'));
-  assert.equal(started.length, 3, 'nginx-tuned and the per-core pair were started in the lab');
+  assert.equal(started.length, 4, 'nginx-tuned and the three per-core contenders were started in the lab');
   for (const proc of started) assert.equal(isAlive(proc.pid), false, `${proc.name} was stopped`);
   const port = await fetch('http://10.213.47.1:8093/', { signal: AbortSignal.timeout(1000) }).then(() => 'open', () => 'closed');
   assert.equal(port, 'closed', "nginx-tuned's workers are gone too");
-  // The per-core pair was measured, stopped, and every lab process may use every core again.
-  assert.deepEqual(result.perCore?.rows.map((r) => r.contender), ['haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core']);
+  // The per-core contenders were measured, stopped, and every lab process may use every core again.
+  const perCoreOrder = ['haproxy-1core', 'sempre-1core', 'node-floor-1core'];
+  assert.deepEqual(result.perCore?.rows.map((r) => r.contender), [...perCoreOrder, ...perCoreOrder, ...perCoreOrder]);
   for (const row of result.perCore!.rows) assert.ok(row.rps > 0 && row.cpuUsPerRequest > 0, `${row.contender} served, on its own CPU time: ${JSON.stringify(row)}`);
   assert.equal(result.perCore!.roundRatios.length, 3);
   assert.equal(result.perCore!.ratio, [...result.perCore!.roundRatios].sort((a, b) => a - b)[1], 'the summary is the middle round');
+  // The floor's ratios are the rows' own figures, round by round.
+  const rps = (name: string, round: number) => result.perCore!.rows.find((r) => r.contender === name && r.round === round)!.rps;
+  for (const [i, ratio] of result.perCore!.floor.sempreRoundRatios.entries()) {
+    assert.ok(Math.abs(ratio - rps('sempre-1core', i + 1) / rps('node-floor-1core', i + 1)) < 0.001, `round ${i + 1}: sempre over the floor ${ratio}`);
+  }
+  assert.equal(result.perCore!.floor.roundRatios.length, 3);
   // The paced rounds held both proxies well below their maximum (about half the slower one's), so their p99 compares pauses, not queues.
   const paced = result.perCore!.paced;
-  assert.deepEqual(paced.rows.map((r) => r.contender), ['haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core', 'haproxy-1core', 'sempre-1core']);
+  assert.deepEqual(paced.rows.map((r) => r.contender), [...perCoreOrder, ...perCoreOrder, ...perCoreOrder]);
   for (const row of paced.rows) {
     const fullRate = Math.max(...result.perCore!.rows.filter((r) => r.contender === row.contender).map((r) => r.rps));
     assert.ok(row.rps > 0 && row.rps < 0.85 * fullRate, `${row.contender} paced at ${paced.gapMs} ms: ${Math.round(row.rps)} req/s, below its full rate ${Math.round(fullRate)}`);
     assert.ok(Number.isFinite(row.p99Ms) && row.p99Ms > 0, `${row.contender}'s paced p99 was read from wrk: ${JSON.stringify(row)}`);
   }
   for (const round of [1, 2, 3]) {
-    const [haproxy, sempre] = ['haproxy-1core', 'sempre-1core'].map((name) => paced.rows.find((r) => r.contender === name && r.round === round)!.rps);
-    assert.ok(Math.abs(haproxy! - sempre!) < 0.25 * haproxy!, `round ${round}: both carried about the same load (HAProxy ${Math.round(haproxy!)}, sempre ${Math.round(sempre!)} req/s)`);
+    const [haproxy, sempre, floor] = perCoreOrder.map((name) => paced.rows.find((r) => r.contender === name && r.round === round)!.rps);
+    assert.ok(Math.abs(haproxy! - sempre!) < 0.25 * haproxy! && Math.abs(haproxy! - floor!) < 0.25 * haproxy!, `round ${round}: all carried about the same load (HAProxy ${Math.round(haproxy!)}, sempre ${Math.round(sempre!)}, floor ${Math.round(floor!)} req/s)`);
   }
   assert.equal(paced.roundP99Ratios.length, 3);
   // The memory soak ran sempre at full rate and read its RSS from /proc.
   assert.ok(result.perCore!.memory && result.perCore!.memory.rps > 0 && result.perCore!.memory.rssMb > 30, `memory soak: ${JSON.stringify(result.perCore!.memory)}`);
-  assert.match(perCoreTable(result), /CPU µs per request[\s\S]*At one shared, moderate load[\s\S]*Memory: sempre alone at its maximum rate for 3 s/);
-  for (const name of ['bench-haproxy-1core', 'bench-sempre-1core']) assert.equal(isAlive(lab.processes[name]!.pid), false, `${name} was stopped`);
+  assert.match(perCoreTable(result), /CPU µs per request[\s\S]*The floor under sempre[\s\S]*At one shared, moderate load[\s\S]*Memory: sempre alone at its maximum rate for 3 s/);
+  for (const name of ['bench-haproxy-1core', 'bench-sempre-1core', 'bench-node-floor-1core']) assert.equal(isAlive(lab.processes[name]!.pid), false, `${name} was stopped`);
   const affinity = execFileSync('taskset', ['-pc', String(lab.processes.app1!.pid)], { encoding: 'utf8' });
   assert.match(affinity, /list: 0[-,]1\s*$/, `app1 may run on both cores again: ${affinity}`);
   recordFigure('quick bench: one sempre process vs HAProxy nbthread 1, same core (req/s)', `${Math.round(result.perCore!.ratio * 100)}%`);
+  recordFigure('quick bench: a bare Node proxy (the floor) vs HAProxy nbthread 1, same core (req/s)', `${Math.round(result.perCore!.floor.ratio * 100)}%`);
   const sempre = result.overhead.find((o) => o.contender === 'sempre')!;
   recordFigure('quick bench: sempre req/s vs direct (wrk -t2 -c32)', `${Math.round(sempre.wrkRps)} (${Math.round(sempre.rpsRatio * 100)}%)`);
 });
