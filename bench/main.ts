@@ -1,4 +1,5 @@
 // `./sempre bench`: sempre against HAProxy and Nginx on the same lab, load and faults.
+import '../shared/closed-stdout.ts';
 import { writeFileSync } from 'node:fs';
 import { runCommand } from '../shared/command.ts';
 import type { CommandSpec } from '../shared/config/options.ts';

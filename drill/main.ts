@@ -1,4 +1,5 @@
 // `./sempre drill`: prove the page stays up under a fault, with numbers.
+import '../shared/closed-stdout.ts';
 import { createReadStream, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { runCommand } from '../shared/command.ts';

@@ -1,4 +1,5 @@
 // `./sempre lab up|down|status`: the multi-host lab (root needed).
+import '../shared/closed-stdout.ts';
 import { parseArgs } from 'node:util';
 import { isAlive, LabError, labDown, labUp, readLabState, replaceApp, requireLab } from './netns-lab.ts';
 

@@ -177,7 +177,7 @@ async function fetchOk(url: string): Promise<boolean> {
 /** The lab's secrets and certificates, for the Consul it runs, with what `apps` adds. */
 function labSecrets(state: LabState, apps: readonly string[]): ClusterSecrets {
   const consul = findConsul();
-  const secrets = planSecrets(readSecrets(state.secretsDir), { service: state.service, servers: state.servers, apps, balancers: state.balancerHosts }, installedConsulVersion(consul));
+  const secrets = planSecrets(readSecrets(state.secretsDir), { services: [state.service], servers: state.servers, apps, balancers: state.balancerHosts }, installedConsulVersion(consul));
   writeSecretFiles(state.secretsDir, secrets);
   ensureConsulTls(state.secretsDir, Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), consul);
   return secrets;

@@ -1,5 +1,6 @@
 // `./sempre up`: the whole system on this machine — Consul, N demo-app
 // instances each with its agent, the balancer — until Ctrl-C.
+import '../shared/closed-stdout.ts';
 import { join } from 'node:path';
 import { runCommand } from '../shared/command.ts';
 import type { CommandSpec } from '../shared/config/options.ts';

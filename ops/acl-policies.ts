@@ -39,11 +39,21 @@ export function sempreAgentPolicy(service: string, id: string): PolicySpec {
   };
 }
 
-/** The balancer: reads health; writes only the maintenance flags the dashboard sets. */
-export function balancerPolicy(service: string): PolicySpec {
+/**
+ * The balancer: reads the health of its services; writes only the
+ * maintenance flags the dashboard sets. With several services it may read
+ * each (Consul's service list shows a token only those, which is what
+ * --routing routes follows) and nothing else.
+ */
+export function balancerPolicy(services: readonly string[]): PolicySpec {
   return {
     name: 'sempre-balancer',
-    description: `sempre-balancer for ${service}: read health, set maintenance flags`,
-    rules: `service "${service}" { policy = "read" }\nnode_prefix "" { policy = "read" }\nkey_prefix "sempre/maintenance/${service}/" { policy = "write" }\n`,
+    description: `sempre-balancer for ${services.join(', ')}: read health, set maintenance flags`,
+    rules: [
+      ...services.map((service) => `service "${service}" { policy = "read" }`),
+      'node_prefix "" { policy = "read" }',
+      ...services.map((service) => `key_prefix "sempre/maintenance/${service}/" { policy = "write" }`),
+      '',
+    ].join('\n'),
   };
 }

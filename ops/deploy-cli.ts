@@ -1,4 +1,5 @@
 // `./sempre deploy`: a rolling deploy with zero failed requests (see rolling-deploy.ts).
+import '../shared/closed-stdout.ts';
 import { runCommand } from '../shared/command.ts';
 import { deployCommand } from './deploy-options.ts';
 import { DeployFailure, rollingDeploy } from './rolling-deploy.ts';

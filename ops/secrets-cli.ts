@@ -1,12 +1,13 @@
 // `./sempre secrets init|apply`: the gossip key, the ACL tokens and the TLS
 // certificates for the three servers (and any added later).
+import '../shared/closed-stdout.ts';
 import { parseArgs } from 'node:util';
 import { findConsul } from '../lab/consul-binary.ts';
 import { ensureConsulTls } from './consul-tls.ts';
 import { CURRENT_CONSUL } from './consul-version.ts';
-import { applyAcls, planSecrets, readSecrets, writeSecretFiles } from './secrets.ts';
+import { applyAcls, planSecrets, readSecrets, servicesOf, writeSecretFiles } from './secrets.ts';
 
-const HELP = `Usage: ./sempre secrets init  [--dir DIR] [--consul-version V] [--service NAME] [--servers A,B,C] [--apps A,B] [--balancers A]
+const HELP = `Usage: ./sempre secrets init  [--dir DIR] [--consul-version V] [--service NAME[,NAME]] [--servers A,B,C] [--apps A,B] [--balancers A]
        ./sempre secrets apply --consul URL [--dir DIR] [--json]
 
 Generates every secret the servers need, on your machine, into DIR
@@ -20,6 +21,8 @@ Generates every secret the servers need, on your machine, into DIR
             DIR/<host>/consul-tls.hcl        → /etc/consul.d/tls.hcl
             DIR/<host>/tls/*.pem             → /etc/consul.d/tls/           (agent-key.pem 0600)
             DIR/<host>/agent-secrets.env     → /etc/sempre/agent-secrets.env    (app hosts)
+            DIR/<host>/agent-<svc>-secrets.env → /etc/sempre/agent-<svc>-secrets.env
+                                             (app hosts, each service after the first)
             DIR/<host>/balancer-secrets.env  → /etc/sempre/balancer-secrets.env (balancer hosts)
           The CA's key stays in DIR/consul-ca/: never copy it to a host.
           Run it again with more hosts to add them: existing secrets never
@@ -32,14 +35,20 @@ Policies (least privilege):
   consul-agent-<host>   node "<host>" write, services read       (acl.tokens.agent)
   dns-read              nodes, services, queries read             (acl.tokens.default: DNS)
   sempre-agent-<host>   service "<service>" write, its own maintenance key read
-  sempre-balancer       service "<service>" read, nodes read, maintenance keys write
+  sempre-agent-<svc>-<host>
+                        the same for each service after the first, whose
+                        instance on <host> is <svc>-<host>
+  sempre-balancer       each service read, nodes read, their maintenance keys write
 
 Options:
   --dir DIR          where the secrets live (default: secrets)
   --consul-version V the Consul release on the servers, for its key names (default: the
                      one in DIR's secrets, else ${CURRENT_CONSUL}, the release the runbook installs;
                      e.g. 1.8.7 for the lab's Consul)
-  --service NAME     the service the apps register (default: web)
+  --service LIST     the services the apps register (default: web). Each app host
+                     gets an agent token per service; the first one's instance
+                     IDs are the hosts' names (app1), the others' <svc>-<host>
+                     (api-app1). Services are only added, never removed
   --servers LIST     hosts running a Consul server (default: infra,app1,app2)
   --apps LIST        hosts running the app and its agent (default: app1,app2)
   --balancers LIST   hosts running the balancer (default: infra)
@@ -50,6 +59,7 @@ Options:
 Examples:
   ./sempre secrets init
   ./sempre secrets init --apps app1,app2,app3 --servers infra,app1,app2   # a fourth server joins
+  ./sempre secrets init --service web,api   # a second service on the app hosts (runbook, section 10)
   ssh -L 18500:127.0.0.1:8500 infra   # Consul listens on each server's loopback only
   ./sempre secrets apply --consul http://127.0.0.1:18500
 `;
@@ -83,18 +93,16 @@ const dir = String(values.dir ?? 'secrets');
 
 try {
   if (command === 'init') {
-    const service = String(values.service ?? 'web');
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(service)) fail(`secrets.service: must be a Consul service name (got ${JSON.stringify(service)})`);
-    const roles = { service, servers: list(values.servers as string | undefined, 'infra,app1,app2'), apps: list(values.apps as string | undefined, 'app1,app2'), balancers: list(values.balancers as string | undefined, 'infra') };
+    const roles = { services: list(values.service as string | undefined, 'web'), servers: list(values.servers as string | undefined, 'infra,app1,app2'), apps: list(values.apps as string | undefined, 'app1,app2'), balancers: list(values.balancers as string | undefined, 'infra') };
     if (roles.servers.length % 2 === 0) fail(`secrets.servers: use an odd number of Consul servers (got ${roles.servers.length}): an even number adds no fault tolerance`);
     const existing = readSecrets(dir);
     const secrets = planSecrets(existing, roles, values['consul-version'] as string | undefined);
     const files = writeSecretFiles(dir, secrets);
     const tls = ensureConsulTls(dir, Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), findConsul());
-    if (values.json) say(JSON.stringify({ dir, consulVersion: secrets.consulVersion, hosts: Object.keys(secrets.hosts), files, tls }, null, 2));
+    if (values.json) say(JSON.stringify({ dir, consulVersion: secrets.consulVersion, services: servicesOf(secrets), hosts: Object.keys(secrets.hosts), files, tls }, null, 2));
     else {
-      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
-      for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && 'app + agent', host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
+      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion} and service ${servicesOf(secrets).join(', ')}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
+      for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && (host.serviceAgents ? `apps + agents of ${servicesOf(secrets).join(', ')}` : 'app + agent'), host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
       for (const made of tls.certificates) say(`  TLS certificate for ${made.host}: made (${made.reason})`);
       if (existing && !values['consul-version']) say(`Consul's files are for Consul ${secrets.consulVersion} (from ${dir}/secrets.json); once the servers run another release: --consul-version VERSION`);
       say(`\nOn each host copy ${dir}/<host>/consul-secrets.hcl to /etc/consul.d/secrets.hcl, consul-tls.hcl to /etc/consul.d/tls.hcl,`);

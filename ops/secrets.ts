@@ -24,8 +24,10 @@ export interface HostSecrets {
   balancer: boolean;
   /** The host's Consul agent (acl.tokens.agent). */
   consulAgent: Token;
-  /** sempre-agent's token, on app hosts. */
+  /** sempre-agent's token for the first service (instance ID: the host's name), on app hosts. */
   sempreAgent?: Token;
+  /** Tokens of the agents for the other services on an app host, by service (instance ID `<service>-<host>`). */
+  serviceAgents?: Record<string, Token>;
   /** The balancer's Consul token and its dashboard control token, on balancer hosts. */
   sempreBalancer?: Token;
   adminToken?: string;
@@ -33,7 +35,10 @@ export interface HostSecrets {
 
 export interface ClusterSecrets {
   version: 1;
+  /** The first service: its agents' instance IDs are the hosts' names. */
   service: string;
+  /** The services after the first (a balancer with --routing routes fronts them all). */
+  moreServices?: string[];
   gossipKey: string;
   management: Token;
   dns: Token;
@@ -45,7 +50,8 @@ export interface ClusterSecrets {
 }
 
 export interface Roles {
-  service: string;
+  /** Every service the app hosts run (each app host gets an agent token for each). */
+  services: readonly string[];
   servers: readonly string[];
   apps: readonly string[];
   balancers: readonly string[];
@@ -54,6 +60,7 @@ export interface Roles {
 export class SecretsError extends Error {}
 
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i;
 
 function token(): Token {
   return { accessorId: randomUUID(), secretId: randomUUID() };
@@ -67,10 +74,16 @@ export function planSecrets(existing: ClusterSecrets | undefined, roles: Roles, 
   for (const host of [...roles.servers, ...roles.apps, ...roles.balancers]) {
     if (!HOST_NAME.test(host)) throw new SecretsError(`secrets.hosts: "${host}" is not a valid Consul node name (lower-case letters, digits, dashes)`);
   }
-  if (existing && existing.service !== roles.service) throw new SecretsError(`secrets.service: these secrets are for service "${existing.service}", not "${roles.service}"`);
+  for (const service of roles.services) {
+    if (!SERVICE_NAME.test(service)) throw new SecretsError(`secrets.service: ${JSON.stringify(service)} is not a Consul service name (letters, digits, dashes)`);
+  }
+  if (roles.services.length === 0) throw new SecretsError('secrets.service: name at least one service');
+  if (existing && !roles.services.includes(existing.service)) {
+    throw new SecretsError(`secrets.service: these secrets are for service "${existing.service}"${existing.moreServices?.length ? ` (and ${existing.moreServices.join(', ')})` : ''}; name it too, e.g. --service ${[existing.service, ...roles.services].join(',')}`);
+  }
   const secrets: ClusterSecrets = existing ?? {
     version: 1,
-    service: roles.service,
+    service: roles.services[0]!,
     // Consul's gossip key: 32 random bytes, base64 (what `consul keygen` prints).
     gossipKey: randomBytes(32).toString('base64'),
     management: token(),
@@ -79,13 +92,19 @@ export function planSecrets(existing: ClusterSecrets | undefined, roles: Roles, 
   };
   // Added after the first release: older secrets files get one now.
   secrets.stickySecret ??= randomBytes(32).toString('base64url');
+  // Services are only ever added: an agent token already on a host stays valid.
+  const more = [...new Set([...(secrets.moreServices ?? []), ...roles.services])].filter((name) => name !== secrets.service);
+  if (more.length > 0) secrets.moreServices = more;
   secrets.consulVersion = consulDialect(consulVersion ?? secrets.consulVersion ?? (existing ? CONSUL_BEFORE_VERSIONED_FILES : CURRENT_CONSUL)).version;
   for (const name of new Set([...roles.servers, ...roles.apps, ...roles.balancers])) {
     const host = (secrets.hosts[name] ??= { server: false, app: false, balancer: false, consulAgent: token() });
     host.server ||= roles.servers.includes(name);
     host.app ||= roles.apps.includes(name);
     host.balancer ||= roles.balancers.includes(name);
-    if (host.app) host.sempreAgent ??= token();
+    if (host.app) {
+      host.sempreAgent ??= token();
+      for (const service of more) (host.serviceAgents ??= {})[service] ??= token();
+    }
     if (host.balancer) {
       host.sempreBalancer ??= token();
       host.adminToken ??= randomBytes(18).toString('base64url');
@@ -155,9 +174,22 @@ export function writeSecretFiles(dir: string, secrets: ClusterSecrets): string[]
     put(join(hostDir, 'consul-secrets.hcl'), consulSecretsHcl(secrets, name));
     put(join(hostDir, 'consul-tls.hcl'), consulTlsHcl(dialectOf(secrets), name));
     if (host.sempreAgent) put(join(hostDir, 'agent-secrets.env'), `# /etc/sempre/agent-secrets.env on ${name}\nCONSUL_HTTP_TOKEN=${host.sempreAgent.secretId}\n`);
+    for (const [service, agent] of Object.entries(host.serviceAgents ?? {})) {
+      put(join(hostDir, `agent-${service}-secrets.env`), `# /etc/sempre/agent-${service}-secrets.env on ${name}: the agent of service ${service}, instance ${serviceInstanceId(service, name)}\nCONSUL_HTTP_TOKEN=${agent.secretId}\n`);
+    }
     if (host.sempreBalancer) put(join(hostDir, 'balancer-secrets.env'), `# /etc/sempre/balancer-secrets.env on ${name}\nCONSUL_HTTP_TOKEN=${host.sempreBalancer.secretId}\nSEMPRE_ADMIN_TOKEN=${host.adminToken}\nSEMPRE_STICKY_SECRET=${secrets.stickySecret ?? ''}\n`);
   }
   return written;
+}
+
+/** The instance ID an agent of a service after the first registers on an app host (its token may read only that instance's flag). */
+export function serviceInstanceId(service: string, host: string): string {
+  return `${service}-${host}`;
+}
+
+/** Every service of these secrets, the first first. */
+export function servicesOf(secrets: ClusterSecrets): string[] {
+  return [secrets.service, ...(secrets.moreServices ?? [])];
 }
 
 export interface AclItem {
@@ -172,7 +204,11 @@ export function aclItems(secrets: ClusterSecrets): AclItem[] {
   for (const [name, host] of Object.entries(secrets.hosts)) {
     items.push({ token: host.consulAgent, policy: consulAgentPolicy(name), description: `Consul agent on ${name}` });
     if (host.sempreAgent) items.push({ token: host.sempreAgent, policy: sempreAgentPolicy(secrets.service, name), description: `sempre-agent on ${name}` });
-    if (host.sempreBalancer) items.push({ token: host.sempreBalancer, policy: balancerPolicy(secrets.service), description: `sempre-balancer on ${name}` });
+    for (const [service, agent] of Object.entries(host.serviceAgents ?? {})) {
+      const id = serviceInstanceId(service, name);
+      items.push({ token: agent, policy: sempreAgentPolicy(service, id), description: `sempre-agent of ${service} on ${name}` });
+    }
+    if (host.sempreBalancer) items.push({ token: host.sempreBalancer, policy: balancerPolicy(servicesOf(secrets)), description: `sempre-balancer on ${name}` });
   }
   return items;
 }

@@ -5,14 +5,20 @@
 // and losing a Consul server with its host under 500 GET/s fails nothing
 // while the catalog keeps answering.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runDrill, waitForFullRotation } from '../../drill/drill.ts';
 import { restart, signal, waitGone } from '../../drill/faults/support.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { readSecrets } from '../../ops/secrets.ts';
-import { hostAddress, type LabState } from '../../lab/netns-lab.ts';
+import { BALANCER_NODE_FLAGS } from '../../lab/balancer-node-flags.ts';
+import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
+import { hostAddress, saveLabState, startInHost, type LabState } from '../../lab/netns-lab.ts';
 import { passingInstanceIds } from '../../lab/consul-health.ts';
 import { fetchInHost } from '../support/fetch-in-host.ts';
+import { getWithHost } from '../support/get-with-host.ts';
 import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
 
@@ -90,6 +96,59 @@ test("the balancer serves on its own token, which can read health but not regist
   assert.equal(otherKey.status, 403);
   const ownFlag = await fetch(`${lab.consulUrl}/v1/kv/sempre/maintenance/web/nobody`, { method: 'DELETE', headers: { 'x-consul-token': token } });
   assert.equal(ownFlag.status, 200, 'it may clear maintenance flags (the dashboard control)');
+});
+
+test("a second service as the runbook adds it: `secrets init --service web,api` and `apply`; its agent and a routing balancer work on their own tokens, and neither agent's token reaches the other's service", { skip, timeout: 90_000 }, async () => {
+  const cli = (...args: string[]) => {
+    const run = spawnSync(join(PROJECT_ROOT, 'sempre'), ['secrets', ...args, '--dir', lab.secretsDir], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, `sempre secrets ${args.join(' ')}: ${run.stdout}${run.stderr}`);
+    return run.stdout;
+  };
+  assert.match(cli('init', '--service', 'web,api', '--servers', lab.servers.join(','), '--apps', 'app1,app2', '--balancers', lab.balancerHosts.join(',')), /service web, api/);
+  assert.match(cli('apply', '--consul', lab.consulUrl), /created\s+policy sempre-agent-api-app1/);
+  // The tokens as the operator copies them: the .env files sempre secrets wrote for each host.
+  const tokenIn = (file: string) => /^CONSUL_HTTP_TOKEN=(\S+)$/m.exec(readFileSync(join(lab.secretsDir, file), 'utf8'))![1]!;
+  const apiToken = tokenIn('app1/agent-api-secrets.env');
+  const balancerToken = tokenIn('infra/balancer-secrets.env');
+  const app1 = hostAddress('app1');
+  const infra = hostAddress('infra');
+  const started = ['api-app1', 'api-app1-agent', 'routing-balancer'];
+  try {
+    startInHost(lab, 'app1', 'api-app1', [process.execPath, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', app1, '--port', '3001', '--name', 'api-app1', '--version', '1.0.0']);
+    startInHost(lab, 'app1', 'api-app1-agent', [process.execPath, join(PROJECT_ROOT, 'agent/main.ts'), '--service', 'api', '--id', 'api-app1', '--address', app1, '--app-host', app1, '--port', '3001',
+      '--route', 'api.example.com/', '--consul', 'http://127.0.0.1:8500', `--consul-token=${apiToken}`, '--log-format', 'json']);
+    await waitFor('api-app1 passing in Consul', async () => (await passingInstanceIds(lab.consulUrl, 'api')).includes('api-app1'), 30_000);
+    startInHost(lab, 'infra', 'routing-balancer', [process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--routing', 'routes', '--host', infra, '--port', '8086',
+      '--admin-host', infra, '--admin-port', '8087', '--consul', 'http://127.0.0.1:8500', `--consul-token=${balancerToken}`, '--log-format', 'json']);
+    // The balancer's token lists api (Consul shows a token only the services it may read), so its route is followed.
+    const answer = await waitFor('api.example.com routed to api-app1', async () => {
+      const got = await getWithHost(infra, 8086, 'api.example.com').catch(() => undefined);
+      return got?.servedBy === 'api-app1' ? got : undefined;
+    }, 30_000, 200);
+    assert.equal(answer.status, 200);
+    const catalog = (await (await consul('/v1/catalog/services', balancerToken)).json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(catalog).filter((name) => name !== 'consul').sort(), ['api', 'web'], 'the balancer reads both services');
+
+    // Each agent token is good for its own service only.
+    const register = (token: string, service: string) => fetchInHost(lab, 'app1', `${LOCAL_CONSUL}/v1/agent/service/register`, { method: 'PUT', headers: { 'x-consul-token': token }, body: JSON.stringify({ ID: `evil-${service}`, Name: service, Port: 1 }) });
+    const apiAsWeb = register(apiToken, 'web');
+    assert.ok('status' in apiAsWeb && apiAsWeb.status === 403, `the api token registering web: ${JSON.stringify(apiAsWeb)}`);
+    const webAsApi = register(secrets().hosts.app1!.sempreAgent!.secretId, 'api');
+    assert.ok('status' in webAsApi && webAsApi.status === 403, `the web token registering api: ${JSON.stringify(webAsApi)}`);
+    const otherFlag = fetchInHost(lab, 'app1', `${LOCAL_CONSUL}/v1/kv/sempre/maintenance/api/api-app2`, { headers: { 'x-consul-token': apiToken } });
+    assert.ok('status' in otherFlag && otherFlag.status === 403, `api-app1's token reading api-app2's flag: ${JSON.stringify(otherFlag)}`);
+    const apiFlag = await fetch(`${lab.consulUrl}/v1/kv/sempre/maintenance/api/nobody`, { method: 'DELETE', headers: { 'x-consul-token': balancerToken } });
+    assert.equal(apiFlag.status, 200, "the balancer may clear api's maintenance flags (the dashboard control)");
+  } finally {
+    for (const name of started.reverse()) {
+      if (!lab.processes[name]) continue;
+      signal(lab, name, 'SIGTERM');
+      await waitGone(lab, name);
+      delete lab.processes[name];
+    }
+    saveLabState(lab);
+  }
+  assert.deepEqual((await passingInstanceIds(lab.consulUrl, lab.service)).sort(), ['app1', 'app2'], 'web untouched');
 });
 
 test('losing a Consul server with its whole host at 500 GET/s: zero failed requests, and the catalog keeps answering', { skip, timeout: 120_000 }, async () => {

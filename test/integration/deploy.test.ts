@@ -108,7 +108,7 @@ test('the secrets helper writes what the units read, and consul validate accepts
   const dir = mkdtempSync(join(tmpdir(), 'sempre-secrets-'));
   try {
     // The Consul this machine can run (1.8.7): its key names; a current release's are unit-tested.
-    const secrets = planSecrets(undefined, { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] }, '1.8.7');
+    const secrets = planSecrets(undefined, { services: ['web'], servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] }, '1.8.7');
     const written = writeSecretFiles(join(dir, 's'), secrets).map((f) => f.slice(join(dir, 's').length + 1));
     ensureConsulTls(join(dir, 's'), Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), findConsul());
     const agentUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-agent.service'), 'utf8');

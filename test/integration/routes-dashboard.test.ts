@@ -6,7 +6,6 @@
 // service, maintenance on the chosen service's instance, the route conflicts,
 // and no selector once one service is left.
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, type Page } from 'playwright-core';
@@ -14,6 +13,7 @@ import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { passingInstanceIds } from '../../lab/consul-health.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from '../../lab/processes.ts';
 import { RESULTS_DIR, testStack } from '../support/stack.ts';
+import { getWithHost } from '../support/get-with-host.ts';
 import { launchChromium } from '../support/browser.ts';
 
 const stack = testStack('routes-dashboard', 32_000, { instances: 0, balancerArgs: ['--routing', 'routes'] });
@@ -51,13 +51,9 @@ async function stopInstance(name: string): Promise<void> {
 }
 
 /** Who answers a GET through the balancer with this Host header. */
-function servedBy(host: string, path = '/'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: stack.ports.balancer, path, headers: { host }, timeout: 5000 }, (res) => {
-      res.resume().on('end', () => resolve(String(res.headers['x-served-by'] ?? `HTTP ${res.statusCode}`)));
-    });
-    req.on('error', reject).end();
-  });
+async function servedBy(host: string, path = '/'): Promise<string> {
+  const answer = await getWithHost('127.0.0.1', stack.ports.balancer, host, path);
+  return answer.servedBy || `HTTP ${answer.status}`;
 }
 
 async function servers(host: string, count: number): Promise<string[]> {

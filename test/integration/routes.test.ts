@@ -5,7 +5,6 @@
 // rolling deploy that changes routes drops none, a crash drops no request,
 // and 50 services cost little.
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -15,6 +14,7 @@ import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { passingInstanceIds } from '../../lab/consul-health.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from '../../lab/processes.ts';
 import { RESULTS_DIR, recordFigure, testStack } from '../support/stack.ts';
+import { getWithHost } from '../support/get-with-host.ts';
 
 const stack = testStack('routes', 31_000, { instances: 0, balancerArgs: ['--routing', 'routes', '--rate-limit', '0'] });
 const NODE = process.execPath;
@@ -49,15 +49,7 @@ async function stopInstance(name: string): Promise<void> {
 }
 
 /** One GET through the balancer with this Host header. */
-function get(host: string, path: string): Promise<{ status: number; servedBy: string; appPath: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: stack.ports.balancer, path, headers: { host }, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => resolve({ status: res.statusCode ?? 0, servedBy: String(res.headers['x-served-by'] ?? ''), appPath: String(res.headers['x-app-path'] ?? ''), body }));
-    });
-    req.on('error', reject).end();
-  });
-}
+const get = (host: string, path: string) => getWithHost('127.0.0.1', stack.ports.balancer, host, path);
 
 function loadOn(host: string, path: string, rate: number): RunningLoad {
   return startLoad({ url: `${stack.url.replace(/\/$/, '')}${path}`, rate, durationMs: 120_000, headers: { host } });

@@ -7,7 +7,7 @@ import { consulTlsHcl } from '../../ops/consul-tls.ts';
 import { consulDialect, CURRENT_CONSUL } from '../../ops/consul-version.ts';
 import { aclItems, consulSecretsHcl, planSecrets, readSecrets, SecretsError, writeSecretFiles } from '../../ops/secrets.ts';
 
-const roles = { service: 'web', servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] };
+const roles = { services: ['web'], servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] };
 
 test('each role gets its own token; only servers see the management token', () => {
   const secrets = planSecrets(undefined, roles);
@@ -64,9 +64,40 @@ test('both balancers of a pair get the same sticky-session key, kept across init
   }
 });
 
+test('a second service: an agent token per app host for it, its own files, and a balancer that reads both', () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sempre-secrets-')), 'secrets');
+  try {
+    const first = planSecrets(undefined, roles);
+    writeSecretFiles(dir, first);
+    const both = planSecrets(readSecrets(dir), { ...roles, services: ['web', 'api'] });
+    writeSecretFiles(dir, both);
+    const reread = readSecrets(dir)!;
+    assert.deepEqual(reread.hosts.app1!.sempreAgent, first.hosts.app1!.sempreAgent, "web's token on app1 is unchanged");
+    assert.ok(reread.hosts.app1!.serviceAgents?.api && !reread.hosts.infra!.serviceAgents, 'api agents on the app hosts only');
+    const apiToken = /^CONSUL_HTTP_TOKEN=(\S+)$/m.exec(readFileSync(join(dir, 'app1/agent-api-secrets.env'), 'utf8'))?.[1];
+    assert.equal(apiToken, reread.hosts.app1!.serviceAgents!.api!.secretId);
+    assert.equal(statSync(join(dir, 'app1/agent-api-secrets.env')).mode & 0o777, 0o600);
+    const rules = (name: string) => aclItems(reread).find((i) => i.policy.name === name)?.policy.rules;
+    assert.equal(rules('sempre-agent-api-app1'), 'service "api" { policy = "write" }\nkey "sempre/maintenance/api/api-app1" { policy = "read" }\n');
+    assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\n', "web's policy is as before");
+    assert.equal(rules('sempre-balancer'), [
+      'service "web" { policy = "read" }', 'service "api" { policy = "read" }', 'node_prefix "" { policy = "read" }',
+      'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }', '',
+    ].join('\n'));
+    // Init again with only web (the usual command when a host joins) keeps api: services are only added.
+    const again = planSecrets(reread, { ...roles, apps: ['app1', 'app2', 'app3'] });
+    assert.deepEqual(again.moreServices, ['api']);
+    assert.ok(again.hosts.app3!.serviceAgents?.api, 'a new app host gets the api token too');
+    assert.deepEqual(again.hosts.app1!.serviceAgents, reread.hosts.app1!.serviceAgents);
+  } finally {
+    rmSync(dirname(dir), { recursive: true, force: true });
+  }
+});
+
 test('a bad host name or another service is refused, naming the field', () => {
   assert.throws(() => planSecrets(undefined, { ...roles, apps: ['App 1'] }), (e: unknown) => e instanceof SecretsError && /secrets\.hosts: "App 1"/.test(e.message));
-  assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, service: 'api' }), /secrets\.service/);
+  assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, services: ['api'] }), /secrets\.service: these secrets are for service "web"; name it too, e\.g\. --service web,api/);
+  assert.throws(() => planSecrets(undefined, { ...roles, services: ['web', 'a/b'] }), /secrets\.service: "a\/b" is not a Consul service name/);
 });
 
 
