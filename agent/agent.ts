@@ -59,6 +59,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
   const checkId = `service:${instanceId}`;
   // Maintenance asked for through the KV flag (from a dashboard).
   let maintenanceByFlag = false;
+  let flagRefusedSaid = false;
   const syncMaintenanceFlag = async () => {
     try {
       // Stale: any server answers from its own copy. A default read waits for
@@ -77,7 +78,12 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
         log.info('maintenance lifted through Consul: back in rotation');
       }
     } catch (error) {
-      log.debug({ err: describeConsulError(error) }, 'cannot read the maintenance flag; will retry next interval');
+      const err = describeConsulError(error);
+      // Refused for good, not a passing outage: the dashboard's maintenance cannot reach this instance. Said once.
+      if (err.statusCode === 403 && !flagRefusedSaid) {
+        flagRefusedSaid = true;
+        log.warn({ err, key: maintenanceKey(options.service, instanceId) }, "Consul refuses this agent's token the instance's maintenance flag: the dashboard's maintenance button will not reach it. Is --id what the token was made for (sempre secrets: the first service's instances are named by host, later services' <service>-<host>)?");
+      } else log.debug({ err }, 'cannot read the maintenance flag; will retry next interval');
     }
   };
   await syncMaintenanceFlag();

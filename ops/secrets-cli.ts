@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { findConsul } from '../lab/consul-binary.ts';
 import { ensureConsulTls } from './consul-tls.ts';
 import { CURRENT_CONSUL } from './consul-version.ts';
-import { applyAcls, planSecrets, readSecrets, servicesOf, writeSecretFiles } from './secrets.ts';
+import { applyAcls, planSecrets, readSecrets, SecretsError, servicesOf, writeSecretFiles } from './secrets.ts';
 
 const HELP = `Usage: ./sempre secrets init  [--dir DIR] [--consul-version V] [--service NAME[,NAME]] [--servers A,B,C] [--apps A,B] [--balancers A]
        ./sempre secrets apply --consul URL [--dir DIR] [--json]
@@ -45,10 +45,11 @@ Options:
   --consul-version V the Consul release on the servers, for its key names (default: the
                      one in DIR's secrets, else ${CURRENT_CONSUL}, the release the runbook installs;
                      e.g. 1.8.7 for the lab's Consul)
-  --service LIST     the services the apps register (default: web). Each app host
-                     gets an agent token per service; the first one's instance
-                     IDs are the hosts' names (app1), the others' <svc>-<host>
-                     (api-app1). Services are only added, never removed
+  --service LIST     the services the apps register (default: web, or the ones DIR's
+                     secrets have). Each app host gets an agent token per service.
+                     The first service of DIR's secrets names its instances by host
+                     (agent --id app1), every later one <svc>-<host> (--id api-app1).
+                     Services are only added, never removed
   --servers LIST     hosts running a Consul server (default: infra,app1,app2)
   --apps LIST        hosts running the app and its agent (default: app1,app2)
   --balancers LIST   hosts running the balancer (default: infra)
@@ -93,15 +94,22 @@ const dir = String(values.dir ?? 'secrets');
 
 try {
   if (command === 'init') {
-    const roles = { services: list(values.service as string | undefined, 'web'), servers: list(values.servers as string | undefined, 'infra,app1,app2'), apps: list(values.apps as string | undefined, 'app1,app2'), balancers: list(values.balancers as string | undefined, 'infra') };
-    if (roles.servers.length % 2 === 0) fail(`secrets.servers: use an odd number of Consul servers (got ${roles.servers.length}): an even number adds no fault tolerance`);
     const existing = readSecrets(dir);
-    const secrets = planSecrets(existing, roles, values['consul-version'] as string | undefined);
+    const services = typeof values.service === 'string' ? list(values.service, '') : existing ? servicesOf(existing) : ['web'];
+    const roles = { services, servers: list(values.servers as string | undefined, 'infra,app1,app2'), apps: list(values.apps as string | undefined, 'app1,app2'), balancers: list(values.balancers as string | undefined, 'infra') };
+    if (roles.servers.length % 2 === 0) fail(`secrets.servers: use an odd number of Consul servers (got ${roles.servers.length}): an even number adds no fault tolerance`);
+    let secrets: ReturnType<typeof planSecrets>;
+    try {
+      secrets = planSecrets(existing, roles, values['consul-version'] as string | undefined);
+    } catch (error) {
+      // A bad name or service is the caller's: a usage error, like a bad option.
+      throw error instanceof SecretsError ? fail(error.message) : error;
+    }
     const files = writeSecretFiles(dir, secrets);
     const tls = ensureConsulTls(dir, Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), findConsul());
     if (values.json) say(JSON.stringify({ dir, consulVersion: secrets.consulVersion, services: servicesOf(secrets), hosts: Object.keys(secrets.hosts), files, tls }, null, 2));
     else {
-      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion} and service ${servicesOf(secrets).join(', ')}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
+      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion} and ${servicesOf(secrets).length > 1 ? 'services' : 'service'} ${servicesOf(secrets).join(', ')}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
       for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && (host.serviceAgents ? `apps + agents of ${servicesOf(secrets).join(', ')}` : 'app + agent'), host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
       for (const made of tls.certificates) say(`  TLS certificate for ${made.host}: made (${made.reason})`);
       if (existing && !values['consul-version']) say(`Consul's files are for Consul ${secrets.consulVersion} (from ${dir}/secrets.json); once the servers run another release: --consul-version VERSION`);

@@ -78,8 +78,9 @@ export function planSecrets(existing: ClusterSecrets | undefined, roles: Roles, 
     if (!SERVICE_NAME.test(service)) throw new SecretsError(`secrets.service: ${JSON.stringify(service)} is not a Consul service name (letters, digits, dashes)`);
   }
   if (roles.services.length === 0) throw new SecretsError('secrets.service: name at least one service');
-  if (existing && !roles.services.includes(existing.service)) {
-    throw new SecretsError(`secrets.service: these secrets are for service "${existing.service}"${existing.moreServices?.length ? ` (and ${existing.moreServices.join(', ')})` : ''}; name it too, e.g. --service ${[existing.service, ...roles.services].join(',')}`);
+  // Naming none of the existing services is more likely a wrong --dir than a new service.
+  if (existing && !roles.services.some((name) => servicesOf(existing).includes(name))) {
+    throw new SecretsError(`secrets.service: the secrets in this directory are for ${servicesOf(existing).join(', ')}, not ${roles.services.join(', ')}; is --dir right? To add a service, name one they have too: --service ${[existing.service, ...roles.services].join(',')}`);
   }
   const secrets: ClusterSecrets = existing ?? {
     version: 1,
@@ -101,14 +102,25 @@ export function planSecrets(existing: ClusterSecrets | undefined, roles: Roles, 
     host.server ||= roles.servers.includes(name);
     host.app ||= roles.apps.includes(name);
     host.balancer ||= roles.balancers.includes(name);
-    if (host.app) {
-      host.sempreAgent ??= token();
-      for (const service of more) (host.serviceAgents ??= {})[service] ??= token();
-    }
     if (host.balancer) {
       host.sempreBalancer ??= token();
       host.adminToken ??= randomBytes(18).toString('base64url');
     }
+  }
+  // Every app host, also those of earlier runs not named in this one, runs every service.
+  for (const host of Object.values(secrets.hosts)) {
+    if (!host.app) continue;
+    host.sempreAgent ??= token();
+    for (const service of more) (host.serviceAgents ??= {})[service] ??= token();
+  }
+  // `sempre-agent-api-app1` is both the first service's agent on a host named
+  // api-app1 and api's agent on app1: one policy would overwrite the other.
+  // (The balancers of a pair do share theirs, with the same rules.)
+  const rulesByPolicy = new Map<string, string>();
+  for (const { policy } of aclItems(secrets)) {
+    const known = rulesByPolicy.get(policy.name);
+    if (known !== undefined && known !== policy.rules) throw new SecretsError(`secrets.hosts: two agents would share the policy ${policy.name} (a host named like <service>-<host>); rename the host or the service`);
+    rulesByPolicy.set(policy.name, policy.rules);
   }
   return secrets;
 }

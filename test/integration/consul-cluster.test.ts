@@ -104,7 +104,7 @@ test("a second service as the runbook adds it: `secrets init --service web,api` 
     assert.equal(run.status, 0, `sempre secrets ${args.join(' ')}: ${run.stdout}${run.stderr}`);
     return run.stdout;
   };
-  assert.match(cli('init', '--service', 'web,api', '--servers', lab.servers.join(','), '--apps', 'app1,app2', '--balancers', lab.balancerHosts.join(',')), /service web, api/);
+  assert.match(cli('init', '--service', 'web,api', '--servers', lab.servers.join(','), '--apps', 'app1,app2', '--balancers', lab.balancerHosts.join(',')), /services web, api/);
   assert.match(cli('apply', '--consul', lab.consulUrl), /created\s+policy sempre-agent-api-app1/);
   // The tokens as the operator copies them: the .env files sempre secrets wrote for each host.
   const tokenIn = (file: string) => /^CONSUL_HTTP_TOKEN=(\S+)$/m.exec(readFileSync(join(lab.secretsDir, file), 'utf8'))![1]!;
@@ -112,11 +112,13 @@ test("a second service as the runbook adds it: `secrets init --service web,api` 
   const balancerToken = tokenIn('infra/balancer-secrets.env');
   const app1 = hostAddress('app1');
   const infra = hostAddress('infra');
-  const started = ['api-app1', 'api-app1-agent', 'routing-balancer'];
+  const started = ['api-app1', 'api-app1-agent', 'routing-balancer', 'api-wrong-agent'];
+  const agentCommand = (id: string) => [process.execPath, join(PROJECT_ROOT, 'agent/main.ts'), '--service', 'api', '--id', id, '--address', app1, '--app-host', app1, '--port', '3001',
+    '--route', 'api.example.com/', '--consul', 'http://127.0.0.1:8500', `--consul-token=${apiToken}`, '--log-format', 'json'];
+  const refusedFlag = /Consul refuses this agent's token the instance's maintenance flag/;
   try {
     startInHost(lab, 'app1', 'api-app1', [process.execPath, join(PROJECT_ROOT, 'demo-app/server.ts'), '--host', app1, '--port', '3001', '--name', 'api-app1', '--version', '1.0.0']);
-    startInHost(lab, 'app1', 'api-app1-agent', [process.execPath, join(PROJECT_ROOT, 'agent/main.ts'), '--service', 'api', '--id', 'api-app1', '--address', app1, '--app-host', app1, '--port', '3001',
-      '--route', 'api.example.com/', '--consul', 'http://127.0.0.1:8500', `--consul-token=${apiToken}`, '--log-format', 'json']);
+    startInHost(lab, 'app1', 'api-app1-agent', agentCommand('api-app1'));
     await waitFor('api-app1 passing in Consul', async () => (await passingInstanceIds(lab.consulUrl, 'api')).includes('api-app1'), 30_000);
     startInHost(lab, 'infra', 'routing-balancer', [process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--routing', 'routes', '--host', infra, '--port', '8086',
       '--admin-host', infra, '--admin-port', '8087', '--consul', 'http://127.0.0.1:8500', `--consul-token=${balancerToken}`, '--log-format', 'json']);
@@ -137,14 +139,28 @@ test("a second service as the runbook adds it: `secrets init --service web,api` 
     assert.ok('status' in webAsApi && webAsApi.status === 403, `the web token registering api: ${JSON.stringify(webAsApi)}`);
     const otherFlag = fetchInHost(lab, 'app1', `${LOCAL_CONSUL}/v1/kv/sempre/maintenance/api/api-app2`, { headers: { 'x-consul-token': apiToken } });
     assert.ok('status' in otherFlag && otherFlag.status === 403, `api-app1's token reading api-app2's flag: ${JSON.stringify(otherFlag)}`);
+    // Its own flag it may read (404: not set), which is how the dashboard's maintenance reaches api-app1.
+    const ownFlag = fetchInHost(lab, 'app1', `${LOCAL_CONSUL}/v1/kv/sempre/maintenance/api/api-app1`, { headers: { 'x-consul-token': apiToken } });
+    assert.ok('status' in ownFlag && ownFlag.status === 404, `api-app1's token reading its own flag: ${JSON.stringify(ownFlag)}`);
     const apiFlag = await fetch(`${lab.consulUrl}/v1/kv/sempre/maintenance/api/nobody`, { method: 'DELETE', headers: { 'x-consul-token': balancerToken } });
     assert.equal(apiFlag.status, 200, "the balancer may clear api's maintenance flags (the dashboard control)");
+
+    // An agent started with another --id than its token was made for registers, but cannot read its flag: it says so.
+    assert.doesNotMatch(readFileSync(lab.processes['api-app1-agent']!.log, 'utf8'), refusedFlag, 'api-app1 reads its own flag');
+    startInHost(lab, 'app1', 'api-wrong-agent', agentCommand('api-wrong'));
+    await waitFor('the warning of the agent with the wrong --id', () => refusedFlag.test(readFileSync(lab.processes['api-wrong-agent']!.log, 'utf8')), 20_000, 200);
   } finally {
+    // Whatever the test got to: a registration the tokens should have been refused, then the processes.
+    for (const service of ['web', 'api']) fetchInHost(lab, 'app1', `${LOCAL_CONSUL}/v1/agent/service/deregister/evil-${service}`, { method: 'PUT', headers: { 'x-consul-token': lab.consulToken } });
     for (const name of started.reverse()) {
       if (!lab.processes[name]) continue;
-      signal(lab, name, 'SIGTERM');
-      await waitGone(lab, name);
-      delete lab.processes[name];
+      try {
+        signal(lab, name, 'SIGTERM');
+        await waitGone(lab, name);
+        delete lab.processes[name];
+      } catch {
+        // Left to the lab's teardown at the end of this file, which kills every process in its hosts.
+      }
     }
     saveLabState(lab);
   }

@@ -84,11 +84,34 @@ test('a second service: an agent token per app host for it, its own files, and a
       'service "web" { policy = "read" }', 'service "api" { policy = "read" }', 'node_prefix "" { policy = "read" }',
       'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }', '',
     ].join('\n'));
-    // Init again with only web (the usual command when a host joins) keeps api: services are only added.
+    // Init again with only web keeps api: services are only added.
     const again = planSecrets(reread, { ...roles, apps: ['app1', 'app2', 'app3'] });
     assert.deepEqual(again.moreServices, ['api']);
     assert.ok(again.hosts.app3!.serviceAgents?.api, 'a new app host gets the api token too');
     assert.deepEqual(again.hosts.app1!.serviceAgents, reread.hosts.app1!.serviceAgents);
+    assert.deepEqual(planSecrets(again, { ...roles, services: ['api'] }).moreServices, ['api'], 'naming only api is fine: web stays first');
+  } finally {
+    rmSync(dirname(dir), { recursive: true, force: true });
+  }
+});
+
+test('a service added later reaches the app hosts of earlier runs too, and two agents never share a policy', () => {
+  // app3 joined first (runbook section 7); then the API is added naming only the default apps.
+  const withApp3 = planSecrets(undefined, { ...roles, apps: ['app1', 'app2', 'app3'] });
+  const both = planSecrets(withApp3, { ...roles, services: ['web', 'api'] });
+  assert.ok(both.hosts.app3!.serviceAgents?.api, 'app3 gets its api token without being named again');
+  assert.ok(aclItems(both).some((i) => i.policy.name === 'sempre-agent-api-app3'));
+  // A host named api-app1 beside service api on app1: both agents' policies would be sempre-agent-api-app1.
+  assert.throws(() => planSecrets(undefined, { ...roles, services: ['web', 'api'], apps: ['app1', 'api-app1'] }), /secrets\.hosts: two agents would share the policy sempre-agent-api-app1/);
+});
+
+test('init with no change keeps every file as it was', () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sempre-secrets-')), 'secrets');
+  try {
+    writeSecretFiles(dir, planSecrets(undefined, { ...roles, services: ['web', 'api'] }));
+    const before = readFileSync(join(dir, 'secrets.json'), 'utf8');
+    writeSecretFiles(dir, planSecrets(readSecrets(dir), { ...roles, services: ['web', 'api'] }));
+    assert.equal(readFileSync(join(dir, 'secrets.json'), 'utf8'), before);
   } finally {
     rmSync(dirname(dir), { recursive: true, force: true });
   }
@@ -96,7 +119,7 @@ test('a second service: an agent token per app host for it, its own files, and a
 
 test('a bad host name or another service is refused, naming the field', () => {
   assert.throws(() => planSecrets(undefined, { ...roles, apps: ['App 1'] }), (e: unknown) => e instanceof SecretsError && /secrets\.hosts: "App 1"/.test(e.message));
-  assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, services: ['api'] }), /secrets\.service: these secrets are for service "web"; name it too, e\.g\. --service web,api/);
+  assert.throws(() => planSecrets(planSecrets(undefined, roles), { ...roles, services: ['api'] }), /secrets\.service: the secrets in this directory are for web, not api; is --dir right\? To add a service, name one they have too: --service web,api/);
   assert.throws(() => planSecrets(undefined, { ...roles, services: ['web', 'a/b'] }), /secrets\.service: "a\/b" is not a Consul service name/);
 });
 
