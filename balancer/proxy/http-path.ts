@@ -25,6 +25,7 @@ import { stripPrefix } from '../../shared/routes.ts';
 import { hostLookup } from '../discovery/host-lookup.ts';
 import type { Sticky } from './sticky.ts';
 import type { ProxyCounters } from './proxy-counters.ts';
+import { InFlightList, type InFlightEntry } from './in-flight.ts';
 
 // Only undici's Pool, not its index: the index also loads fetch, WebSocket,
 // the cache and the mocks, 12-15 MB of RSS the balancer never uses (undici
@@ -120,7 +121,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const now = deps.now ?? Date.now;
   const retryStatus = new Set(settings.retryOnStatus.map(Number));
   const nextRequestId = requestIdSource();
-  const inFlightByInstance = new Map<string, Set<Attempt>>();
+  const inFlightByInstance = new Map<string, InFlightList<Attempt>>();
   const pools = new Map<string, { instance: Instance; origin: string; pool: Pool }>();
   let inFlight = 0;
 
@@ -155,7 +156,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   };
 
   /** One attempt on one instance; undici calls it back as the exchange goes. */
-  class Attempt {
+  class Attempt implements InFlightEntry<Attempt> {
+    prevInFlight: Attempt | undefined = undefined;
+    nextInFlight: Attempt | undefined = undefined;
+    inFlightList: unknown = undefined;
     readonly exchange: Exchange;
     readonly instance: Instance;
     readonly startedAt: number;
@@ -336,7 +340,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       const attempt = new Attempt(this, instance, statusRetryAllowed, this.stickyOn && instance.id !== this.bound ? sticky.setCookie(instance.id) : undefined);
       this.current = attempt;
       let running = inFlightByInstance.get(instance.id);
-      if (!running) inFlightByInstance.set(instance.id, (running = new Set()));
+      if (!running) inFlightByInstance.set(instance.id, (running = new InFlightList()));
       running.add(attempt);
       states.begin(instance.id);
       const body = this.body!;
@@ -431,7 +435,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 
   function abandon(instanceId: string, reason: string): number {
     let count = 0;
-    for (const attempt of [...(inFlightByInstance.get(instanceId) ?? [])]) {
+    for (const attempt of inFlightByInstance.get(instanceId)?.entries() ?? []) {
       if (attempt.settled || attempt.responded || !mayRetry(attempt.exchange.method, 'timeout')) continue;
       count += 1;
       attempt.abandon('EINSTANCEGONE', `abandoned unanswered: ${reason}`);
@@ -448,7 +452,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const responseTimeouts = setInterval(() => {
     const deadline = performance.now() - settings.responseTimeout;
     for (const running of inFlightByInstance.values()) {
-      for (const attempt of running) {
+      for (const attempt of running.entries()) {
         if (attempt.settled || attempt.responded || (attempt.connected && !attempt.sent) || attempt.waitingSince > deadline) continue;
         attempt.abandon('ERESPONSETIMEOUT', `no response within ${settings.responseTimeout} ms`);
       }
@@ -491,7 +495,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     },
     oldestUnanswered: (instanceId) => {
       let oldest: number | undefined;
-      for (const attempt of inFlightByInstance.get(instanceId) ?? []) {
+      for (const attempt of inFlightByInstance.get(instanceId)?.entries() ?? []) {
         if (!attempt.settled && !attempt.responded && (oldest === undefined || attempt.startedAt < oldest)) oldest = attempt.startedAt;
       }
       return oldest;
