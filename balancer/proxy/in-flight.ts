@@ -1,16 +1,16 @@
 // The attempts in flight on one instance, as a list whose links live on the
 // attempts themselves, instead of a Set.
 //
-// Why not a Set: a Set that gains and loses one entry per request is rebuilt
-// every few hundred requests, and V8 links each old table to its successor
-// (for iterators still walking it). A full collection moves the live table
-// to the old generation; from then on every table after it, and the finished
-// requests an old table still names, are kept by the young-generation
-// collections, which count the dead old table as a reference, and are
-// promoted in turn. Measured: 0.3–0.5 MB promoted per scavenge instead of
-// 0.02, a full collection every second or two, pauses up to 6 ms
-// (BENCHMARKS.md, "The p99 tail on one core"). Here removing an attempt
-// clears its links, so a finished attempt names nothing.
+// Why not a Set: a Set that gains and loses one entry per request has its
+// table replaced many times a second. Once the table is in the old
+// generation (a full collection moves it there), V8 makes its replacements
+// there too, and each replaced table still names the attempts that were in
+// flight when it was replaced. Scavenges count those dead old tables as
+// references until the next full collection, so those attempts, with their
+// requests, responses and headers, are promoted: 0.3–0.5 MB per scavenge
+// instead of 0.02, a full collection every second or two, pauses up to 6 ms
+// (BENCHMARKS.md, "Per core"). Here removing an attempt clears its links, so
+// a finished attempt is named by nothing.
 
 export interface InFlightEntry<T> {
   prevInFlight: T | undefined;
