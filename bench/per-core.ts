@@ -119,10 +119,10 @@ export async function runPerCore(lab: LabState, options: { seconds: number; roun
     for (const c of PER_CORE) wrkOnCore0(c.url(lab), 2); // warm-up: JIT, keep-alive pools
     const rows = alternatingRounds(lab, { ...options, label: 'per core' });
     const sempreRssMb = rssMb(lab, 'bench-sempre-1core');
-    const throughput = ratioByRound(rows, options.rounds, 'rps', 1000, 'sempre-1core', 'haproxy-1core');
+    const throughput = ratioByRound(rows, options.rounds, 'rps', 10_000, 'sempre-1core', 'haproxy-1core');
     const p99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'sempre-1core', 'haproxy-1core');
-    const floor = ratioByRound(rows, options.rounds, 'rps', 1000, 'node-floor-1core', 'haproxy-1core');
-    const sempreOverFloor = ratioByRound(rows, options.rounds, 'rps', 1000, 'sempre-1core', 'node-floor-1core');
+    const floor = ratioByRound(rows, options.rounds, 'rps', 10_000, 'node-floor-1core', 'haproxy-1core');
+    const sempreOverFloor = ratioByRound(rows, options.rounds, 'rps', 10_000, 'sempre-1core', 'node-floor-1core');
     const floorP99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'node-floor-1core', 'haproxy-1core');
     const paced = pacedRounds(lab, rows, options);
     const memory = options.memorySeconds > 0 ? memorySoak(lab, options.memorySeconds, options.say) : null;

@@ -493,13 +493,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       pools.delete(instanceId);
       void known.pool.close();
     },
-    oldestUnanswered: (instanceId) => {
-      let oldest: number | undefined;
-      for (const attempt of inFlightByInstance.get(instanceId)?.entries() ?? []) {
-        if (!attempt.settled && !attempt.responded && (oldest === undefined || attempt.startedAt < oldest)) oldest = attempt.startedAt;
-      }
-      return oldest;
-    },
+    // The list is in dispatch order: the first unanswered attempt is the oldest.
+    oldestUnanswered: (instanceId) => inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded)?.startedAt,
     inFlight: () => inFlight,
     close: async () => {
       clearInterval(responseTimeouts);

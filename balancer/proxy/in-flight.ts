@@ -22,17 +22,23 @@ export interface InFlightEntry<T> {
 export class InFlightList<T extends InFlightEntry<T>> {
   private head: T | undefined;
   private tail: T | undefined;
-  size = 0;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
 
   add(entry: T): void {
-    if (entry.inFlightList) return;
+    if (entry.inFlightList === this) return;
+    // An attempt belongs to one instance: on two lists, one of them would lose it.
+    if (entry.inFlightList !== undefined) throw new Error('already in flight on another list');
     entry.inFlightList = this;
     entry.prevInFlight = this.tail;
     entry.nextInFlight = undefined;
     if (this.tail) this.tail.nextInFlight = entry;
     else this.head = entry;
     this.tail = entry;
-    this.size += 1;
+    this.count += 1;
   }
 
   delete(entry: T): void {
@@ -44,10 +50,20 @@ export class InFlightList<T extends InFlightEntry<T>> {
     entry.prevInFlight = undefined;
     entry.nextInFlight = undefined;
     entry.inFlightList = undefined;
-    this.size -= 1;
+    this.count -= 1;
   }
 
-  /** The entries now, oldest first: safe to change the list while going through them. */
+  /** The oldest entry that satisfies `test`, found without copying the list. */
+  first(test: (entry: T) => boolean): T | undefined {
+    for (let entry = this.head; entry; entry = entry.nextInFlight) if (test(entry)) return entry;
+    return undefined;
+  }
+
+  /**
+   * The entries now, oldest first, as a copy: safe to change the list while
+   * going through them (abandoning one attempt can eject its instance, which
+   * abandons the others and clears their links).
+   */
   entries(): T[] {
     const out: T[] = [];
     for (let entry = this.head; entry; entry = entry.nextInFlight) out.push(entry);

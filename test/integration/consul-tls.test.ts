@@ -124,7 +124,7 @@ function serverLogLines(address: string): string[] {
   return lab.servers.flatMap((host) => readFileSync(lab.processes[`${host}-consul`]!.log, 'utf8').split('\n')).filter((line) => line.includes(`${address}:`));
 }
 
-test('a Consul agent with the gossip key and even the management token, but no certificate, joins the gossip yet gets no RPC: nothing it registers reaches the catalog, nothing is read through it; given its certificate, the same agent works', { skip, timeout: 120_000 }, async () => {
+test('a Consul agent with the gossip key and even the management token, but no certificate, joins the gossip yet gets no RPC: nothing it registers reaches the catalog, nothing is read through it; given its certificate, the same agent works', { skip, timeout: 180_000 }, async () => {
   const rogue = 'app9';
   const address = hostAddress(rogue);
   const secrets = await prepareAppHost(lab, rogue);
@@ -144,7 +144,8 @@ test('a Consul agent with the gossip key and even the management token, but no c
   assert.equal(await isAliveMember(lab.consulUrl, rogue), true, 'app9 in the gossip pool');
   const register = local('/v1/agent/service/register', { method: 'PUT', body: service });
   const rogueLog = () => readFileSync(lab.processes[`${rogue}-consul`]!.log, 'utf8');
-  await waitFor('app9\'s agent to try registering with the servers, and fail', () => /RPC failed to server: method=Catalog\.Register/.test(rogueLog()), 30_000, 200);
+  // Its anti-entropy sync retries a failed full sync every 15 s plus a random stagger of up to as long again: up to about 30 s between tries.
+  await waitFor('app9\'s agent to try registering with the servers, and fail', () => /RPC failed to server: method=Catalog\.Register/.test(rogueLog()), 60_000, 200);
   assert.equal(await inCatalog(), false, `app9's registration (accepted locally: ${JSON.stringify(register)}) never reaches the catalog`);
   const readThrough = local('/v1/catalog/services');
   assert.ok('status' in readThrough && readThrough.status !== 200, `a read through app9's agent: ${JSON.stringify(readThrough)}`);

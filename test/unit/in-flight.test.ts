@@ -48,6 +48,16 @@ test('a removed entry names no other, and adding twice or removing from the wron
   assert.deepEqual(names(one), ['a', 'c']);
   assert.equal(one.size, 2);
   assert.equal(other.size, 0);
+  assert.throws(() => other.add(c), /already in flight on another list/);
+  assert.deepEqual(names(one), ['a', 'c'], 'the refused add changed nothing');
+});
+
+test('first() finds the oldest entry that matches, or none', () => {
+  const list = new InFlightList<Entry>();
+  for (const n of ['a', 'b', 'c']) list.add(new Entry(n));
+  assert.equal(list.first((e) => e.name !== 'a')?.name, 'b');
+  assert.equal(list.first(() => false), undefined);
+  assert.equal(new InFlightList<Entry>().first(() => true), undefined);
 });
 
 test('entries() is a copy: removing each entry while going through it reaches them all', () => {
