@@ -59,6 +59,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
   const checkId = `service:${instanceId}`;
   // Maintenance asked for through the KV flag (from a dashboard).
   let maintenanceByFlag = false;
+  const flagKey = maintenanceKey(options.service, instanceId);
   let flagRefusedSaid = false;
   const syncMaintenanceFlag = async () => {
     try {
@@ -66,7 +67,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
       // a Raft leader, and while the cluster elects one (a server's host
       // crashed) that wait held up the heartbeat loop past the TTL: healthy
       // instances went critical.
-      const flag = (await consul.kv.get({ key: maintenanceKey(options.service, instanceId), stale: true, timeout: CONSUL_CALL_TIMEOUT_MS } as never)) as { Value?: string | null } | undefined;
+      const flag = (await consul.kv.get({ key: flagKey, stale: true, timeout: CONSUL_CALL_TIMEOUT_MS } as never)) as { Value?: string | null } | undefined;
       if (flag && !maintenanceByFlag) {
         const reason = `${DASHBOARD_REASON_PREFIX}${flag.Value || 'maintenance'}`;
         await consul.agent.service.maintenance({ id: instanceId, enable: true, reason, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
@@ -82,7 +83,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
       // Refused for good, not a passing outage: the dashboard's maintenance cannot reach this instance. Said once.
       if (err.statusCode === 403 && !flagRefusedSaid) {
         flagRefusedSaid = true;
-        log.warn({ err, key: maintenanceKey(options.service, instanceId) }, "Consul refuses this agent's token the instance's maintenance flag: the dashboard's maintenance button will not reach it. Is --id what the token was made for (sempre secrets: the first service's instances are named by host, later services' <service>-<host>)?");
+        log.warn({ err, key: flagKey }, "Consul refuses this agent's token the instance's maintenance flag: the dashboard's maintenance button will not reach it. Is --id what the token was made for (sempre secrets: the first service's instances are named by host, later services' <service>-<host>)?");
       } else log.debug({ err }, 'cannot read the maintenance flag; will retry next interval');
     }
   };

@@ -153,11 +153,13 @@ http {
  * server and undici's Pool.dispatch with no feature at all, on the same Node
  * flags; what it cannot reach, no change to sempre's own code can.
  */
+export const PER_CORE_NAMES = { haproxy: 'haproxy-1core', sempre: 'sempre-1core', floor: 'node-floor-1core' } as const;
+
 export const PER_CORE: readonly Contender[] = [
-  processContender('haproxy-1core', 'HAProxy 2.6, `nbthread 1`, pinned to core 1, static servers, keep-alive to the apps', 8097, (lab) => `global
+  processContender(PER_CORE_NAMES.haproxy, 'HAProxy 2.6, `nbthread 1`, pinned to core 1, static servers, keep-alive to the apps', 8097, (lab) => `global
   maxconn 8000
   nbthread 1
-  pidfile ${join(CONFIG_DIR, 'haproxy-1core.pid')}
+  pidfile ${join(CONFIG_DIR, `${PER_CORE_NAMES.haproxy}.pid`)}
 defaults
   mode http
   option http-keep-alive
@@ -171,9 +173,9 @@ backend be
   balance roundrobin
 ${apps(lab).map((a, i) => `  server app${i + 1} ${a}`).join('\n')}
 `, (file) => ['taskset', '-c', '1', 'haproxy', '-f', file, '-db']),
-  processContender('sempre-1core', 'one sempre-balancer process (its defaults, `--rate-limit 0`), pinned to core 1', 8096, () => '', () => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8096',
+  processContender(PER_CORE_NAMES.sempre, 'one sempre-balancer process (its defaults, `--rate-limit 0`), pinned to core 1', 8096, () => '', () => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8096',
     '--admin-host', infra(), '--admin-port', '8098', '--consul', 'http://127.0.0.1:8500', '--rate-limit', '0', '--log-format', 'json']),
-  processContender('node-floor-1core', 'the floor: bench/bare-proxy.ts (Node\'s HTTP server, undici\'s `Pool.dispatch`, round robin, no log, health, retries or counters), same Node flags, pinned to core 1', 8099, () => '', (_file, lab) => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'bench/bare-proxy.ts'), `${infra()}:8099`, ...apps(lab).map((a) => `http://${a}`)]),
+  processContender(PER_CORE_NAMES.floor, 'the floor: bench/bare-proxy.ts (Node\'s HTTP server, undici\'s `Pool.dispatch`, round robin, no log, health, retries or counters), same Node flags, pinned to core 1', 8099, () => '', (_file, lab) => ['taskset', '-c', '1', process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'bench/bare-proxy.ts'), `${infra()}:8099`, ...apps(lab).map((a) => `http://${a}`)]),
 ];
 
 /** Direct to one instance: the reference for overhead only. */

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { isAlive, type LabState } from '../lab/netns-lab.ts';
-import { PER_CORE } from './contenders.ts';
+import { PER_CORE, PER_CORE_NAMES } from './contenders.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
 export interface PerCoreRow {
@@ -83,6 +83,7 @@ function pin(pid: number, cores: string): void {
   spawnSync('taskset', ['-a', '-cp', cores, String(pid)], { stdio: 'ignore' });
 }
 
+const { haproxy: HAPROXY, sempre: SEMPRE, floor: FLOOR } = PER_CORE_NAMES;
 const CONNECTIONS = 32;
 const PACE_SCRIPT = join(PROJECT_ROOT, 'bench', 'pace.lua');
 
@@ -118,12 +119,12 @@ export async function runPerCore(lab: LabState, options: { seconds: number; roun
     for (const c of PER_CORE) await c.start(lab);
     for (const c of PER_CORE) wrkOnCore0(c.url(lab), 2); // warm-up: JIT, keep-alive pools
     const rows = alternatingRounds(lab, { ...options, label: 'per core' });
-    const sempreRssMb = rssMb(lab, 'bench-sempre-1core');
-    const throughput = ratioByRound(rows, options.rounds, 'rps', 10_000, 'sempre-1core', 'haproxy-1core');
-    const p99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'sempre-1core', 'haproxy-1core');
-    const floor = ratioByRound(rows, options.rounds, 'rps', 10_000, 'node-floor-1core', 'haproxy-1core');
-    const sempreOverFloor = ratioByRound(rows, options.rounds, 'rps', 10_000, 'sempre-1core', 'node-floor-1core');
-    const floorP99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'node-floor-1core', 'haproxy-1core');
+    const sempreRssMb = rssMb(lab, `bench-${SEMPRE}`);
+    const throughput = ratioByRound(rows, 'rps', SEMPRE, HAPROXY);
+    const p99 = ratioByRound(rows, 'p99Ms', SEMPRE, HAPROXY);
+    const floor = ratioByRound(rows, 'rps', FLOOR, HAPROXY);
+    const sempreOverFloor = ratioByRound(rows, 'rps', SEMPRE, FLOOR);
+    const floorP99 = ratioByRound(rows, 'p99Ms', FLOOR, HAPROXY);
     const paced = pacedRounds(lab, rows, options);
     const memory = options.memorySeconds > 0 ? memorySoak(lab, options.memorySeconds, options.say) : null;
     return {
@@ -158,10 +159,18 @@ function alternatingRounds(lab: LabState, options: { seconds: number; rounds: nu
   return rows;
 }
 
-/** One contender's figure over another's, round by round (rounded to 1/scale), and their median. */
-function ratioByRound(rows: readonly PerCoreRow[], rounds: number, field: 'rps' | 'p99Ms', scale: number, numerator: string, denominator: string): { perRound: number[]; median: number } {
+/**
+ * Digits kept per ratio: req/s ratios are printed as whole percents, so
+ * they keep four decimals and are rounded once; p99 ratios are printed as x.xx×.
+ */
+const RATIO_SCALE = { rps: 10_000, p99Ms: 100 } as const;
+
+/** One contender's figure over another's, round by round, and their median. */
+function ratioByRound(rows: readonly PerCoreRow[], field: 'rps' | 'p99Ms', numerator: string, denominator: string): { perRound: number[]; median: number } {
+  const scale = RATIO_SCALE[field];
   const of = (name: string, round: number) => rows.find((r) => r.contender === name && r.round === round)!;
-  const perRound = Array.from({ length: rounds }, (_v, i) => Math.round((of(numerator, i + 1)[field] / of(denominator, i + 1)[field]) * scale) / scale);
+  const rounds = [...new Set(rows.map((r) => r.round))];
+  const perRound = rounds.map((round) => Math.round((of(numerator, round)[field] / of(denominator, round)[field]) * scale) / scale);
   return { perRound, median: Math.round(median(perRound) * scale) / scale };
 }
 
@@ -174,21 +183,21 @@ function pacedRounds(lab: LabState, maxRows: readonly PerCoreRow[], options: { s
   const slower = Math.min(...PER_CORE.map((c) => median(maxRows.filter((r) => r.contender === c.name).map((r) => r.rps))));
   const gapMs = Math.max(1, Math.round((CONNECTIONS * 1000) / (slower / 2) - 1.5));
   const rows = alternatingRounds(lab, { ...options, gapMs, label: `paced (${gapMs} ms between a connection's requests)` });
-  const p99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'sempre-1core', 'haproxy-1core');
-  const floorP99 = ratioByRound(rows, options.rounds, 'p99Ms', 100, 'node-floor-1core', 'haproxy-1core');
+  const p99 = ratioByRound(rows, 'p99Ms', SEMPRE, HAPROXY);
+  const floorP99 = ratioByRound(rows, 'p99Ms', FLOOR, HAPROXY);
   return { gapMs, rows, roundP99Ratios: p99.perRound, p99Ratio: p99.median, floorP99Ratio: floorP99.median };
 }
 
 /** sempre at its maximum rate (wrk on core 0, as in the rounds) for `seconds`, its RSS read every 30 s. */
 function memorySoak(lab: LabState, seconds: number, say: (line: string) => void): MemorySoak {
-  const sempre = PER_CORE.find((c) => c.name === 'sempre-1core')!;
+  const sempre = PER_CORE.find((c) => c.name === SEMPRE)!;
   const samples: MemorySoak['samples'] = [];
   let requests = 0;
   for (let at = 0; at < seconds;) {
     const step = Math.min(30, seconds - at);
     requests += wrkOnCore0(sempre.url(lab), step).requests;
     at += step;
-    samples.push({ atS: at, rssMb: rssMb(lab, 'bench-sempre-1core') });
+    samples.push({ atS: at, rssMb: rssMb(lab, `bench-${SEMPRE}`) });
     say(`  memory: ${at}/${seconds} s at full rate, sempre's RSS ${samples.at(-1)!.rssMb} MB`);
   }
   return { seconds, rps: Math.round(requests / seconds), samples, rssMb: samples.at(-1)?.rssMb ?? NaN };

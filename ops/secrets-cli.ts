@@ -107,10 +107,11 @@ try {
     }
     const files = writeSecretFiles(dir, secrets);
     const tls = ensureConsulTls(dir, Object.entries(secrets.hosts).map(([name, host]) => ({ name, server: host.server })), findConsul());
-    if (values.json) say(JSON.stringify({ dir, consulVersion: secrets.consulVersion, services: servicesOf(secrets), hosts: Object.keys(secrets.hosts), files, tls }, null, 2));
+    const planned = servicesOf(secrets);
+    if (values.json) say(JSON.stringify({ dir, consulVersion: secrets.consulVersion, services: planned, hosts: Object.keys(secrets.hosts), files, tls }, null, 2));
     else {
-      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion} and ${servicesOf(secrets).length > 1 ? 'services' : 'service'} ${servicesOf(secrets).join(', ')}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
-      for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && (host.serviceAgents ? `apps + agents of ${servicesOf(secrets).join(', ')}` : 'app + agent'), host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
+      say(`${existing ? 'updated' : 'created'} ${dir}/ (mode 0700) for Consul ${secrets.consulVersion} and ${planned.length > 1 ? 'services' : 'service'} ${planned.join(', ')}: gossip key, management token, ${Object.keys(secrets.hosts).length} hosts${tls.caCreated ? ', a CA for Consul\'s RPC' : ''}`);
+      for (const [name, host] of Object.entries(secrets.hosts)) say(`  ${name.padEnd(8)} ${[host.server && 'consul server', !host.server && 'consul client', host.app && (host.serviceAgents ? `apps + agents of ${planned.join(', ')}` : 'app + agent'), host.balancer && 'balancer'].filter(Boolean).join(', ')}`);
       for (const made of tls.certificates) say(`  TLS certificate for ${made.host}: made (${made.reason})`);
       if (existing && !values['consul-version']) say(`Consul's files are for Consul ${secrets.consulVersion} (from ${dir}/secrets.json); once the servers run another release: --consul-version VERSION`);
       say(`\nOn each host copy ${dir}/<host>/consul-secrets.hcl to /etc/consul.d/secrets.hcl, consul-tls.hcl to /etc/consul.d/tls.hcl,`);

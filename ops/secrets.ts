@@ -60,6 +60,9 @@ export interface Roles {
 export class SecretsError extends Error {}
 
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// Letters, digits and dashes only, unlike the agent's --service (shared/config/values.ts
+// name(), which also takes '.' and '_'): the name goes into ACL policy names,
+// which refuse '.', and into the .env file names.
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i;
 
 function token(): Token {
