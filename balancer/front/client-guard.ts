@@ -1,17 +1,19 @@
 // What stands between the internet and the proxy: limits on connections (in
 // all and per client address), a request rate per client address answered
 // with 429, a body size answered with 413, and clear answers for requests
-// Node's parser refuses (400, 408 for a slow client, 431 for huge headers).
-// Header and request timeouts themselves are Node's (set on the server by
+// Node's parser refuses (400, 408 for a slow client, 431 for huge headers),
+// and the request rules of request-rules.ts (a second Host, CONNECT, TRACE,
+// the asterisk form). Header and request timeouts themselves are Node's (set on the server by
 // balancer.ts), except on an HTTP/2 server's HTTP/1.1 side, where this module
 // times each request head itself.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { rawAnswer } from '../proxy/raw-answer.ts';
+import { checkRequest, CONNECT_REFUSAL, refusalBody, type Refusal, type RequestRules } from './request-rules.ts';
 import type { Logger } from '../../shared/logger.ts';
 
-export interface ClientLimits {
+export interface ClientLimits extends RequestRules {
   maxConnections: number;
   maxConnectionsPerClient: number;
   /** Requests per second per client address; 0 = no limit. */
@@ -69,6 +71,11 @@ export interface GuardMetrics {
 function plain(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
   res.end(body);
+}
+
+/** A refusal written straight to a socket (CONNECT, an upgrade request). */
+function answerRaw(socket: Duplex, refusal: Refusal): void {
+  rawAnswer(socket, refusal.status, refusal.title, refusal.detail, refusal.headers);
 }
 
 /**
@@ -133,9 +140,15 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
     });
   }
 
-  // Node's parser refused the request: answer it properly, other clients are untouched.
+  // Node's parser refused the request: answer it properly, other clients are
+  // untouched. A head it accepted may still be followed by a body it refuses
+  // (a Transfer-Encoding it cannot decode, a chunk size that overflows): the
+  // request is then already in the proxy's hands, so the answer goes through
+  // its response, which tells the proxy the client is answered (never the
+  // instance's failure), unless the instance's answer has already begun.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
-    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || inProgress?.headersSent) {
       socket.destroy();
       return;
     }
@@ -143,7 +156,17 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
         : [400, 'Bad Request'];
     refused(status === 408 ? 'slow-client' : status === 431 ? 'headers-too-large' : 'malformed', { client: socket.remoteAddress, code: error.code });
-    rawAnswer(socket, status, text);
+    if (!inProgress) return rawAnswer(socket, status, text, error.code ?? '');
+    plain(inProgress, status, `${status} ${text}: ${error.code ?? error.message}\n`, { connection: 'close' });
+    // The parser is gone: nothing more can be read on this connection.
+    inProgress.once('finish', () => socket.destroySoon());
+  });
+
+  // CONNECT gets its own event; with no listener Node would close the socket without a word.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => undefined);
+    refused(CONNECT_REFUSAL.reason!, { client: req.socket.remoteAddress, method: 'CONNECT' });
+    answerRaw(socket, CONNECT_REFUSAL);
   });
 
   if (nextUpgrade) {
@@ -154,6 +177,12 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
       if (wait > 0) {
         refused('rate-limit', { client, limit: limits.rateLimit });
         rawAnswer(socket, 429, 'Too Many Requests', `more than ${limits.rateLimit} requests a second from ${client}`, { 'Retry-After': String(wait) });
+        return;
+      }
+      const refusal = checkRequest(req, limits);
+      if (refusal) {
+        if (refusal.reason) refused(refusal.reason, { client, method: req.method });
+        answerRaw(socket, refusal);
         return;
       }
       nextUpgrade(req, socket, head);
@@ -172,6 +201,13 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
       refused('rate-limit', { client, limit: limits.rateLimit });
       req.resume();
       plain(res, 429, `429 Too Many Requests: more than ${limits.rateLimit} requests a second from ${client}\n`, { 'retry-after': String(wait) });
+      return;
+    }
+    const refusal = checkRequest(req, limits);
+    if (refusal) {
+      if (refusal.reason) refused(refusal.reason, { client, method: req.method, url: req.url?.slice(0, 200) });
+      req.resume();
+      plain(res, refusal.status, refusalBody(refusal), refusal.headers);
       return;
     }
     // From the raw headers: Node builds req.headers only when asked, and the proxy never asks.

@@ -18,7 +18,8 @@ import { connectionTokens, HOP_BY_HOP, requestIdSource, upstreamRequestHeaders, 
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
 import { readRequestBody, type RequestBody } from './request-body.ts';
-import { classifyError, countsAgainstInstance, mayRetry, type FailureKind } from './retry-policy.ts';
+import { countsAgainstInstance, mayRetry, type FailureKind } from './retry-policy.ts';
+import { whoseFault } from './whose-fault.ts';
 import type { RouteTarget } from '../discovery/route-table.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
 import { stripPrefix } from '../../shared/routes.ts';
@@ -74,6 +75,14 @@ export class AttemptFailure extends Error {
 
 class ClientGone extends Error {}
 class NoInstanceLeft extends Error {}
+/** The request itself is at fault (whose-fault.ts): the client gets `status`, nothing counts against the instance. */
+class RequestAtFault extends Error {
+  readonly status: 400 | 501;
+  constructor(status: 400 | 501, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
 
 export interface ProxyHandler {
   /** `target`: the route that matched (with --routing routes): only its instances, its prefix stripped if asked. */
@@ -162,7 +171,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     inFlightList: unknown = undefined;
     readonly exchange: Exchange;
     readonly instance: Instance;
-    readonly startedAt: number;
+    /** now() since when the instance owes an answer: dispatch, then when the request was fully sent (the stall detector's clock). */
+    unansweredSince: number;
     /** performance.now() since when the attempt waits for its answer: dispatch, then when its request was fully sent. */
     waitingSince = performance.now();
     /** The whole request, body included, has been written to the instance. */
@@ -182,7 +192,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     constructor(exchange: Exchange, instance: Instance, statusRetryAllowed: boolean, setCookie: string | undefined) {
       this.exchange = exchange;
       this.instance = instance;
-      this.startedAt = now();
+      this.unansweredSince = now();
       this.statusRetryAllowed = statusRetryAllowed;
       this.setCookie = setCookie;
     }
@@ -199,10 +209,16 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     onRequestSent(): void {
       this.sent = true;
       this.waitingSince = performance.now();
+      this.unansweredSince = now();
     }
 
     onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
       if (this.settled) return false;
+      // The front door already answered the client (its body broke: client-guard.ts).
+      if (this.exchange.res.headersSent) {
+        this.exchange.settle(this, new ClientGone());
+        return false;
+      }
       if (statusCode < 200) return true; // 100 Continue, 103 Early Hints: the final answer follows
       this.responded = true;
       states.answered(this.instance.id, now());
@@ -243,7 +259,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         res.destroy();
         return;
       }
-      const kind = classifyError(error, this.connected);
+      const { req } = this.exchange;
+      const fault = whoseFault(error, { connected: this.connected, requestBroken: req.errored !== null || (req.destroyed && !req.complete) });
+      if (fault.who === 'request') return this.exchange.settle(this, new RequestAtFault(fault.status, fault.message));
+      const kind = fault.kind;
       const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
       this.exchange.settle(this, this.failure ?? new AttemptFailure(kind, this.instance, detail));
     }
@@ -274,6 +293,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     failures: string[] | undefined;
     current: Attempt | undefined;
     servedBy: string | undefined;
+    /** Why the request was answered 4xx/5xx as its own fault, for the access log. */
+    refused: string | undefined;
     /** Set while p-retry drives the attempts after the first. */
     waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
 
@@ -297,7 +318,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       deps.onRequest?.(status, durationMs, this.servedBy);
       if (settings.accessLog) {
         // `failures` is left out (undefined is not serialized) when every attempt went well.
-        logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures }, 'request');
+        logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures, refused: this.refused }, 'request');
       }
     }
 
@@ -353,7 +374,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       }, attempt as unknown as Dispatcher.DispatchHandler);
     }
 
-    settle(attempt: Attempt, failure: AttemptFailure | ClientGone | undefined): void {
+    settle(attempt: Attempt, failure: AttemptFailure | ClientGone | RequestAtFault | undefined): void {
       if (attempt.settled) return;
       attempt.settled = true;
       const id = attempt.instance.id;
@@ -365,10 +386,12 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         if (this.waiting) this.waiting.resolve();
         return;
       }
-      if (failure instanceof ClientGone) {
+      if (failure instanceof ClientGone || failure instanceof RequestAtFault) {
+        // Not the instance's doing: no failure, no retry, no ejection.
         states.abandoned(id);
         attempt.abortUpstream?.();
-        if (this.waiting) this.waiting.reject(failure);
+        if (this.waiting) return this.waiting.reject(failure);
+        if (failure instanceof RequestAtFault) this.finish(failure);
         return;
       }
       const counts = countsAgainstInstance(failure.kind, false);
@@ -415,6 +438,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     finish(error: unknown): void {
       const { res, method } = this;
       if (error instanceof ClientGone || res.destroyed) return;
+      if (error instanceof RequestAtFault) {
+        this.refused = error.message;
+        return sendError(res, error.status, `${error.message} (the request was not sent to any instance)`);
+      }
       const tried = this.attempts();
       const table = this.table();
       if (error instanceof NoInstanceLeft && tried === 0 && settings.maxPerInstance > 0 && table.instances.length > 0) {
@@ -494,7 +521,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       void known.pool.close();
     },
     // The list is in dispatch order: the first unanswered attempt is the oldest.
-    oldestUnanswered: (instanceId) => inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded)?.startedAt,
+    // An upload the client is still streaming is waiting on the client, not the instance.
+    oldestUnanswered: (instanceId) => inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded && !(attempt.connected && !attempt.sent))?.unansweredSince,
     inFlight: () => inFlight,
     close: async () => {
       clearInterval(responseTimeouts);
@@ -513,9 +541,12 @@ function onResponseClose(this: ExchangeResponse): void {
 }
 const NO_BODY: RequestBody = { replayable: true, bytes: Buffer.alloc(0) };
 
-function sendError(res: ServerResponse, status: 502 | 503, message: string): void {
+const ERROR_TITLES = { 400: 'Bad Request', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable' } as const;
+
+function sendError(res: ServerResponse, status: keyof typeof ERROR_TITLES, message: string): void {
   if (res.headersSent || res.destroyed) return;
-  const body = `${status === 503 ? '503 Service Unavailable' : '502 Bad Gateway'}: ${message}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '1', 'cache-control': 'no-store' });
+  const body = `${status} ${ERROR_TITLES[status]}: ${message}\n`;
+  // Retry-After only where trying again may help: the request's own fault will not go away.
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(status >= 502 ? { 'retry-after': '1' } : {}), 'cache-control': 'no-store' });
   res.end(body);
 }
