@@ -34,6 +34,8 @@ Endpoints:
   POST /upload       streams the body: {instance, bytes, sha256}
   GET  /healthz      200 while serving
 
+Every request is logged on stdout as "METHOD URL".
+
 Examples:
   node_modules/.bin/node test/apps/real-app.ts --port 3001 --name app1
   curl -c jar -d user=ana http://127.0.0.1:3001/login && curl -b jar http://127.0.0.1:3001/me
@@ -68,6 +70,12 @@ const instance = args.name ?? `${host}:${port}`;
 
 const app = express();
 app.disable('x-powered-by');
+// One line per request, as morgan or any access log would write it: a test
+// compares what the app received with what the balancer forwarded.
+app.use((req, _res, next) => {
+  process.stdout.write(`${req.method} ${req.originalUrl}\n`);
+  next();
+});
 app.use(session({ secret: 'the-company-secret-since-2014', resave: false, saveUninitialized: false, cookie: { httpOnly: true, sameSite: 'lax' } }));
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
