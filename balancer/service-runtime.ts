@@ -9,10 +9,11 @@ import type { Logger } from '../shared/logger.ts';
 import { maintenanceKey } from '../shared/maintenance-flag.ts';
 import { watchCatalog, type CatalogWatch } from './discovery/catalog-watch.ts';
 import { watchHealthyInstances, type HealthWatch } from './discovery/consul-watch.ts';
+import { createFailOpen, describeFailOpen, type FailOpen } from './discovery/fail-open.ts';
 import type { RoutingTable } from './discovery/routing-table.ts';
 import type { FailureKind } from './health/failure-kind.ts';
 import { InstanceStates } from './health/instance-state.ts';
-import { startReadmission } from './health/readmission.ts';
+import { answersHealthy, startReadmission } from './health/readmission.ts';
 import { startStallDetector } from './health/stall-detector.ts';
 import { createAlerter } from './observe/alerts.ts';
 import { DashboardModel } from './observe/dashboard-model.ts';
@@ -50,6 +51,7 @@ export interface ServiceRuntime {
   readonly service: string;
   readonly watch: HealthWatch;
   readonly catalog: CatalogWatch;
+  readonly failOpen: FailOpen;
   readonly states: InstanceStates;
   readonly model: DashboardModel;
   readonly counters: ProxyCounters;
@@ -87,7 +89,40 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
   let onAdded: (id: string) => void = () => undefined;
   let firstTable = true;
 
+  // Fail open with evidence (fail-open.ts). The catalog watch is made below; the rule reads it when asked.
+  let catalogRef: CatalogWatch | undefined;
+  let watchRef: HealthWatch | undefined;
+  const failOpen = createFailOpen({
+    service,
+    settings: { thresholdPercent: options.failOpenThreshold, serveUnhealthy: options.failOpenUnhealthy },
+    catalog: () => catalogRef?.instances() ?? [],
+    probe: (instance) => answersHealthy(instance, Math.max(options.connectTimeout, 500)),
+    maintenanceFlag: async (id) => {
+      const flag = await consul.kv.get({ key: maintenanceKey(service, id), stale: true, timeout: 2000 } as never);
+      return flag !== undefined && flag !== null;
+    },
+    onChange: () => watchRef?.republish(),
+    now,
+  });
+  let failOpenSaid = '';
+  /** Log, event and alert once per change of the rule's state. */
+  const noteFailOpen = () => {
+    const state = failOpen.state();
+    const key = state.active ? `on:${state.served.map((s) => s.id).join(',')}:${state.unhealthy}` : 'off';
+    if (key === failOpenSaid || (key === 'off' && failOpenSaid === '')) {
+      failOpenSaid = key;
+      return;
+    }
+    const passing = (watchRef?.table().instances.length ?? 0) - (watchRef?.table().failOpen.size ?? 0);
+    const text = state.active ? describeFailOpen(service, passing, state) : `Consul lists passing instances of ${service} again: back to Consul's list`;
+    if (state.active) logger.warn({ failOpen: true, served: state.served, refused: state.refused }, text);
+    else logger.info({ failOpen: false }, text);
+    model.failOpenChanged(state, text, now());
+    failOpenSaid = key;
+  };
+
   const watch = watchHealthyInstances({
+    extra: (passing, current) => failOpen.extra(passing, current),
     consul,
     service,
     logger,
@@ -101,16 +136,22 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       model.tableChanged(diff, now(), (id) => !states.isEjected(id));
       for (const instance of diff.removed) onRemoved(instance.id);
       for (const instance of diff.added) onAdded(instance.id);
+      noteFailOpen();
       deps.onTable?.();
     },
   });
+  watchRef = watch;
   const catalog = watchCatalog({
     consul, service, waitMs: options.consulWait,
     onChange: (previous, next) => {
-      model.catalogChanged(previous, next, now());
+      model.catalogChanged(previous, next, now(), (id) => watch.table().failOpen.has(id));
+      // Why an instance is not passing may have changed: fail-open decides again.
+      watch.republish();
+      noteFailOpen();
       deps.onTable?.(); // routes declared by instances that are not passing stay in the route table
     },
   });
+  catalogRef = catalog;
 
   const emptyReason = () => {
     const discovery = watch.status();
@@ -213,6 +254,26 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       },
     });
     model.incidents.onTransition((transition) => alerter.send(transition));
+    // The start is told a second later, with what is served by then: the
+    // instances not yet probed join a few milliseconds after the list empties.
+    let startAlert: NodeJS.Timeout | undefined;
+    model.onFailOpen((active, text, at) => {
+      if (active) {
+        startAlert = setTimeout(() => {
+          startAlert = undefined;
+          const state = failOpen.state();
+          if (state.active) alerter.sendServiceEvent('fail-open.started', describeFailOpen(service, watch.table().instances.length - watch.table().failOpen.size, state), at);
+        }, 1000);
+        startAlert.unref();
+        return;
+      }
+      if (startAlert) {
+        clearTimeout(startAlert);
+        startAlert = undefined;
+        return; // over within a second: nothing was told, nothing to end
+      }
+      alerter.sendServiceEvent('fail-open.ended', text, at);
+    });
   }
   // Other workers' closed seconds join this one's traffic series (worker 0).
   const absorbed = new Set<number>();
@@ -229,22 +290,22 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
   let reportedUpTo = 0;
   const tunnelsEverywhere = (id: string) => tunnels.openOn(id) + deps.others().reduce((n, s) => n + (s.instances[id]?.tunnels ?? 0), 0);
   return {
-    service, watch, catalog, states, model, counters, proxy, tunnels, sticky,
+    service, watch, catalog, failOpen, states, model, counters, proxy, tunnels, sticky,
     instanceCounts: () => {
-      const counts: Record<InstanceStatus, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0 };
+      const counts: Record<InstanceStatus, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0, 'fail-open': 0 };
       const table = watch.table();
       for (const instance of table.instances) counts[instanceStatus(states, table, instance.id, now())] += 1;
       return counts;
     },
     status: () => balancerStatus({
       service, startedAt: deps.startedAt, now: now(), strategy: options.strategy, consulAddress: options.consul.origin, discovery: watch.status(),
-      table: watch.table(), states, sticky: sticky.enabled(watch.table()), workers: deps.workers,
+      table: watch.table(), states, sticky: sticky.enabled(watch.table()), workers: deps.workers, failOpen: failOpen.state(),
       own: { inFlight: proxy.inFlight(), tunnels: tunnels.open(), tunnelsOn: (id) => tunnels.openOn(id) }, others: deps.others(),
     }),
     snapshot: () => {
       const discovery = watch.status();
       return model.snapshot({
-        now: now(), table: watch.table(), states, seriesSeconds: 300, tunnels: tunnelsEverywhere,
+        now: now(), table: watch.table(), states, seriesSeconds: 300, tunnels: tunnelsEverywhere, failOpen: failOpen.state(),
         consul: { reachable: discovery.reachable, unreachableSince: discovery.unreachableSince, lastError: discovery.lastError, address: options.consul.origin },
       });
     },
@@ -278,6 +339,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
     stop: () => {
       watch.stop();
       catalog.stop();
+      failOpen.stop();
       readmission.stop();
       stallDetector.stop();
       clearInterval(absorber);

@@ -20,6 +20,16 @@ export interface CatalogInstance {
   /** The agent's own check alone, maintenance aside: is the app itself healthy? */
   checkStatus: string;
   maintenanceReason: string | null;
+  /** The instance's checks and its node's (serfHealth, node maintenance), for fail-open's reading of why it is not passing. */
+  checks: CatalogCheck[];
+}
+
+export interface CatalogCheck {
+  id: string;
+  status: string;
+  output: string;
+  /** The check belongs to the service instance (not to its node). */
+  ofService: boolean;
 }
 
 const MAINTENANCE_CHECK = /^_service_maintenance:/;
@@ -60,6 +70,7 @@ export function parseCatalogEntries(data: unknown): CatalogInstance[] | { error:
       checkOutput: ((failing && !maintenance ? failing.Output : own?.Output) ?? '').trim().slice(0, 500),
       checkStatus: own?.Status ?? 'unknown',
       maintenanceReason: maintenance ? (maintenance.Notes || maintenance.Output || 'maintenance').trim() : null,
+      checks: checks.map((c) => ({ id: c.CheckID, status: c.Status, output: (c.Output ?? '').trim().slice(0, 500), ofService: c.ServiceID === service.ID })),
     });
   }
   return instances.sort((a, b) => a.id.localeCompare(b.id));

@@ -29,10 +29,14 @@ export interface WatchOptions {
   now?: () => number;
   /** How long one blocking query may wait for a change. */
   waitMs?: number;
+  /** Instances to serve beside Consul's passing ones (fail-open.ts), decided without waiting. */
+  extra?: (passing: readonly Instance[], current: ReadonlySet<string>) => Instance[];
 }
 
 export interface HealthWatch {
   table(): RoutingTable;
+  /** Rebuild the table now (what `extra` returns changed). */
+  republish(): void;
   status(): DiscoveryStatus;
   stop(): void;
 }
@@ -51,11 +55,13 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
   const publish = () => {
     const listed = new Set(latest.map((i) => i.id));
     const holding = now() < graceUntil ? current.instances.filter((i) => !listed.has(i.id)) : [];
-    const next = buildTable(current, [...latest, ...holding], new Set(holding.map((i) => i.id)));
+    // Fail-open only when Consul answers: while it is unreachable the last table already stands.
+    const extra = (status.reachable && options.extra?.(latest, new Set(current.byId.keys())).filter((i) => !listed.has(i.id) && !holding.some((h) => h.id === i.id))) || [];
+    const next = buildTable(current, [...latest, ...holding, ...extra], new Set(holding.map((i) => i.id)), new Set(extra.map((i) => i.id)));
     if (sameInstances(current, next)) return;
     const diff = diffTables(current, next);
     current = next;
-    log.info({ version: next.version, instances: next.instances.map((i) => i.id), held: [...next.held], added: diff.added.map((i) => i.id), removed: diff.removed.map((i) => i.id) }, 'routing table updated');
+    log.info({ version: next.version, instances: next.instances.map((i) => i.id), held: [...next.held], failOpen: [...next.failOpen], added: diff.added.map((i) => i.id), removed: diff.removed.map((i) => i.id) }, 'routing table updated');
     onTable(next, diff);
   };
 
@@ -113,6 +119,7 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
 
   return {
     table: () => current,
+    republish: publish,
     status: () => ({ ...status }),
     stop: () => {
       query.stop();

@@ -12,17 +12,20 @@ export interface RoutingTable {
   readonly byId: ReadonlyMap<string, Instance>;
   /** Instances kept although Consul stopped listing them (Consul just came back). */
   readonly held: ReadonlySet<string>;
+  /** Instances served although Consul does not list them as passing: only their health signal failed (fail-open.ts). */
+  readonly failOpen: ReadonlySet<string>;
 }
 
-export const EMPTY_TABLE: RoutingTable = Object.freeze({ version: 0, instances: Object.freeze([]), byId: new Map<string, Instance>(), held: new Set<string>() });
+export const EMPTY_TABLE: RoutingTable = Object.freeze({ version: 0, instances: Object.freeze([]), byId: new Map<string, Instance>(), held: new Set<string>(), failOpen: new Set<string>() });
 
-export function buildTable(previous: RoutingTable, instances: readonly Instance[], held: ReadonlySet<string> = new Set()): RoutingTable {
+export function buildTable(previous: RoutingTable, instances: readonly Instance[], held: ReadonlySet<string> = new Set(), failOpen: ReadonlySet<string> = new Set()): RoutingTable {
   const sorted = [...instances].sort((a, b) => a.id.localeCompare(b.id));
   return Object.freeze({
     version: previous.version + 1,
     instances: Object.freeze(sorted.map((instance) => Object.freeze(instance))),
     byId: new Map(sorted.map((instance) => [instance.id, instance])),
     held,
+    failOpen,
   });
 }
 
@@ -46,7 +49,8 @@ export function diffTables(previous: RoutingTable, next: RoutingTable): TableDif
 export function sameInstances(a: RoutingTable, b: RoutingTable): boolean {
   const diff = diffTables(a, b);
   return diff.added.length === 0 && diff.removed.length === 0 && diff.changed.length === 0
-    && a.held.size === b.held.size && [...a.held].every((id) => b.held.has(id));
+    && a.held.size === b.held.size && [...a.held].every((id) => b.held.has(id))
+    && a.failOpen.size === b.failOpen.size && [...a.failOpen].every((id) => b.failOpen.has(id));
 }
 
 // What we read from Consul's /v1/health/service/<name> entries. Anything

@@ -30,7 +30,8 @@ export interface AlerterOptions {
 }
 
 export interface AlertPayload {
-  event: 'instance.left' | 'instance.returned';
+  /** fail-open.*: the service is served against Consul's list (instance is empty; detail says which and why). */
+  event: 'instance.left' | 'instance.returned' | 'fail-open.started' | 'fail-open.ended';
   service: string;
   instance: string;
   address: string | null;
@@ -64,13 +65,16 @@ export function alertPayload(transition: IncidentTransition, service: string, in
 /** Slack's incoming webhooks (and Mattermost, Rocket.Chat, Teams' Slack mode) read `text`. */
 export function slackBody(alert: AlertPayload): { text: string } {
   const where = alert.address ? ` (${alert.address}:${alert.port})` : '';
+  if (alert.event === 'fail-open.started' || alert.event === 'fail-open.ended') {
+    return { text: `${alert.event === 'fail-open.started' ? ':warning:' : ':large_green_circle:'} *${alert.service}*: ${alert.detail} — balancer ${alert.balancer}` };
+  }
   const text = alert.event === 'instance.left'
     ? `:red_circle: *${alert.service}/${alert.instance}*${where} left rotation: ${alert.cause}: ${alert.detail}`
     : `:large_green_circle: *${alert.service}/${alert.instance}*${where} is serving again after ${(Number(alert.downForMs) / 1000).toFixed(1)} s out (it left with ${alert.cause}: ${alert.detail})`;
   return { text: `${text} — balancer ${alert.balancer}` };
 }
 
-export function createAlerter(options: AlerterOptions): { send: (transition: IncidentTransition) => void } {
+export function createAlerter(options: AlerterOptions): { send: (transition: IncidentTransition) => void; sendServiceEvent: (event: 'fail-open.started' | 'fail-open.ended', detail: string, at: number) => void } {
   const { url, format, timeoutMs, service, logger } = options;
   const maxQueued = options.maxQueued ?? 100;
   let queued = 0;
@@ -86,24 +90,29 @@ export function createAlerter(options: AlerterOptions): { send: (transition: Inc
     }, { retries: 3, minTimeout: 500, maxTimeout: 4000 });
   }
 
-  return {
-    send(transition) {
-      if (queued >= maxQueued) {
-        logger.warn({ instance: transition.id, event: transition.kind, queued }, 'alert dropped: the webhook is not keeping up');
-        return;
+  const enqueue = (alert: AlertPayload) => {
+    if (queued >= maxQueued) {
+      logger.warn({ instance: alert.instance, event: alert.event, queued }, 'alert dropped: the webhook is not keeping up');
+      return;
+    }
+    queued += 1;
+    chain = chain.then(async () => {
+      try {
+        await post(alert);
+        logger.info({ instance: alert.instance, event: alert.event, cause: alert.cause }, 'alert sent');
+      } catch (error) {
+        logger.error({ instance: alert.instance, event: alert.event, err: (error as Error).message, webhook: url.origin }, 'alert not delivered after retries');
+      } finally {
+        queued -= 1;
       }
-      queued += 1;
-      const alert = alertPayload(transition, service, options.lookup(transition.id));
-      chain = chain.then(async () => {
-        try {
-          await post(alert);
-          logger.info({ instance: alert.instance, event: alert.event, cause: alert.cause }, 'alert sent');
-        } catch (error) {
-          logger.error({ instance: alert.instance, event: alert.event, err: (error as Error).message, webhook: url.origin }, 'alert not delivered after retries');
-        } finally {
-          queued -= 1;
-        }
-      });
-    },
+    });
+  };
+
+  return {
+    send: (transition) => enqueue(alertPayload(transition, service, options.lookup(transition.id))),
+    sendServiceEvent: (event, detail, at) => enqueue({
+      event, service, instance: '', address: null, port: null, node: null, version: null,
+      cause: 'fail-open', detail, at: new Date(at).toISOString(), downForMs: null, balancer: hostname(),
+    }),
   };
 }

@@ -4,13 +4,14 @@
 // traffic series. Pure bookkeeping: it never talks to Consul itself.
 import type { Instance } from '../../shared/instance.ts';
 import type { CatalogInstance } from '../discovery/catalog-watch.ts';
+import type { FailOpenState } from '../discovery/fail-open.ts';
 import { EventLog, type DashboardEvent } from './events.ts';
 import { IncidentTracker, type IncidentSummary } from './incidents.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { RoutingTable, TableDiff } from '../discovery/routing-table.ts';
 import { TrafficSeries, type SecondPoint } from './traffic-series.ts';
 
-export type DashboardState = 'healthy' | 'slow-start' | 'ejected' | 'held' | 'critical' | 'draining' | 'maintenance';
+export type DashboardState = 'healthy' | 'slow-start' | 'ejected' | 'held' | 'fail-open' | 'critical' | 'draining' | 'maintenance';
 
 export interface DashboardInstance {
   id: string;
@@ -38,6 +39,8 @@ export interface DashboardSnapshot {
   now: number;
   service: string;
   serving: number;
+  /** Serving against Consul's list (fail-open.ts): the banner's text and the evidence per instance. */
+  failOpen: { since: number; text: string; served: Array<{ id: string; reason: string }> } | null;
   consul: { reachable: boolean; since: number | null; lastError: string | null; address: string };
   instances: DashboardInstance[];
   events: DashboardEvent[];
@@ -54,6 +57,8 @@ export class DashboardModel {
   private catalog: readonly CatalogInstance[] = [];
   private readonly since = new Map<string, { state: DashboardState; at: number }>();
   private readonly service: string;
+  private failOpen: { since: number; text: string; served: Array<{ id: string; reason: string }> } | null = null;
+  private readonly failOpenListeners: Array<(active: boolean, text: string, at: number) => void> = [];
 
   constructor(service: string) {
     this.service = service;
@@ -81,7 +86,25 @@ export class DashboardModel {
     this.incidents.cameBack(id, now);
   }
 
-  catalogChanged(previous: readonly CatalogInstance[], next: readonly CatalogInstance[], now: number): void {
+  /** Called once per change of the fail-open rule's state (alerts listen). */
+  onFailOpen(listener: (active: boolean, text: string, at: number) => void): void {
+    this.failOpenListeners.push(listener);
+  }
+
+  /**
+   * The balancer started (or changed, or stopped) serving against Consul's
+   * list. An instance it serves is in rotation: not an incident, whatever
+   * Consul says of its check.
+   */
+  failOpenChanged(state: FailOpenState, text: string, now: number): void {
+    const wasActive = this.failOpen !== null;
+    this.failOpen = state.active ? { since: state.since ?? now, text, served: state.served } : null;
+    this.events.add({ at: now, kind: state.active ? 'fail-open-on' : 'fail-open-off', cause: 'fail-open', detail: text });
+    for (const served of state.served) this.incidents.cameBack(served.id, now);
+    if (wasActive !== state.active) for (const listener of this.failOpenListeners) listener(state.active, text, now);
+  }
+
+  catalogChanged(previous: readonly CatalogInstance[], next: readonly CatalogInstance[], now: number, servedAnyway: (id: string) => boolean = () => false): void {
     this.catalog = next;
     const before = new Map(previous.map((c) => [c.id, c]));
     for (const instance of next) {
@@ -95,7 +118,8 @@ export class DashboardModel {
         this.incidents.wentDown(instance.id, 'maintenance', instance.maintenanceReason ?? '', true, now);
       } else if (instance.health === 'critical' || instance.health === 'warning') {
         this.events.add({ at: now, kind: 'check-critical', instance: instance.id, cause: 'check', detail: instance.checkOutput });
-        this.incidents.wentDown(instance.id, 'check', instance.checkOutput, false, now);
+        // Served by the fail-open rule: its signal failed, the instance did not leave rotation.
+        if (!servedAnyway(instance.id)) this.incidents.wentDown(instance.id, 'check', instance.checkOutput, false, now);
       } else if (old) {
         this.events.add({ at: now, kind: old.health === 'maintenance' ? 'maintenance-off' : 'check-passing', instance: instance.id, detail: instance.checkOutput });
       }
@@ -118,6 +142,7 @@ export class DashboardModel {
     tunnels?: (id: string) => number;
     consul: { reachable: boolean; unreachableSince: number | undefined; lastError: string | undefined; address: string };
     seriesSeconds: number;
+    failOpen?: FailOpenState;
   }): DashboardSnapshot {
     const { now, table, states } = input;
     const ids = [...new Set([...this.catalog.map((c) => c.id), ...table.instances.map((i) => i.id)])].sort();
@@ -128,6 +153,7 @@ export class DashboardModel {
       let view: DashboardState;
       if (catalog?.health === 'maintenance') view = DRAINING.test(catalog.maintenanceReason ?? '') ? 'draining' : 'maintenance';
       else if (state?.ejected) view = 'ejected';
+      else if (routed && table.failOpen.has(id)) view = 'fail-open';
       else if (!routed || catalog?.health === 'critical' || catalog?.health === 'warning') view = routed ? 'ejected' : 'critical';
       else if (table.held.has(id)) view = 'held';
       else view = states.weight(id, now) < 1 ? 'slow-start' : 'healthy';
@@ -157,7 +183,8 @@ export class DashboardModel {
     return {
       now,
       service: this.service,
-      serving: instances.filter((i) => i.state === 'healthy' || i.state === 'slow-start' || i.state === 'held').length,
+      serving: instances.filter((i) => i.state === 'healthy' || i.state === 'slow-start' || i.state === 'held' || i.state === 'fail-open').length,
+      failOpen: this.failOpen,
       consul: { reachable: input.consul.reachable, since: input.consul.unreachableSince ?? null, lastError: input.consul.lastError ?? null, address: input.consul.address },
       instances,
       events: this.events.recent(200),

@@ -6,7 +6,8 @@ export type EventKind =
   | 'joined' | 'left' | 'ejected' | 'readmitted'
   | 'check-critical' | 'check-passing' | 'maintenance-on' | 'maintenance-off'
   | 'registered' | 'deregistered'
-  | 'consul-unreachable' | 'consul-reachable';
+  | 'consul-unreachable' | 'consul-reachable'
+  | 'fail-open-on' | 'fail-open-off';
 
 export interface DashboardEvent {
   id: number;

@@ -16,6 +16,8 @@ export interface ServiceMetricSource {
   service: string;
   instances: () => Record<string, number>;
   tableVersion: () => number;
+  /** 1 while the service is served against Consul's list (fail-open.ts). */
+  failOpen: () => number;
   tunnelsByInstance: () => Record<string, number>;
   proxy: () => ProxyCounters;
 }
@@ -50,6 +52,13 @@ export function createMetrics(sources: MetricSources): BalancerMetrics {
     collect() {
       this.reset();
       for (const { service, value } of each((s) => s.instances())) for (const [state, count] of Object.entries(value)) this.set({ service, state }, count);
+    },
+  });
+  new Gauge({
+    name: 'sempre_fail_open', help: '1 while a service is served against Consul\'s list: too few pass, and instances whose only failure is a silent health signal (and that answer their health probe) are served', labelNames: ['service'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { service, value } of each((s) => s.failOpen())) this.set({ service }, value);
     },
   });
   new Gauge({ name: 'sempre_consul_reachable', help: '1 when the last Consul query succeeded', registers: [registry], collect() { this.set(sources.consulReachable() ? 1 : 0); } });

@@ -4,13 +4,15 @@ import type { DiscoveryStatus } from '../discovery/consul-watch.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { ServiceSnapshot } from '../worker-link.ts';
+import type { FailOpenState } from '../discovery/fail-open.ts';
 
-export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held';
+export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held' | 'fail-open';
 
 /** Ejection first: it is what decides routing, held or not. */
 export function instanceStatus(states: InstanceStates, table: RoutingTable, id: string, now: number): InstanceStatus {
   if (states.get(id)?.ejected) return 'ejected';
   if (table.held.has(id)) return 'held';
+  if (table.failOpen.has(id)) return 'fail-open';
   return states.weight(id, now) < 1 ? 'slow-start' : 'healthy';
 }
 
@@ -26,6 +28,8 @@ export interface StatusInput {
   sticky: boolean;
   /** How many worker processes the balancer runs (--workers; 1 without). */
   workers: number;
+  /** Serving against Consul's list (fail-open.ts), with the evidence per instance. */
+  failOpen?: FailOpenState;
   /** This process's own figures. */
   own: Pick<ServiceSnapshot, 'inFlight' | 'tunnels'> & { tunnelsOn: (id: string) => number };
   /** The other workers' latest reports of this service (none yet from a worker just started). */
@@ -56,6 +60,9 @@ export function balancerStatus(input: StatusInput) {
       lastError: discovery.lastError ?? null,
     },
     table: { version: table.version, size: table.instances.length },
+    failOpen: input.failOpen?.active
+      ? { active: true, since: iso(input.failOpen.since), served: input.failOpen.served, refused: input.failOpen.refused, unhealthy: input.failOpen.unhealthy }
+      : { active: false },
     inFlight: input.own.inFlight + sum((s) => s.inFlight),
     tunnels: input.own.tunnels + sum((s) => s.tunnels),
     sticky: input.sticky,

@@ -144,10 +144,33 @@ function renderBadges(): void {
   consul.title = last.consul.lastError ?? '';
 }
 
+/** While the balancer serves against Consul's list: who, since when, and why (the evidence). */
+function renderFailOpen(snapshot: Snapshot): void {
+  const banner = $('fail-open-banner');
+  const failOpen = snapshot.failOpen;
+  banner.hidden = !failOpen;
+  if (!failOpen) return;
+  const ids = failOpen.served.map((s) => s.id).join(', ');
+  const why = [...new Set(failOpen.served.map((s) => reasonLabel(s.reason)))].join('; ');
+  const values = { service: snapshot.service, n: failOpen.served.length, ids, d: duration(snapshot.now - failOpen.since), why, passing: snapshot.instances.filter((i) => i.state === 'healthy' || i.state === 'slow-start' || i.state === 'held').length };
+  banner.textContent = t(lang, failOpen.text.includes('--fail-open-unhealthy') ? 'failOpenUnhealthy' : 'failOpenBanner', values);
+  banner.title = failOpen.text;
+}
+
+/** The first clause of a fail-open reason, in the page's language where it is one we know. */
+function reasonLabel(reason: string): string {
+  const first = reason.split(';')[0]!;
+  if (lang !== 'pt') return first;
+  if (first.startsWith('its agent is silent')) return 'o agente dela está calado: o TTL expirou (agente congelado ou parado, ou o Consul recusa as atualizações dele)';
+  if (first.startsWith("its node's Consul agent")) return 'o agente Consul do nó dela está inacessível (serfHealth)';
+  return first;
+}
+
 function render(): void {
   applyStaticLabels();
   renderBadges();
   if (!last) return;
+  renderFailOpen(last);
   renderServices(last);
   renderConflicts(last.conflicts ?? []);
   renderInstances(last);

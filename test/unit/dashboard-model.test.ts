@@ -9,7 +9,7 @@ import { TrafficSeries } from '../../balancer/observe/traffic-series.ts';
 import type { Instance } from '../../shared/instance.ts';
 
 const instance = (id: string): Instance => ({ id, service: 'web', node: 'n1', address: '10.0.0.1', port: 3000, tags: [], meta: {} });
-const catalogEntry = (id: string, health: CatalogInstance['health'], extra: Partial<CatalogInstance> = {}): CatalogInstance => ({ id, node: 'n1', address: '10.0.0.1', port: 3000, tags: [], meta: {}, health, checkOutput: '', checkStatus: health === 'maintenance' ? 'passing' : health, maintenanceReason: null, ...extra });
+const catalogEntry = (id: string, health: CatalogInstance['health'], extra: Partial<CatalogInstance> = {}): CatalogInstance => ({ id, node: 'n1', address: '10.0.0.1', port: 3000, tags: [], meta: {}, health, checkOutput: '', checkStatus: health === 'maintenance' ? 'passing' : health, maintenanceReason: null, checks: [], ...extra });
 
 test('Consul entries give each instance its health, check output and maintenance reason', () => {
   const entry = (id: string, checks: unknown[]) => ({ Node: { Node: 'n1', Address: '10.0.0.1' }, Service: { ID: id, Address: '', Port: 3000, Meta: { version: '2' } }, Checks: checks });
