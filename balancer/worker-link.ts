@@ -75,9 +75,7 @@ export function linkWorker(options: { index: number; onVerdict: (verdict: Verdic
     const gone = latest.get(index);
     if (!gone) return;
     latest.delete(index);
-    // Its dropped lines stay counted; it is no longer blocked.
-    const droppedLines = (retired?.logOutput?.droppedLines ?? 0) + (gone.snapshot.logOutput?.droppedLines ?? 0);
-    retired = { worker: -1, services: retireInto(retired?.services ?? {}, gone.snapshot, Date.now()), logOutput: { droppedLines, blocked: null } };
+    retired = retireWorker(retired, gone.snapshot, Date.now());
   };
   const onMessage = (message: unknown) => {
     if (!isMessage(message) || message.from === options.index) return;
@@ -120,6 +118,12 @@ export function relayBetweenWorkers(workers: () => Map<number, Worker>): void {
     if (index === undefined || index === 0 || !first?.isConnected()) return;
     first.send({ sempre: 'gone', from: index } satisfies Message);
   });
+}
+
+/** The retired workers' figures plus those of one more that has exited: its dropped log lines stay counted. */
+export function retireWorker(retired: WorkerSnapshot | undefined, gone: WorkerSnapshot, at: number): WorkerSnapshot {
+  const droppedLines = (retired?.logOutput?.droppedLines ?? 0) + (gone.logOutput?.droppedLines ?? 0);
+  return { worker: -1, services: retireInto(retired?.services ?? {}, gone, at), logOutput: { droppedLines, blocked: null } };
 }
 
 /**
