@@ -1,5 +1,6 @@
 import { createConsulClient } from '../shared/consul-client.ts';
 import { runCommand } from '../shared/command.ts';
+import { boundedStdout } from '../shared/log-output.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runAgent } from './agent.ts';
 import { httpHealthProbe } from './health-probe.ts';
@@ -7,7 +8,7 @@ import { agentCommand, defaultInstanceId } from './options.ts';
 import { instanceOrigin } from '../shared/instance.ts';
 
 await runCommand(agentCommand, async (options) => {
-  const logger = createLogger({ name: 'sempre-agent', level: options.logLevel, format: options.logFormat });
+  const logger = createLogger({ name: 'sempre-agent', level: options.logLevel, format: options.logFormat, output: boundedStdout(options.logBuffer) });
   const instanceId = defaultInstanceId(options);
   const stop = new AbortController();
   const hurry = new AbortController();

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsulClient } from '../shared/consul-client.ts';
+import { combineLogOutput, type LogOutputStats } from '../shared/log-output.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildRouteTable, describeRoutes, EMPTY_ROUTES, matchRoute, requestHost, type RouteTable } from './discovery/route-table.ts';
 import type { RoutingTable } from './discovery/routing-table.ts';
@@ -19,7 +20,7 @@ import { watchRoutedServices } from './discovery/service-list.ts';
 import { createPublicServer, listen } from './front/public-server.ts';
 import { createAdminServer } from './observe/admin.ts';
 import { createMetrics } from './observe/metrics.ts';
-import type { InstanceStatus } from './observe/status.ts';
+import { logOutputStatus, type InstanceStatus } from './observe/status.ts';
 import type { BalancerOptions } from './options.ts';
 import { rawAnswer } from './proxy/raw-answer.ts';
 import { startServiceRuntime, type ServiceRuntime } from './service-runtime.ts';
@@ -30,6 +31,8 @@ export type { InstanceStatus };
 export interface BalancerDeps {
   consul: ConsulClient;
   logger: Logger;
+  /** This process's log output: lines dropped while stdout is not read (none without). */
+  logOutput?: () => LogOutputStats;
   /** Aborted to shut down gracefully. */
   stop: AbortSignal;
   /** This process's worker index with --workers (0 otherwise): worker 0 serves the admin port. */
@@ -64,8 +67,10 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const link = linkWorker({
     index: worker,
     onVerdict: (verdict, from) => runtimes.get(verdict.service)?.applyVerdict(verdict, from),
-    report: (): WorkerSnapshot => ({ worker, services: Object.fromEntries([...runtimes].map(([service, runtime]) => [service, runtime.report()])) }),
+    report: (): WorkerSnapshot => ({ worker, services: Object.fromEntries([...runtimes].map(([service, runtime]) => [service, runtime.report()])), logOutput: deps.logOutput?.() }),
   });
+  /** Every worker's log output together (each writes its own lines). */
+  const logOutput = () => combineLogOutput([deps.logOutput?.(), ...link.others().map((w) => w.logOutput)]);
   const othersFor = (service: string) => link.others().flatMap((w) => (w.services[service] ? [w.services[service]] : []));
 
   const metrics = createMetrics({
@@ -83,6 +88,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     })),
     noRoute: () => noRoute,
     routeConflicts: () => routes.conflicts.length,
+    logLinesDropped: () => logOutput().droppedLines,
   });
 
   // The route table is rebuilt whenever a routed service's instances change.
@@ -178,7 +184,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     : (req: IncomingMessage, socket: Duplex, head: Buffer) => only().tunnels.handleUpgrade(req, socket, head);
 
   const status = () => {
-    if (!routed) return only().status();
+    if (!routed) return { ...only().status(), logOutput: logOutputStatus(logOutput(), now()) };
     return {
       routing: 'routes',
       startedAt: new Date(startedAt).toISOString(),
@@ -188,6 +194,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       services: [...runtimes.values()].map((r) => r.status()),
       // Every service's instances in one list, each naming its service (scripts and the local stack read it).
       instances: [...runtimes.values()].flatMap((r) => r.status().instances.map((i) => ({ service: r.service, ...i }))),
+      logOutput: logOutputStatus(logOutput(), now()),
     };
   };
   const server = createPublicServer(options, { logger: logger.child({ component: 'guard' }), metrics }, { request: onRequest, upgrade: onUpgrade });
@@ -203,7 +210,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       const runtime = runtimes.get(service ?? '') ?? (routed ? [...runtimes.values()][0] : only());
       const snapshot = runtime?.snapshot();
       const none = { now: now(), service: service ?? '', serving: 0, consul: { reachable: serviceList?.reachable() ?? false, since: null, lastError: null, address: options.consul.origin }, instances: [], events: [], series: [] };
-      return { ...(snapshot ?? none), services: [...runtimes.keys()], ...(routed ? { conflicts: routes.conflicts } : {}) };
+      return { ...(snapshot ?? none), services: [...runtimes.keys()], ...(routed ? { conflicts: routes.conflicts } : {}), logOutput: logOutput() };
     },
     setMaintenance: async (id, enable, reason, service) => {
       const candidates = service ? [runtimes.get(service)].filter((r) => r !== undefined) : [...runtimes.values()];

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { createConsulClient } from '../shared/consul-client.ts';
 import { runCommand } from '../shared/command.ts';
+import { boundedStdout } from '../shared/log-output.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runBalancer } from './balancer.ts';
 import { relayBetweenWorkers } from './worker-link.ts';
@@ -10,7 +11,7 @@ import { balancerCommand, type BalancerOptions } from './options.ts';
 
 /** With --workers above 1, the primary only forks and restarts workers; they share the public port. */
 async function supervise(options: BalancerOptions, count: number): Promise<number> {
-  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat });
+  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, output: boundedStdout(options.logBuffer) });
   let stopping = false;
   const byIndex = new Map<number, Worker>();
   // Workers must read each other's sticky cookies: one key for all of them.
@@ -47,7 +48,8 @@ await runCommand(balancerCommand, async (options) => {
   const workers = options.workers === 0 ? availableParallelism() : options.workers;
   if (workers > 1 && cluster.isPrimary) return supervise(options, workers);
   const index = cluster.isWorker ? Number(process.env.SEMPRE_WORKER_INDEX ?? 0) : 0;
-  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, async: true }).child(cluster.isWorker ? { worker: index } : {});
+  const logOutput = boundedStdout(options.logBuffer);
+  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, output: logOutput }).child(cluster.isWorker ? { worker: index } : {});
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
@@ -64,7 +66,7 @@ await runCommand(balancerCommand, async (options) => {
   const consul = createConsulClient({ url: options.consul, token: options.consulToken });
   try {
     // A worker resolves --workers as the primary did: same options, same machine.
-    await runBalancer(options, { consul, logger, stop: stop.signal, worker: index, workers });
+    await runBalancer(options, { consul, logger, logOutput: () => logOutput.stats(), stop: stop.signal, worker: index, workers });
   } finally {
     consul.destroy();
   }

@@ -10,6 +10,7 @@
 //   Prometheus would read as a reset) and drops its gauges.
 // The primary only relays: it holds no state of its own.
 import cluster, { type Worker } from 'node:cluster';
+import type { LogOutputStats } from '../shared/log-output.ts';
 import type { FailureKind } from './health/failure-kind.ts';
 import type { SecondPoint } from './observe/traffic-series.ts';
 import { ProxyCounters, type CountersSnapshot } from './proxy/proxy-counters.ts';
@@ -40,6 +41,8 @@ export interface ServiceSnapshot {
 export interface WorkerSnapshot {
   worker: number;
   services: Record<string, ServiceSnapshot>;
+  /** Its own stdout's figures (each worker writes its own lines). */
+  logOutput?: LogOutputStats;
 }
 
 type Message =
@@ -72,7 +75,7 @@ export function linkWorker(options: { index: number; onVerdict: (verdict: Verdic
     const gone = latest.get(index);
     if (!gone) return;
     latest.delete(index);
-    retired = { worker: -1, services: retireInto(retired?.services ?? {}, gone.snapshot, Date.now()) };
+    retired = retireWorker(retired, gone.snapshot, Date.now());
   };
   const onMessage = (message: unknown) => {
     if (!isMessage(message) || message.from === options.index) return;
@@ -115,6 +118,12 @@ export function relayBetweenWorkers(workers: () => Map<number, Worker>): void {
     if (index === undefined || index === 0 || !first?.isConnected()) return;
     first.send({ sempre: 'gone', from: index } satisfies Message);
   });
+}
+
+/** The retired workers' figures plus those of one more that has exited: its dropped log lines stay counted. */
+export function retireWorker(retired: WorkerSnapshot | undefined, gone: WorkerSnapshot, at: number): WorkerSnapshot {
+  const droppedLines = (retired?.logOutput?.droppedLines ?? 0) + (gone.logOutput?.droppedLines ?? 0);
+  return { worker: -1, services: retireInto(retired?.services ?? {}, gone, at), logOutput: { droppedLines, blocked: null } };
 }
 
 /**

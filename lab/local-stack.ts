@@ -178,7 +178,8 @@ export class LocalStack {
     return (await passingInstanceIds(this.consulUrl, this.options.service)).includes(name);
   }
 
-  async startBalancer(): Promise<ManagedProcess> {
+  /** `stdout`: where its standard output goes instead of its log file (a file descriptor, or a pipe). */
+  async startBalancer(stdout?: number | 'pipe'): Promise<ManagedProcess> {
     this.progress('starting the balancer…');
     const balancer = startProcess({
       name: 'balancer',
@@ -188,6 +189,7 @@ export class LocalStack {
         // "=": a base64url token may start with "-", which parseArgs would take for a flag.
         `--admin-token=${this.adminToken}`, ...(this.options.balancerArgs ?? [])],
       logDir: this.options.logDir,
+      ...(stdout === undefined ? {} : { stdout }),
     });
     this.balancer = balancer;
     // With Consul up, wait until the balancer lists every registered instance;

@@ -3,6 +3,7 @@
 // load), the file's last lines go into error messages, and every process
 // still running when this process exits is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { closeSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -22,6 +23,8 @@ export interface ManagedProcess {
   stop(graceMs?: number): Promise<ExitInfo>;
   /** Last lines the process wrote to stderr or stdout. */
   tail(): string;
+  /** Its standard output, when started with `stdout: 'pipe'`. */
+  readonly stdout: Readable | null;
 }
 
 /** Raised when a child exits or fails where we needed it running. */
@@ -63,6 +66,8 @@ export interface StartOptions {
   logDir: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Standard output elsewhere than the log file: a file descriptor, or a pipe read from `stdout`. */
+  stdout?: number | 'pipe';
 }
 
 const TAIL_LINES = 30;
@@ -94,7 +99,7 @@ export function startProcess(options: StartOptions): ManagedProcess {
   const child = spawn(options.command, [...options.args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', logFd, logFd],
+    stdio: ['ignore', options.stdout ?? logFd, logFd],
     detached: true,
   });
   closeSync(logFd);
@@ -139,6 +144,7 @@ export function startProcess(options: StartOptions): ManagedProcess {
       return info;
     },
     tail: () => [...lines, ...tailOf(logFile)].join('\n'),
+    stdout: child.stdout,
   };
 }
 

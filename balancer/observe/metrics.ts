@@ -29,6 +29,8 @@ export interface MetricSources {
   noRoute: () => number;
   /** Routes two services declare (--routing routes). */
   routeConflicts: () => number;
+  /** Log lines dropped while stdout was not read, every worker's together. */
+  logLinesDropped: () => number;
 }
 
 /** A metric whose values are computed at scrape time. */
@@ -77,6 +79,7 @@ export function createMetrics(sources: MetricSources): BalancerMetrics {
     },
   });
   new Gauge({ name: 'sempre_route_conflicts', help: 'Routes declared by two services (the first by name serves them; see status)', registers: [registry], collect() { this.set(sources.routeConflicts()); } });
+  computed(registry, 'sempre_log_lines_dropped_total', 'Log lines dropped because standard output was not read fast enough (--log-buffer full)', 'counter', () => [{ labels: {}, value: sources.logLinesDropped() }]);
   computed(registry, 'sempre_no_route_total', 'Requests no route matched (404), with --routing routes', 'counter', () => [{ labels: {}, value: sources.noRoute() }]);
   const perService = (build: (service: string, counters: ProxyCounters) => MetricValue<string>[]) => () => each((s) => s.proxy()).flatMap(({ service, value }) => build(service, value));
   computed(registry, 'sempre_requests_total', 'Client requests answered, by service and status code', 'counter', perService((service, c) => [...c.byStatus].map(([code, value]) => ({ labels: { service, code: String(code) }, value }))));

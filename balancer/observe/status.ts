@@ -1,5 +1,6 @@
 // GET /_sempre/status: the routing table as the balancer sees it, for people
 // and scripts. With --workers, counts are every worker's together.
+import type { LogOutputStats } from '../../shared/log-output.ts';
 import type { DiscoveryStatus } from '../discovery/consul-watch.ts';
 import type { RoutingTable } from '../discovery/routing-table.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
@@ -87,5 +88,14 @@ export function balancerStatus(input: StatusInput) {
         meta: instance.meta,
       };
     }),
+  };
+}
+
+/** The log output in the status: lines dropped so far and, while stdout is not read, since when. */
+export function logOutputStatus(stats: LogOutputStats, now: number) {
+  const { blocked } = stats;
+  return {
+    droppedLines: stats.droppedLines,
+    blocked: blocked && { since: new Date(blocked.since).toISOString(), seconds: Math.round((now - blocked.since) / 1000), droppedLines: blocked.droppedLines },
   };
 }

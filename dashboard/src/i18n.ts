@@ -41,6 +41,8 @@ const en = {
   conflictBadge: 'Route conflicts: {n}',
   conflictsHelp: 'Two services declare the same route: the first in alphabetical order serves it; the others get no request on it until one of them changes its --route.',
   conflictLine: 'served by {winner}; also declared by {losers} (no traffic on this route)',
+  logBlocked: 'Log output blocked for {d}: {n} lines dropped',
+  logBlockedHelp: 'Standard output is not being read (journald, a log shipper or a pipe is stuck): log lines past --log-buffer are dropped, warnings and errors last. Requests are not affected. {total} lines dropped since start.',
 };
 
 type Labels = typeof en;
@@ -85,6 +87,8 @@ const pt: Labels = {
   conflictBadge: 'Conflitos de rota: {n}',
   conflictsHelp: 'Dois serviços declaram a mesma rota: o primeiro em ordem alfabética a atende; os outros não recebem nenhuma requisição nela até que um deles mude seu --route.',
   conflictLine: 'atendida por {winner}; também declarada por {losers} (sem tráfego nesta rota)',
+  logBlocked: 'Saída de log bloqueada há {d}: {n} linhas descartadas',
+  logBlockedHelp: 'Ninguém está lendo a saída padrão (journald, um coletor de logs ou um pipe travado): as linhas de log além de --log-buffer são descartadas, avisos e erros por último. As requisições não são afetadas. {total} linhas descartadas desde o início.',
 };
 
 const tables: Record<Lang, Labels> = { en, pt };

@@ -6,6 +6,7 @@
 // conflicts between services.
 import type { DashboardInstance, DashboardSnapshot } from '../../balancer/observe/dashboard-model.ts';
 import type { DashboardEvent } from '../../balancer/observe/events.ts';
+import type { LogOutputStats } from '../../shared/log-output.ts';
 import { Charts } from './charts.ts';
 import { clock, duration, escapeHtml } from './format.ts';
 import { initialLang, t, type Lang, type LabelKey } from './i18n.ts';
@@ -14,9 +15,9 @@ import './style.css';
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let lang: Lang = initialLang();
 
-/** What the balancer adds to a service's snapshot: the services it routes to and, routing by host and path, the conflicts. */
+/** What the balancer adds to a service's snapshot: the services it routes to, routing by host and path the conflicts, and its log output. */
 interface RouteConflict { route: string; winner: string; losers: string[] }
-type Snapshot = DashboardSnapshot & { services?: string[]; conflicts?: RouteConflict[] };
+type Snapshot = DashboardSnapshot & { services?: string[]; conflicts?: RouteConflict[]; logOutput?: LogOutputStats };
 
 let last: Snapshot | undefined;
 let source: EventSource | undefined;
@@ -117,6 +118,16 @@ function renderConflicts(conflicts: RouteConflict[]): void {
     <code>${escapeHtml(c.route)}</code> ${t(lang, 'conflictLine', { winner: `<strong>${escapeHtml(c.winner)}</strong>`, losers: c.losers.map((l) => `<strong>${escapeHtml(l)}</strong>`).join(', ') })}</li>`).join('');
 }
 
+/** Shown only while log lines are being dropped (stdout not read). */
+function renderLogBadge(snapshot: Snapshot): void {
+  const badge = $('log-badge');
+  const blocked = snapshot.logOutput?.blocked;
+  badge.hidden = !blocked;
+  if (!blocked) return;
+  badge.textContent = t(lang, 'logBlocked', { d: duration(snapshot.now - blocked.since), n: blocked.droppedLines.toLocaleString() });
+  badge.title = t(lang, 'logBlockedHelp', { total: snapshot.logOutput!.droppedLines.toLocaleString() });
+}
+
 function renderBadges(): void {
   const page = $('page-badge');
   const consul = $('consul-badge');
@@ -126,6 +137,7 @@ function renderBadges(): void {
   link.className = `badge ${stale ? 'bad' : 'good'}`;
   document.body.classList.toggle('stale', stale);
   if (!last) return;
+  renderLogBadge(last);
   $('service').textContent = last.service;
   // Routing by host and path before any service declares a route, there is no service to describe.
   if (!last.consul) {

@@ -30,6 +30,7 @@ const AGENT_CASES: Array<[string[], string]> = [
   [['--port', '3000', '--meta', 'version'], `agent.meta: must be key=value pairs separated by commas, keys of letters, digits, '_' or '-' (got "version"), from --meta`],
   [['--port', '3000', '--drain=-1s'], 'agent.drain: must be a duration such as 500ms, 2s or 1m (got "-1s"), from --drain'],
   [['--port', '3000', '--log-level', 'loud'], 'agent.logLevel: must be one of trace, debug, info, warn, error (got "loud"), from --log-level'],
+  [['--port', '3000', '--log-buffer', '1MB'], 'agent.logBuffer: must be a whole number from 16384 to 1073741824 (got "1MB"), from --log-buffer'],
   [['--port', '3000', '--check-interval', '2s', '--ttl', '3s'], 'agent.ttl: must be at least twice agent.checkInterval so one late heartbeat is not an outage (ttl 3000ms, checkInterval 2000ms)'],
   [['--port', '3000', '--probe-timeout', '2s'], 'agent.probeTimeout: must not be longer than agent.checkInterval (probeTimeout 2000ms, checkInterval 1000ms)'],
 ];
@@ -42,6 +43,7 @@ for (const [argv, expected] of AGENT_CASES) {
 
 const BALANCER_CASES: Array<[string[], string]> = [
   [['--retries', '11'], 'balancer.retries: must be a whole number from 0 to 10 (got "11"), from --retries'],
+  [['--log-buffer', '4096'], 'balancer.logBuffer: must be a whole number from 16384 to 1073741824 (got "4096"), from --log-buffer'],
   [['--strategy', 'random'], 'balancer.strategy: must be one of least-outstanding, round-robin (got "random"), from --strategy'],
   [['--retry-on-status', '404'], 'balancer.retryOnStatus: must be a comma-separated list of HTTP 5xx status codes (got "404"), from --retry-on-status'],
   [['--connect-timeout', '5ms'], 'balancer.connectTimeout: must be from 10ms to 1m (got "5ms"), from --connect-timeout'],

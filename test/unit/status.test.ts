@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildTable, diffTables, EMPTY_TABLE } from '../../balancer/discovery/routing-table.ts';
 import { InstanceStates } from '../../balancer/health/instance-state.ts';
-import { balancerStatus, type StatusInput } from '../../balancer/observe/status.ts';
+import { balancerStatus, logOutputStatus, type StatusInput } from '../../balancer/observe/status.ts';
 import { ProxyCounters } from '../../balancer/proxy/proxy-counters.ts';
-import { retireInto, type ServiceSnapshot } from '../../balancer/worker-link.ts';
+import { retireInto, retireWorker, type ServiceSnapshot } from '../../balancer/worker-link.ts';
+import { combineLogOutput } from '../../shared/log-output.ts';
 import type { Instance } from '../../shared/instance.ts';
 
 const instance = (id: string): Instance => ({ id, service: 'web', node: 'n1', address: '10.0.0.1', port: 3000, tags: [], meta: {} });
@@ -71,4 +72,15 @@ test('a worker that exited: its counters stay in the sums (they never go down), 
   assert.equal(status.workersReporting, 2, 'the retired figures are not a worker');
   assert.equal(status.inFlight, 1);
   assert.deepEqual(status.instances.map((i) => [i.id, i.requests]), [['app1', 10 + 8], ['app2', 7]]);
+});
+
+test('status: log lines dropped by every worker, those of exited workers kept, blocked while one of them is', () => {
+  // Worker 1 dropped 40 lines and exited while blocked; restarted, it is blocked again.
+  const retired = retireWorker(undefined, { worker: 1, services: {}, logOutput: { droppedLines: 40, blocked: { since: 1000, droppedLines: 40 } } }, 5000);
+  assert.deepEqual(retired.logOutput, { droppedLines: 40, blocked: null }, 'an exited worker is no longer blocked, its count stays');
+  const own = { droppedLines: 10, blocked: null };
+  const restarted = { droppedLines: 5, blocked: { since: 6000, droppedLines: 5 } };
+  const combined = combineLogOutput([own, restarted, retired.logOutput]);
+  assert.deepEqual(logOutputStatus(combined, 8400), { droppedLines: 55, blocked: { since: new Date(6000).toISOString(), seconds: 2, droppedLines: 5 } });
+  assert.deepEqual(logOutputStatus(combineLogOutput([own, retired.logOutput]), 8400), { droppedLines: 50, blocked: null });
 });
