@@ -114,7 +114,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       return;
     }
     const passing = (watchRef?.table().instances.length ?? 0) - (watchRef?.table().failOpen.size ?? 0);
-    const text = state.active ? describeFailOpen(service, passing, state) : `Consul lists passing instances of ${service} again: back to Consul's list`;
+    const text = state.active ? describeFailOpen(service, passing, state) : `back to Consul's list: ${passing} passing instance(s) of ${service}`;
     if (state.active) logger.warn({ failOpen: true, served: state.served, refused: state.refused }, text);
     else logger.info({ failOpen: false }, text);
     model.failOpenChanged(state, text, now());

@@ -28,6 +28,8 @@ export interface FailOpenSettings {
 /** Why a known instance that is not passing may (or may not) be served by this rule. */
 export interface Evidence {
   eligible: boolean;
+  /** Consul's catalog has not caught up yet (no failing check): only an instance already in the table may stay, never one added. */
+  pending?: boolean;
   /** For a person: "its agent is silent (TTL expired)", "in maintenance", "its health endpoint reports: …". */
   reason: string;
 }
@@ -43,7 +45,7 @@ export function readEvidence(instance: CatalogInstance, maintenanceFlag: boolean
   }
   if (maintenanceFlag) return { eligible: false, reason: 'in maintenance: its flag is set in Consul (the dashboard), its agent has not applied it' };
   const failing = instance.checks.filter((c) => c.status === 'critical' || c.status === 'warning');
-  if (failing.length === 0) return { eligible: true, reason: 'not in Consul\'s passing list' };
+  if (failing.length === 0) return { eligible: true, pending: true, reason: 'just left Consul\'s passing list (its checks not read yet)' };
   const reasons: string[] = [];
   for (const check of failing) {
     if (check.id === 'serfHealth') reasons.push('its node\'s Consul agent is unreachable (serfHealth)');
@@ -138,12 +140,16 @@ export function createFailOpen(deps: FailOpenDeps): FailOpen {
     for (const instance of passing) everPassed.add(instance.id);
     const passingIds = new Set(passing.map((i) => i.id));
     const known = deps.catalog().filter((c) => everPassed.has(c.id));
-    const inMaintenance = (c: CatalogInstance) => c.health === 'maintenance' || probes.get(c.id)?.flag === true;
-    const counted = known.filter((c) => !inMaintenance(c));
+    // Consul's own maintenance takes an instance out of the count; the
+    // dashboard's flag (read only while the rule is on) refuses it below
+    // instead, so that reading it cannot switch the rule off and on.
+    const counted = known.filter((c) => c.health !== 'maintenance');
     const active = shouldFailOpen(passing.length, Math.max(counted.length, passing.length), deps.settings.thresholdPercent);
     if (!active) {
       if (state.active) state = { active: false, since: undefined, served: [], refused: [], unhealthy: false };
       candidates = [];
+      // Probe results and flags are for this episode only: the next one reads them afresh.
+      probes.clear();
       return [];
     }
     const served: Array<{ entry: CatalogInstance; reason: string }> = [];
@@ -160,8 +166,11 @@ export function createFailOpen(deps: FailOpenDeps): FailOpen {
       }
       candidates.push(entry);
       const probe = probes.get(entry.id);
-      // Unprobed yet: an instance in the table a moment ago stays until its probe answers (no gap).
-      if (probe?.healthy === true || (probe?.healthy === undefined && current.has(entry.id))) served.push({ entry, reason: `${evidence.reason}; answers its health probe` });
+      // Unprobed yet, or its checks not read yet: an instance in the table a
+      // moment ago stays until its probe answers and Consul's catalog tells
+      // why it left (no gap); one not in the table waits for both.
+      const stays = current.has(entry.id) && probe?.healthy !== false && (probe?.healthy === undefined || evidence.pending === true);
+      if ((probe?.healthy === true && !evidence.pending) || stays) served.push({ entry, reason: probe?.healthy === true ? `${evidence.reason}; answers its health probe` : `${evidence.reason}; its health probe is running` });
       else {
         refused.push({ id: entry.id, reason: probe?.healthy === false ? `${evidence.reason}, but its health probe fails` : `${evidence.reason}; probing its health path` });
         if (probe?.healthy === false) answering.push({ entry, reason: `${evidence.reason}, and its health probe fails` });

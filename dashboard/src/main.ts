@@ -165,7 +165,8 @@ function renderFailOpen(snapshot: Snapshot): void {
   const ids = failOpen.served.map((s) => s.id).join(', ');
   const why = [...new Set(failOpen.served.map((s) => reasonLabel(s.reason)))].join('; ');
   const values = { service: snapshot.service, n: failOpen.served.length, ids, d: duration(snapshot.now - failOpen.since), why, passing: snapshot.instances.filter((i) => i.state === 'healthy' || i.state === 'slow-start' || i.state === 'held').length };
-  banner.textContent = t(lang, failOpen.text.includes('--fail-open-unhealthy') ? 'failOpenUnhealthy' : 'failOpenBanner', values);
+  const listed = t(lang, values.passing === 0 ? 'failOpenNone' : 'failOpenFew', values);
+  banner.textContent = t(lang, failOpen.text.includes('--fail-open-unhealthy') ? 'failOpenUnhealthy' : 'failOpenBanner', { ...values, listed });
   banner.title = failOpen.text;
 }
 
