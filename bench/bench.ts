@@ -7,6 +7,7 @@ import { waitFor } from '../lab/processes.ts';
 import { runDrill, type DrillResult } from '../drill/drill.ts';
 import { startLoad } from '../drill/load-generator.ts';
 import { percentiles } from '../drill/metrics.ts';
+import { countFailuresByKind, describeKinds, type FailureKind } from '../drill/records.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
 import { runPerCore, type PerCoreResult } from './per-core.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
@@ -37,9 +38,14 @@ export interface OverheadRow {
   wrkRps: number;
   wrkP50Ms: number;
   wrkP99Ms: number;
+  /** wrk's answers other than 2xx/3xx and its socket errors (both should be 0). */
+  wrkWrongAnswers: number;
+  wrkSocketErrors: number;
   /** Our load generator at the bench's rate: latency percentiles. */
   rateP50Ms: number;
   rateP99Ms: number;
+  /** Requests of the fixed-rate load that failed, by kind (should be none). */
+  rateFailedByKind: Partial<Record<FailureKind, number>>;
   /** Against direct, measured in the same run. */
   rpsRatio: number;
   addedP50Ms: number;
@@ -50,6 +56,7 @@ export interface FaultRow {
   fault: string;
   total: number;
   failed: number;
+  failedByKind: Partial<Record<FailureKind, number>>;
   availability: number;
   /** Fault start → the last request that failed or took over 200 ms (null: none). */
   disruptionMs: number | null;
@@ -77,10 +84,10 @@ function wrk(url: string, seconds: number): WrkFigures {
   return parseWrk(run.stdout);
 }
 
-async function atRate(url: string, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
+async function atRate(url: string, rate: number, seconds: number): Promise<{ p50: number; p99: number; failedByKind: Partial<Record<FailureKind, number>> }> {
   const records = await startLoad({ url, rate, durationMs: seconds * 1000 }, LAB_ADDRESSES).done;
   const p = percentiles(records.map((r) => r.latencyMs));
-  return { p50: p.p50, p99: p.p99 };
+  return { p50: p.p50, p99: p.p99, failedByKind: countFailuresByKind(records) };
 }
 
 /** Waits until the contender spreads requests over every app host again (its own view of recovery). */
@@ -97,6 +104,13 @@ async function waitBalanced(url: string, lab: LabState): Promise<void> {
   }, 60_000, 250);
 }
 
+/** '' when every answer was right; else what went wrong, for the progress line. */
+function overheadErrors(row: OverheadRow): string {
+  const kinds = describeKinds(row.rateFailedByKind);
+  const parts = [row.wrkWrongAnswers ? `wrk non-2xx/3xx ${row.wrkWrongAnswers}` : '', row.wrkSocketErrors ? `wrk socket errors ${row.wrkSocketErrors}` : '', kinds ? `failed at the fixed rate: ${kinds}` : ''].filter(Boolean);
+  return parts.length ? ` — WRONG ANSWERS: ${parts.join(', ')}` : '';
+}
+
 function faultRow(contender: string, result: DrillResult): FaultRow {
   const { fault, records, metrics } = result;
   const hit = records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs && (r.errorClass !== 'ok' || r.latencyMs > SLOW_MS));
@@ -105,6 +119,7 @@ function faultRow(contender: string, result: DrillResult): FaultRow {
     fault: fault.name,
     total: metrics.total,
     failed: metrics.failed,
+    failedByKind: metrics.failedByKind,
     availability: metrics.availability,
     disruptionMs: hit.length === 0 ? null : Math.round(Math.max(...hit.map((r) => r.intendedMs)) - fault.startMs),
     recoverMs: fault.name === 'scale-out' ? null : metrics.recoverMs === null ? null : Math.round(metrics.recoverMs),
@@ -141,13 +156,13 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
     say(`overhead: wrk -t2 -c32 -d${options.overheadSeconds}s and ${options.rate} req/s for ${options.overheadSeconds} s, each contender and direct…`);
     const direct = wrk(DIRECT.url(), options.overheadSeconds);
     const directRate = await atRate(DIRECT.url(), options.rate, options.overheadSeconds);
-    overhead.push({ contender: 'direct', wrkRps: direct.rps, wrkP50Ms: direct.p50, wrkP99Ms: direct.p99, rateP50Ms: directRate.p50, rateP99Ms: directRate.p99, rpsRatio: 1, addedP50Ms: 0 });
+    overhead.push({ contender: 'direct', wrkRps: direct.rps, wrkP50Ms: direct.p50, wrkP99Ms: direct.p99, wrkWrongAnswers: direct.wrongAnswers, wrkSocketErrors: direct.socketErrors, rateP50Ms: directRate.p50, rateP99Ms: directRate.p99, rateFailedByKind: directRate.failedByKind, rpsRatio: 1, addedP50Ms: 0 });
     for (const c of contenders) {
       await waitBalanced(c.url(lab), lab);
       const w = wrk(c.url(lab), options.overheadSeconds);
       const r = await atRate(c.url(lab), options.rate, options.overheadSeconds);
-      overhead.push({ contender: c.name, wrkRps: w.rps, wrkP50Ms: w.p50, wrkP99Ms: w.p99, rateP50Ms: r.p50, rateP99Ms: r.p99, rpsRatio: Math.round((w.rps / direct.rps) * 1000) / 1000, addedP50Ms: Math.round((r.p50 - directRate.p50) * 100) / 100 });
-      say(`  ${c.name}: ${Math.round(w.rps)} req/s (${Math.round((w.rps / direct.rps) * 100)}% of direct), p50 at ${options.rate}/s ${r.p50} ms`);
+      overhead.push({ contender: c.name, wrkRps: w.rps, wrkP50Ms: w.p50, wrkP99Ms: w.p99, wrkWrongAnswers: w.wrongAnswers, wrkSocketErrors: w.socketErrors, rateP50Ms: r.p50, rateP99Ms: r.p99, rateFailedByKind: r.failedByKind, rpsRatio: Math.round((w.rps / direct.rps) * 1000) / 1000, addedP50Ms: Math.round((r.p50 - directRate.p50) * 100) / 100 });
+      say(`  ${c.name}: ${Math.round(w.rps)} req/s (${Math.round((w.rps / direct.rps) * 100)}% of direct), p50 at ${options.rate}/s ${r.p50} ms${overheadErrors(overhead.at(-1)!)}`);
     }
     for (const c of contenders) {
       for (const fault of options.faults) {
@@ -158,7 +173,7 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
         drills.push({ contender: c.name, result });
         const row = faultRow(c.name, result);
         faults.push(row);
-        say(`  ${row.failed} failed of ${row.total}, disruption ${row.disruptionMs ?? '–'} ms, recover ${row.recoverMs ?? '–'} ms${fault === 'scale-out' ? `, new instance's first request ${row.newInstanceMs ?? 'never'} ms` : ''}, p99 ${row.p99Ms} ms, max ${row.maxMs} ms`);
+        say(`  ${row.failed} failed of ${row.total}${row.failed ? ` (${describeKinds(row.failedByKind)})` : ''}, disruption ${row.disruptionMs ?? '–'} ms, recover ${row.recoverMs ?? '–'} ms${fault === 'scale-out' ? `, new instance's first request ${row.newInstanceMs ?? 'never'} ms` : ''}, p99 ${row.p99Ms} ms, max ${row.maxMs} ms`);
       }
     }
   } finally {

@@ -19,6 +19,9 @@ export interface PerCoreRow {
   p99Ms: number;
   /** CPU time the proxy process spent per request (user + system), from /proc. */
   cpuUsPerRequest: number;
+  /** wrk's answers other than 2xx/3xx and its socket errors: req/s counts them too. */
+  wrongAnswers: number;
+  socketErrors: number;
 }
 
 /**
@@ -152,8 +155,9 @@ function alternatingRounds(lab: LabState, options: { seconds: number; rounds: nu
       const cpuBefore = cpuSeconds(lab, `bench-${c.name}`);
       const w = wrkOnCore0(c.url(lab), options.seconds, options.gapMs);
       const cpuUsPerRequest = Math.round(((cpuSeconds(lab, `bench-${c.name}`) - cpuBefore) * 1e6) / w.requests);
-      rows.push({ contender: c.name, round, rps: w.rps, p50Ms: w.p50, p99Ms: w.p99, cpuUsPerRequest });
-      options.say(`  ${options.label}, round ${round}/${options.rounds}: ${c.name} ${Math.round(w.rps)} req/s, p50 ${w.p50} ms, p99 ${w.p99} ms, ${cpuUsPerRequest} µs of CPU per request`);
+      rows.push({ contender: c.name, round, rps: w.rps, p50Ms: w.p50, p99Ms: w.p99, cpuUsPerRequest, wrongAnswers: w.wrongAnswers, socketErrors: w.socketErrors });
+      const errors = w.wrongAnswers || w.socketErrors ? ` — WRONG ANSWERS: non-2xx/3xx ${w.wrongAnswers}, socket errors ${w.socketErrors}` : '';
+      options.say(`  ${options.label}, round ${round}/${options.rounds}: ${c.name} ${Math.round(w.rps)} req/s, p50 ${w.p50} ms, p99 ${w.p99} ms, ${cpuUsPerRequest} µs of CPU per request${errors}`);
     }
   }
   return rows;

@@ -6,6 +6,13 @@ export interface WrkFigures {
   p50: number;
   p99: number;
   requests: number;
+  /**
+   * Answers wrk counted in req/s that were not a 2xx or 3xx ("Non-2xx or 3xx
+   * responses"), and its socket errors (connect, read, write, timeout): a
+   * figure built on either is not the proxy's throughput.
+   */
+  wrongAnswers: number;
+  socketErrors: number;
 }
 
 /** wrk prints latencies as 812.00us, 3.41ms or 1.02s. */
@@ -20,5 +27,8 @@ export function parseWrk(stdout: string): WrkFigures {
     p50: toMs(/\n\s+50%\s+(\S+)/.exec(stdout)?.[1]),
     p99: toMs(/\n\s+99%\s+(\S+)/.exec(stdout)?.[1]),
     requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN),
+    // wrk prints these two lines only when the count is not zero.
+    wrongAnswers: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
+    socketErrors: [...(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout) ?? [])].slice(1).reduce((sum, n) => sum + Number(n), 0),
   };
 }

@@ -21,6 +21,8 @@ export interface LoadOptions {
    */
   retryConnectionFailureOnce?: boolean;
   retryDelayMs?: number;
+  /** The one status that counts as success; by default any 2xx does (see classifyStatus). */
+  expectStatus?: number;
   /** Extra headers on every request (a cookie, for clients kept on one instance). */
   headers?: Readonly<Record<string, string>>;
 }
@@ -85,7 +87,7 @@ export function startLoad(options: LoadOptions, allowedHosts: readonly string[] 
         await response.body.dump();
         // sempre names the instance; behind other proxies the demo app does.
         const servedBy = response.headers['x-served-by'] ?? response.headers['x-instance'];
-        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: response.statusCode, errorClass: classifyStatus(response.statusCode), servedBy: typeof servedBy === 'string' ? servedBy : null, ...(firstTry && { firstTry }) });
+        record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: response.statusCode, errorClass: classifyStatus(response.statusCode, options.expectStatus), servedBy: typeof servedBy === 'string' ? servedBy : null, ...(firstTry && { firstTry }) });
       },
       (error: unknown) => {
         record({ intendedMs, latencyMs: performance.now() - startedAt - intendedMs, status: 0, errorClass: classifyRequestError(error), servedBy: null, error: errorCode(error), ...(firstTry && { firstTry }) });

@@ -10,6 +10,7 @@ import { DrillError, runDrill, waitForFullRotation, type DrillOptions, type Dril
 import { FAULTS, PAIR_FAULTS } from './faults/index.ts';
 import { checkSlo, computeMetrics, parseSlo, type DrillMetrics } from './metrics.ts';
 import { renderReport } from './report.ts';
+import { classifyStatus, describeKinds, type RequestRecord } from './records.ts';
 
 const options = {
   fault: { flag: 'fault', env: 'SEMPRE_DRILL_FAULT', placeholder: 'NAME', default: 'crash', description: `the fault: ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`, schema: text(40) },
@@ -49,17 +50,18 @@ const drillCommand: CommandSpec<typeof options> = {
 
 function line(result: DrillResult): string {
   const m = result.metrics;
+  const kinds = describeKinds(m.failedByKind);
   const classes = Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ');
   return [
-    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${classes ? ` (${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%`,
+    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${kinds ? ` (${kinds}; ${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%`,
     `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms,${result.fault.name === 'scale-out' ? ` new instance's first request ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms after the fault started,` : ''} error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}, interruption ${m.interruptionMs === null ? 'none' : `${m.interruptionMs} ms`}`,
     `  latency p50 ${m.latency.p50} / p90 ${m.latency.p90} / p99 ${m.latency.p99} / p99.9 ${m.latency.p999} / max ${m.latency.max} ms; fault window p99 ${m.faultLatency.p99} / max ${m.faultLatency.max} ms`,
   ].join('\n');
 }
 
 function scoreboard(results: DrillResult[]): string {
-  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`]);
-  const head = ['fault', 'target', 'requests', 'failed', 'availability', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)'];
+  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), describeKinds(r.metrics.failedByKind) || '–', `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`]);
+  const head = ['fault', 'target', 'requests', 'failed', 'failed by kind', 'availability', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)'];
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
@@ -74,7 +76,11 @@ async function load(file: string): Promise<DrillResult[]> {
     const entry = JSON.parse(text) as { type: string } & Record<string, unknown>;
     if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, startedAt: Number(entry.startedAt ?? 0), fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never });
     else if (entry.type === 'event') results.at(-1)!.timeline.push(entry.event as never);
-    else if (entry.type === 'record') results.at(-1)!.records.push(entry.record as never);
+    else if (entry.type === 'record') {
+      // Classified again from its status: a file saved before 4xx answers counted as failures says 'ok' for them.
+      const record = entry.record as RequestRecord;
+      results.at(-1)!.records.push(record.status > 0 ? { ...record, errorClass: classifyStatus(record.status) } : record);
+    }
   }
   for (const r of results) r.metrics = computeMetrics(r.records, r.timeline, r.fault);
   return results;

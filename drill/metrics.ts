@@ -1,7 +1,7 @@
 // Pure functions over a drill's request records and timeline: everything a
 // report says is computed here, so it can be checked on hand-built streams.
 import { build } from 'hdr-histogram-js';
-import type { ErrorClass, RequestRecord } from './records.ts';
+import { countFailuresByKind, type ErrorClass, type FailureKind, type RequestRecord } from './records.ts';
 
 export interface TimelineEvent {
   /** ms since the drill's load started. */
@@ -32,6 +32,7 @@ export interface SecondStats extends Percentiles {
   second: number;
   ok: number;
   failed: number;
+  failedByKind: Partial<Record<FailureKind, number>>;
   byInstance: Record<string, number>;
 }
 
@@ -40,6 +41,8 @@ export interface DrillMetrics {
   ok: number;
   failed: number;
   availability: number;
+  /** Failed requests by kind: an unexpected status (4xx, 5xx, …) or no answer (network). */
+  failedByKind: Partial<Record<FailureKind, number>>;
   failedByClass: Partial<Record<ErrorClass, number>>;
   /** First and last failed request's intended start, ms since load start. */
   errorWindow: [number, number] | null;
@@ -98,7 +101,7 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
     const byInstance: Record<string, number> = {};
     for (const r of rs) if (r.servedBy) byInstance[r.servedBy] = (byInstance[r.servedBy] ?? 0) + 1;
     const bad = rs.filter((r) => r.errorClass !== 'ok').length;
-    return { second, ok: rs.length - bad, failed: bad, byInstance, ...percentiles(rs.map((r) => r.latencyMs)) };
+    return { second, ok: rs.length - bad, failed: bad, failedByKind: countFailuresByKind(rs), byInstance, ...percentiles(rs.map((r) => r.latencyMs)) };
   });
 
   let detectMs: number | null = null;
@@ -122,6 +125,7 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
     ok: records.length - failed.length,
     failed: failed.length,
     availability: records.length === 0 ? 0 : (records.length - failed.length) / records.length,
+    failedByKind: countFailuresByKind(failed),
     failedByClass,
     errorWindow: failed.length === 0 ? null : [Math.min(...failed.map((r) => r.intendedMs)), Math.max(...failed.map((r) => r.intendedMs))],
     detectMs,

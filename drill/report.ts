@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import type { DrillResult } from './drill.ts';
+import { describeKinds, FAILURE_KINDS } from './records.ts';
 
 const esc = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const ms = (v: number | null) => (v === null ? '–' : `${Math.round(v)} ms`);
@@ -16,7 +17,8 @@ function section(result: DrillResult, index: number): string {
   const data = {
     x: m.perSecond.map((s) => s.second),
     ok: m.perSecond.map((s) => s.ok),
-    failed: m.perSecond.map((s) => s.failed),
+    // One series per kind of failure that occurred: a 404 storm and a reset storm are different bugs.
+    failed: FAILURE_KINDS.filter((k) => m.failedByKind[k]).map((kind) => ({ kind, values: m.perSecond.map((s) => s.failedByKind[kind] ?? 0) })),
     p50: m.perSecond.map((s) => s.p50),
     p99: m.perSecond.map((s) => s.p99),
     max: m.perSecond.map((s) => s.max),
@@ -26,8 +28,8 @@ function section(result: DrillResult, index: number): string {
   };
   return `<section>
 <h2>${esc(result.fault.name)} on ${esc(result.fault.target)} <span class="${m.failed === 0 ? 'good' : 'bad'}">${m.failed} failed of ${m.total}</span></h2>
-<table><tr><th>availability</th><th>failed by class</th><th>error window</th><th>time to detect</th><th>time to recover</th><th>p50 / p90 / p99 / p99.9 / max</th><th>fault window p99 / max</th></tr>
-<tr><td>${(m.availability * 100).toFixed(3)}%</td><td>${esc(Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ') || 'none')}</td>
+<table><tr><th>availability</th><th>failed by kind</th><th>failed by class</th><th>error window</th><th>time to detect</th><th>time to recover</th><th>p50 / p90 / p99 / p99.9 / max</th><th>fault window p99 / max</th></tr>
+<tr><td>${(m.availability * 100).toFixed(3)}%</td><td>${esc(describeKinds(m.failedByKind) || 'none')}</td><td>${esc(Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ') || 'none')}</td>
 <td>${m.errorWindow ? `${(m.errorWindow[0] / 1000).toFixed(2)}–${(m.errorWindow[1] / 1000).toFixed(2)} s` : 'none'}</td><td>${ms(m.detectMs)}</td><td>${ms(m.recoverMs)}</td>
 <td>${m.latency.p50} / ${m.latency.p90} / ${m.latency.p99} / ${m.latency.p999} / ${m.latency.max} ms</td><td>${m.faultLatency.p99} / ${m.faultLatency.max} ms</td></tr></table>
 <div class="charts"><div id="c${index}a"></div><div id="c${index}b"></div><div id="c${index}c"></div></div>
@@ -54,7 +56,8 @@ function drawDrill(i, d) {
     d.marks.forEach((m, k) => { const x = u.valToPos(m.t, 'x', true); c.beginPath(); c.moveTo(x, u.bbox.top); c.lineTo(x, u.bbox.top + u.bbox.height); c.stroke(); c.fillText(m.label, x + 2, u.bbox.top + 10 + (k % 6) * 11); });
     c.restore(); };
   const opts = (title, series) => ({ title, width: 460, height: 240, scales: { x: { time: false } }, axes: [{ label: 's' }, {}], series: [{}, ...series], hooks: { draw: [band] } });
-  new uPlot(opts('Requests per second by outcome', [{ label: 'ok', stroke: '#16a34a' }, { label: 'failed', stroke: '#dc2626' }]), [d.x, d.ok, d.failed], document.getElementById('c' + i + 'a'));
+  const failColors = { '4xx': '#9333ea', '5xx': '#dc2626', network: '#d97706', '3xx': '#0891b2', '2xx': '#64748b' };
+  new uPlot(opts('Requests per second by outcome', [{ label: 'ok', stroke: '#16a34a' }, ...d.failed.map((f) => ({ label: f.kind, stroke: failColors[f.kind] }))]), [d.x, d.ok, ...d.failed.map((f) => f.values)], document.getElementById('c' + i + 'a'));
   new uPlot(opts('Latency (ms)', [{ label: 'p50', stroke: '#16a34a' }, { label: 'p99', stroke: '#d97706' }, { label: 'max', stroke: '#dc2626' }]), [d.x, d.p50, d.p99, d.max], document.getElementById('c' + i + 'b'));
   const colors = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#0891b2'];
   new uPlot(opts('Requests per second by instance', d.instances.map((s, k) => ({ label: s.id, stroke: colors[k % colors.length] }))), [d.x, ...d.instances.map((s) => s.values)], document.getElementById('c' + i + 'c'));

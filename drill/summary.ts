@@ -1,10 +1,12 @@
 // Pure summaries over request records.
 import { percentiles } from './metrics.ts';
-import type { ErrorClass, RequestRecord } from './records.ts';
+import { countFailuresByKind, describeKinds, type ErrorClass, type FailureKind, type RequestRecord } from './records.ts';
 
 export interface LoadSummary {
   total: number;
+  /** Every request whose answer was not the expected one, or that got none. */
   failed: number;
+  failedByKind: Partial<Record<FailureKind, number>>;
   byClass: Partial<Record<ErrorClass, number>>;
   byInstance: Record<string, number>;
   latencyMs: { p50: number; p99: number; max: number };
@@ -31,6 +33,7 @@ export function summarize(records: readonly RequestRecord[]): LoadSummary {
   return {
     total: records.length,
     failed,
+    failedByKind: countFailuresByKind(records),
     byClass,
     byInstance,
     latencyMs: { p50, p99, max },
@@ -41,5 +44,6 @@ export function summarize(records: readonly RequestRecord[]): LoadSummary {
 export function describeSummary(s: LoadSummary): string {
   const classes = Object.entries(s.byClass).map(([k, v]) => `${k}=${v}`).join(' ');
   const instances = Object.entries(s.byInstance).map(([k, v]) => `${k}=${v}`).join(' ');
-  return `${s.total} requests, ${s.failed} failed [${classes}], served by [${instances}], p50 ${s.latencyMs.p50} ms, p99 ${s.latencyMs.p99} ms, max ${s.latencyMs.max} ms`;
+  const kinds = describeKinds(s.failedByKind);
+  return `${s.total} requests, ${s.failed} failed${kinds ? ` (${kinds})` : ''} [${classes}], served by [${instances}], p50 ${s.latencyMs.p50} ms, p99 ${s.latencyMs.p99} ms, max ${s.latencyMs.max} ms`;
 }

@@ -2,6 +2,7 @@
 // own log file (no copying through this process, which would cost CPU under
 // load), the file's last lines go into error messages, and every process
 // still running when this process exits is killed.
+import { AssertionError } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { closeSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
@@ -148,7 +149,20 @@ export function startProcess(options: StartOptions): ManagedProcess {
   };
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails at the deadline. */
+/** A waitFor check may throw this to say "not yet" and why: the timeout names the last one. */
+export class NotYet extends Error {
+  override name = 'NotYet';
+}
+
+/**
+ * Polls `check` until it returns a value other than undefined/false, or fails at the deadline.
+ *
+ * The rule: a check says "not yet" by returning undefined or false, or by throwing NotYet. An
+ * error from what it waits on (a connection refused while a process starts) is "not yet" too,
+ * and the last one is named at the deadline. A failed assertion never is: an AssertionError
+ * thrown inside fails the wait at once. To check every answer seen while waiting, keep them and
+ * assert after the wait (retrying would hide the ones that failed).
+ */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -157,10 +171,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (error) {
+      if (error instanceof AssertionError) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last ${lastError instanceof NotYet ? 'said' : 'error'}: ${lastError instanceof NotYet ? lastError.message : String(lastError)})` : ''}`);
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }

@@ -2,10 +2,11 @@
 // integration tests in one node:test run (one closing summary), files one at
 // a time so load tests do not compete for the two cores.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
+import { ciIsSet, rootOnlySummary } from './support/skipped-tests.ts';
 
 const { values } = parseArgs({ options: { unit: { type: 'boolean' }, integration: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
 if (values.help) {
@@ -14,6 +15,9 @@ if (values.help) {
 Runs the TypeScript typecheck, then the unit tests (fast, no processes) and the
 integration tests (real Consul, real processes, 500 GET/s through the balancer).
 Logs of every process a test started are kept in test-results/<test>/.
+Tests that need root (the lab, drills, bench, compose) are skipped without
+it, and the run ends with a summary of what did not run; with CI set (CI
+runs as root), such a skip fails the run.
 
 Examples:
   ./sempre test                 # everything, as CI does
@@ -33,5 +37,16 @@ if (typecheck.status !== 0) {
 }
 rmSync(join(PROJECT_ROOT, 'test-results'), { recursive: true, force: true });
 process.stdout.write(`sempre: running ${selected.length} test files (integration tests print # figure: lines with what they measured)…\n`);
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=spec', ...selected], { stdio: 'inherit', cwd: PROJECT_ROOT });
+const skippedFile = join(PROJECT_ROOT, 'test-results', 'skipped.ndjson');
+mkdirSync(dirname(skippedFile), { recursive: true });
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=spec', '--test-reporter-destination=stdout',
+  `--test-reporter=${join(PROJECT_ROOT, 'test/support/skipped-tests.ts')}`, `--test-reporter-destination=${skippedFile}`, ...selected], { stdio: 'inherit', cwd: PROJECT_ROOT });
+const notRun = rootOnlySummary(existsSync(skippedFile) ? readFileSync(skippedFile, 'utf8') : '', PROJECT_ROOT);
+if (notRun) {
+  process.stdout.write(`\n${notRun}\n`);
+  if (ciIsSet(process.env)) {
+    process.stdout.write('sempre: CI is set and CI runs as root: a skipped root-only test fails the run.\n');
+    process.exit(1);
+  }
+}
 process.exit(run.status ?? 1);

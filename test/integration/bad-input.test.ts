@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
+import { waitFor } from '../../lab/processes.ts';
 
 // A TCP listener standing where Consul would be, counting connection attempts.
 let fakeConsulPort = 0;
@@ -20,7 +21,8 @@ after(() => listener.close());
 
 function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, bin), ...args], { env: { ...process.env, ...env } });
+    // Every listen() the command makes shows in its stderr while it runs (test/support/report-listen.ts).
+    const child = spawn(process.execPath, ['--import', join(PROJECT_ROOT, 'test/support/report-listen.ts'), join(PROJECT_ROOT, bin), ...args], { env: { ...process.env, ...env } });
     let stderr = '';
     let stdout = '';
     child.stderr.on('data', (c) => { stderr += c; });
@@ -28,6 +30,9 @@ function run(bin: string, args: string[], env: Record<string, string> = {}): Pro
     child.on('exit', (code) => resolve({ code, stderr, stdout }));
   });
 }
+
+// What test/support/report-listen.ts writes (not imported: that would patch this process too).
+const LISTENED = /sempre-test: listen/;
 
 const consulFlag = () => ['--consul', `http://127.0.0.1:${fakeConsulPort}`];
 
@@ -37,9 +42,26 @@ test('the balancer refuses invalid options, naming each field, before binding an
   assert.match(result.stderr, /balancer\.port: must be a whole number from 1 to 65535 \(got "70000"\), from --port/);
   assert.match(result.stderr, /balancer\.retries: must be a whole number from 0 to 10 \(got "11"\), from --retries/);
   assert.match(result.stderr, /balancer\.strategy: must be one of least-outstanding, round-robin \(got "random"\)/);
+  assert.doesNotMatch(result.stderr, LISTENED, 'no port was bound, not even for a moment');
   const admin = await fetch('http://127.0.0.1:23011/_sempre/status').then(() => 'answered', () => 'refused');
-  assert.equal(admin, 'refused', 'the admin port was never bound');
+  assert.equal(admin, 'refused', 'the admin port is not bound');
   assert.equal(connections, 0, 'Consul was never contacted');
+});
+
+test('the listen report works: a balancer with valid options does bind its ports', async () => {
+  // Otherwise the check above could pass with the report broken: a real start (its Consul
+  // unreachable, which does not stop it listening), killed as soon as it has said it listens.
+  const child = spawn(process.execPath, ['--import', join(PROJECT_ROOT, 'test/support/report-listen.ts'), join(PROJECT_ROOT, 'balancer/main.ts'), '--port', '23012', '--admin-port', '23013', '--consul', 'http://127.0.0.1:9'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    let stderr = '';
+    child.stderr.on('data', (c) => { stderr += c; });
+    await waitFor('the balancer to report its listen()', () => LISTENED.test(stderr), 15_000);
+    assert.match(stderr, /sempre-test: listen .*2301[23]/);
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
 });
 
 test('the agent refuses invalid options from the environment, naming the field, without contacting Consul', async () => {

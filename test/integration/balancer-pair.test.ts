@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runDrill, waitForFullRotation, type DrillResult } from '../../drill/drill.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
+import { KEEPALIVED_DIR } from '../../lab/keepalived.ts';
 import { vipHolder, type LabState } from '../../lab/netns-lab.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
@@ -28,6 +29,7 @@ function visit(url: string): Promise<number> {
 }
 
 const LOGS = join(PROJECT_ROOT, '.run', 'lab', 'logs');
+const ADVERT_INTERVAL_MS = Number(/advert_int ([\d.]+)/.exec(readFileSync(join(KEEPALIVED_DIR, 'keepalived.conf.tmpl'), 'utf8'))![1]) * 1000;
 
 /** Each balancer host's notify-hook log (eip-HOST.log), by host. */
 function eipLogs(): Map<string, string> {
@@ -71,9 +73,15 @@ for (const fault of ['balancer-crash', 'balancer-host-crash']) {
     assert.ok(after && after !== before, `the address moved (${before} → ${after})`);
     // Taking the address, the new holder dropped its own leftover connections of it (notify_master).
     assert.match((eipLogs().get(after) ?? '').slice(logSeen.get(after) ?? 0), /dropped \d+ stale connections of 10\.213\.47\.10 \(0 left\)/);
-    // The crashed side is back as BACKUP: the address must not move back.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    assert.equal(vipHolder(lab), after, 'no preemption: the address stays');
+    // The crashed side back as BACKUP hears the holder's adverts: a preempting peer would take the
+    // address at the first one it hears with a lower priority (advert_int 0.2 s). Watched for ten.
+    await waitFor(`${before} back as BACKUP`, () => (eipLogs().get(before) ?? '').slice(logSeen.get(before) ?? 0).includes('VRRP state BACKUP') || undefined, 30_000, 100);
+    const watchUntil = Date.now() + 10 * ADVERT_INTERVAL_MS;
+    while (Date.now() < watchUntil) {
+      assert.equal(vipHolder(lab), after, 'no preemption: the address stays');
+      await new Promise((resolve) => setTimeout(resolve, ADVERT_INTERVAL_MS / 2));
+    }
+    assert.doesNotMatch((eipLogs().get(before) ?? '').slice(logSeen.get(before) ?? 0), /VRRP state MASTER/, `${before} never became MASTER again`);
     assert.equal(await visit(lab.vipUrl!), 200);
     recordFigure(`${fault} (${before} → ${after}) at 500 GET/s, client retrying once: failed / interruption / max latency`, `${m.failed} / ${m.interruptionMs} ms / ${m.latency.max} ms`);
   });

@@ -19,6 +19,9 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   assert.deepEqual(result.overhead.map((o) => o.contender), ['direct', 'sempre', 'nginx-tuned']);
   for (const row of result.overhead) {
     assert.ok(row.wrkRps > 0 && Number.isFinite(row.wrkP50Ms), `${row.contender} was measured: ${JSON.stringify(row)}`);
+    // req/s counts every answer: a 4xx or 5xx at full rate would make it a figure of errors.
+    assert.equal(row.wrkWrongAnswers, 0, `${row.contender}: wrk's answers were all 2xx/3xx: ${JSON.stringify(row)}`);
+    assert.deepEqual(row.rateFailedByKind, {}, `${row.contender}: every request at the fixed rate got a 2xx: ${JSON.stringify(row)}`);
   }
   assert.deepEqual(result.faults.map((f) => `${f.contender}:${f.fault}`), ['sempre:crash', 'sempre:hang', 'nginx-tuned:crash', 'nginx-tuned:hang']);
   for (const row of result.faults) assert.ok(row.total >= 2900, `${row.contender} × ${row.fault} ran at its rate (${row.total})`);
@@ -33,7 +36,10 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   // The per-core contenders were measured, stopped, and every lab process may use every core again.
   const perCoreOrder = ['haproxy-1core', 'sempre-1core', 'node-floor-1core'];
   assert.deepEqual(result.perCore?.rows.map((r) => r.contender), [...perCoreOrder, ...perCoreOrder, ...perCoreOrder]);
-  for (const row of result.perCore!.rows) assert.ok(row.rps > 0 && row.cpuUsPerRequest > 0, `${row.contender} served, on its own CPU time: ${JSON.stringify(row)}`);
+  for (const row of result.perCore!.rows) {
+    assert.ok(row.rps > 0 && row.cpuUsPerRequest > 0, `${row.contender} served, on its own CPU time: ${JSON.stringify(row)}`);
+    assert.equal(row.wrongAnswers, 0, `${row.contender}: req/s is of 2xx/3xx answers: ${JSON.stringify(row)}`);
+  }
   assert.equal(result.perCore!.roundRatios.length, 3);
   assert.equal(result.perCore!.ratio, [...result.perCore!.roundRatios].sort((a, b) => a - b)[1], 'the summary is the middle round');
   // The floor's ratios are the rows' own figures, round by round.

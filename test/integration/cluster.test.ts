@@ -113,11 +113,14 @@ test('an ejection seen by one worker stops the other from routing to that instan
   try {
     // One request at a time, so only the worker whose request is stuck on the
     // frozen app1 can see it fail (its stall detector ejects it, the request is retried on app2).
+    // Each answer is kept and checked after the wait: a wrong one is a failure, not "not yet".
+    const answers: string[] = [];
     const seen = await waitFor('a worker to eject the frozen app1', async () => {
-      const answer = await getOnNewConnection(stack.url, {});
-      assert.equal(answer.status, 200);
+      const answer = await getOnNewConnection(stack.url, {}).then((a) => `${a.status}`, (error: unknown) => `no answer (${String(error)})`);
+      answers.push(answer);
       return ejections().slice(already).find((l) => l.msg === 'instance ejected by passive health check');
     }, 15_000);
+    assert.deepEqual(answers.filter((a) => a !== '200'), [], `every request during the freeze answered 200, the stuck one by app2 (${answers.length} requests)`);
     const learned = await waitFor('the other worker to apply the verdict', () => ejections().slice(already).find((l) => l.worker !== seen.worker), 5000);
     assert.equal(learned.msg, 'instance ejected: another worker saw it fail', 'the other worker did not wait to see app1 fail itself');
     assert.equal(learned.seenBy, `worker ${seen.worker}`);

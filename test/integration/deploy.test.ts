@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -191,10 +191,24 @@ test('notify-eip without an allocation ID only logs the transition, and never ca
   const dir = mkdtempSync(join(tmpdir(), 'sempre-eip-'));
   try {
     const log = join(dir, 'eip.log');
-    // PATH without aws or curl: reaching for either would fail the run.
-    const run = spawnSync(join(DEPLOY, 'keepalived', 'notify-eip'), ['INSTANCE', 'sempre_front', 'MASTER', '150'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', SEMPRE_EIP_LOG: log } });
+    // A PATH of only the tools the hook needs to log, and an aws and a curl
+    // that write down that they were called (the real ones are on this machine).
+    const bin = join(dir, 'bin');
+    const called = join(dir, 'called');
+    mkdirSync(bin);
+    for (const tool of ['dirname', 'readlink', 'logger', 'date']) {
+      const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+      assert.ok(found, `${tool} is installed`);
+      symlinkSync(found, join(bin, tool));
+    }
+    for (const tool of ['aws', 'curl']) {
+      writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> '${called}'\nexit 1\n`);
+      chmodSync(join(bin, tool), 0o755);
+    }
+    const run = spawnSync(join(DEPLOY, 'keepalived', 'notify-eip'), ['INSTANCE', 'sempre_front', 'MASTER', '150'], { encoding: 'utf8', env: { PATH: bin, SEMPRE_EIP_LOG: log } });
     assert.equal(run.status, 0, run.stderr);
     assert.match(readFileSync(log, 'utf8'), /VRRP state MASTER\n.*no SEMPRE_EIP_ALLOCATION_ID: not moving an Elastic IP/);
+    assert.equal(existsSync(called) ? readFileSync(called, 'utf8') : '', '', 'neither aws nor curl was run');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

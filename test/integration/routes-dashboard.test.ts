@@ -63,12 +63,42 @@ async function servers(host: string, count: number): Promise<string[]> {
 }
 
 const options = () => page.locator('#service-select option').allTextContents();
+
+/** Every message the page's event streams received: the stream's URL, and the service and instances it showed. */
+interface Push { url: string; service: string; instances: string[] }
+declare global { interface Window { sempreTestPushes: Push[] } }
+function recordPushes(): void {
+  const Native = window.EventSource;
+  window.sempreTestPushes = [];
+  window.EventSource = class extends Native {
+    constructor(url: string | URL, init?: EventSourceInit) {
+      super(url, init);
+      this.addEventListener('message', (m) => {
+        const snapshot = JSON.parse(m.data as string) as { service: string; instances: Array<{ id: string }> };
+        window.sempreTestPushes.push({ url: String(url), service: snapshot.service, instances: snapshot.instances.map((i) => i.id).sort() });
+      });
+    }
+  };
+}
 const cards = () => page.locator('#instances article').evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.instance ?? '').sort());
+
+/**
+ * The page's stream for `service`, from push number `from` on: its first three pushes (the
+ * first at once, then one a second) each show that service and its instances, and so do the cards.
+ */
+async function streamFollows(service: string, instances: string[], from: number): Promise<void> {
+  const url = `?service=${service}`;
+  await page.waitForFunction(([n, u]) => window.sempreTestPushes.slice(n as number).filter((p) => p.url.endsWith(u as string)).length >= 3, [from, url] as const, { timeout: 10_000 });
+  const pushes = (await page.evaluate(() => window.sempreTestPushes)).slice(from).filter((p) => p.url.endsWith(url));
+  assert.deepEqual(pushes.map((p) => `${p.service}: ${p.instances.join(' ')}`), pushes.map(() => `${service}: ${instances.join(' ')}`), `the ${service} stream shows ${service} only`);
+  assert.deepEqual(await cards(), instances);
+}
 
 before(async () => {
   await stack.start();
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 }, locale: 'en-US' });
+  await page.addInitScript(recordPushes);
 }, { timeout: 120_000 });
 
 after(async () => {
@@ -104,14 +134,14 @@ test('lists both services in a selector, and switching shows the other service\'
   assert.equal(await page.locator('#page-badge').textContent(), 'Page up: 1 of 1 serving');
   assert.ok(await page.locator('#conflicts').isHidden() && await page.locator('#conflict-badge').isHidden(), 'no conflict to show');
 
+  await streamFollows('api', ['api-1'], 0);
+  const pushesBefore = await page.evaluate(() => window.sempreTestPushes.length);
   await page.selectOption('#service-select', 'shop');
   await page.locator('article[data-instance="shop-2"]').waitFor({ timeout: 10_000 });
   assert.deepEqual(await cards(), ['shop-1', 'shop-2']);
   assert.equal(await page.locator('#page-badge').textContent(), 'Page up: 2 of 2 serving');
   assert.equal(new URL(page.url()).hash, '#service=shop', 'the choice is in the URL');
-  // The stream now follows shop: a few pushes later it still shows shop, and only shop.
-  await page.waitForTimeout(2500);
-  assert.deepEqual(await cards(), ['shop-1', 'shop-2']);
+  await streamFollows('shop', ['shop-1', 'shop-2'], pushesBefore);
   await page.screenshot({ path: join(shots, '1-selector-shop.png'), fullPage: true });
 });
 

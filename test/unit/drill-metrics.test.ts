@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkSlo, computeMetrics, parseSlo, percentile, type TimelineEvent } from '../../drill/metrics.ts';
-import type { RequestRecord } from '../../drill/records.ts';
+import { classifyStatus, type RequestRecord } from '../../drill/records.ts';
+import { describeSummary, summarize } from '../../drill/summary.ts';
+import { parseWrk } from '../../bench/wrk-output.ts';
 
 // 10 s at 100 req/s; app1 is killed at 3 s; requests intended in 3.0–3.2 s fail
 // (refused); app1 is back serving from 7.5 s.
@@ -30,6 +32,7 @@ test('availability, failures by class and the error window come from the records
   assert.equal(m.failed, 20);
   assert.equal(m.availability, 0.98);
   assert.deepEqual(m.failedByClass, { refused: 20 });
+  assert.deepEqual(m.failedByKind, { network: 20 });
   assert.deepEqual(m.errorWindow, [3000, 3190]);
 });
 
@@ -88,4 +91,31 @@ test('interruption: from the first failed or slow request of the fault window to
   assert.equal(computeMetrics(slow, timeline, fault).interruptionMs, 5000 + 1200 - 3000);
   const calm = stream().map((r) => ({ ...r, errorClass: 'ok' as const, status: 200 }));
   assert.equal(computeMetrics(calm, timeline, fault).interruptionMs, null);
+});
+
+test('an answer other than the expected one is a failure by its kind: a 404, 429 or 400 from the balancer is not "ok"', () => {
+  assert.deepEqual([200, 204, 301, 400, 404, 429, 502, 503].map((s) => classifyStatus(s)), ['ok', 'ok', '3xx', '4xx', '4xx', '4xx', '5xx', '5xx']);
+  assert.deepEqual([502, 200, 503].map((s) => classifyStatus(s, 502)), ['ok', '2xx', '5xx'], 'a test that names a status expects exactly that one');
+  // 100 requests: one 404 (a route table rebuilt), one 429, one 503, one reset.
+  const statuses = [404, 429, 503, 0];
+  const records: RequestRecord[] = Array.from({ length: 100 }, (_v, i) => {
+    const status = i < statuses.length ? statuses[i]! : 200;
+    return { intendedMs: i * 10, latencyMs: 2, status, errorClass: status === 0 ? 'reset' : classifyStatus(status), servedBy: status === 200 ? 'app1' : null };
+  });
+  const summary = summarize(records);
+  assert.equal(summary.failed, 4);
+  assert.deepEqual(summary.failedByKind, { '4xx': 2, '5xx': 1, network: 1 });
+  assert.match(describeSummary(summary), /^100 requests, 4 failed \(4xx 2, 5xx 1, network 1\)/);
+  const m = computeMetrics(records, [], null);
+  assert.equal(m.failed, 4);
+  assert.deepEqual(m.failedByKind, { '4xx': 2, '5xx': 1, network: 1 });
+  assert.deepEqual(m.perSecond[0]?.failedByKind, { '4xx': 2, '5xx': 1, network: 1 });
+  assert.equal(m.availability, 0.96);
+});
+
+test("wrk's non-2xx/3xx answers and socket errors are read, since its req/s counts them too", () => {
+  const clean = parseWrk('  27724 requests in 1.00s, 3.44MB read\nRequests/sec:  27649.07\n');
+  assert.deepEqual([clean.requests, clean.wrongAnswers, clean.socketErrors], [27724, 0, 0]);
+  const wrong = parseWrk('  27724 requests in 1.00s, 3.44MB read\n  Socket errors: connect 0, read 3, write 0, timeout 2\n  Non-2xx or 3xx responses: 27724\nRequests/sec:  27649.07\n');
+  assert.deepEqual([wrong.wrongAnswers, wrong.socketErrors], [27724, 5]);
 });

@@ -83,6 +83,7 @@ test('the health probe: 2xx is healthy; 503, a refused port and an instance that
   const ok = await serve((req, res) => { res.statusCode = req.url === '/healthz' ? 200 : 404; res.end(); });
   const failing = await serve((_req, res) => { res.statusCode = 503; res.end('draining'); });
   const hung = await serve(() => undefined);
+  const anyPath = await serve((_req, res) => { res.statusCode = 200; res.end(); });
   const instance = (port: number) => ({ id: 'x', address: 'localhost', port, meta: { [HEALTH_PATH_META]: '/healthz' }, tags: [] }) as never;
   try {
     assert.equal(await answersHealthy(instance(ok.port), 1000), true);
@@ -90,12 +91,15 @@ test('the health probe: 2xx is healthy; 503, a refused port and an instance that
     const closed = ok.port; // after this server closes, its port refuses
     ok.server.close();
     assert.equal(await answersHealthy(instance(closed), 1000), false);
-    assert.equal(await answersHealthy({ id: 'x', address: 'localhost', port: ok.port, meta: { [HEALTH_PATH_META]: 'healthz' }, tags: [] } as never, 1000), false, 'a health path without its slash is no URL: not healthy, and no throw');
+    // Probed on a live server that answers 200 on every path: only the path itself can make it unhealthy.
+    assert.equal(await answersHealthy({ id: 'x', address: 'localhost', port: anyPath.port, meta: { [HEALTH_PATH_META]: '/healthz' }, tags: [] } as never, 1000), true);
+    assert.equal(await answersHealthy({ id: 'x', address: 'localhost', port: anyPath.port, meta: { [HEALTH_PATH_META]: 'healthz' }, tags: [] } as never, 1000), false, 'a health path without its slash is no URL: not healthy, and no throw');
     const started = performance.now();
     assert.equal(await answersHealthy(instance(hung.port), 300), false);
     assert.ok(performance.now() - started < 1000, 'gave up near its 300 ms');
   } finally {
     failing.server.close();
+    anyPath.server.close();
     hung.server.closeAllConnections();
     hung.server.close();
   }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { agentCommand } from '../../agent/options.ts';
 import { balancerCommand } from '../../balancer/options.ts';
@@ -58,14 +61,26 @@ for (const [argv, expected] of BALANCER_CASES) {
   });
 }
 
-test('the environment overrides the file and flags override the environment', () => {
-  const loaded = loadOptions(agentCommand, ['--port', '3002'], { SEMPRE_PORT: '3001', SEMPRE_SERVICE: 'shop' });
+test('the environment overrides the file and flags override the environment', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-options-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'agent.json');
+  // The file sets all three; the environment two of them; a flag one.
+  writeFileSync(file, JSON.stringify({ agent: { port: 3000, service: 'from-file', ttl: '5s' } }));
+  const loaded = loadOptions(agentCommand, ['--port', '3002', '--config', file], { SEMPRE_PORT: '3001', SEMPRE_SERVICE: 'shop' });
   assert.equal(loaded.kind, 'config');
   if (loaded.kind !== 'config') return;
-  assert.equal(loaded.values.port, 3002);
-  assert.equal(loaded.values.service, 'shop');
-  assert.equal(loaded.values.ttl, 3000);
+  assert.equal(loaded.values.port, 3002, 'a flag beats the environment and the file');
+  assert.equal(loaded.values.service, 'shop', 'the environment beats the file');
+  assert.equal(loaded.values.ttl, 5000, 'the file beats the default');
+  assert.equal(loaded.values.checkInterval, 1000, 'the default where nothing is set');
   assert.deepEqual(loaded.values.meta, {});
+  // The same file named by SEMPRE_CONFIG, and a bad value in it is reported as coming from the file.
+  const fromEnvFile = loadOptions(agentCommand, [], { SEMPRE_CONFIG: file });
+  assert.ok(fromEnvFile.kind === 'config');
+  assert.deepEqual([fromEnvFile.values.port, fromEnvFile.values.service], [3000, 'from-file']);
+  writeFileSync(file, JSON.stringify({ agent: { port: 3000, ttl: '500ms' } }));
+  assert.deepEqual(problems(agentCommand, ['--config', file]), [`agent.ttl: must be from 1s to 10m (got "500ms"), from ${file} key "ttl"`]);
 });
 
 test('every problem is reported at once, with where the value came from', () => {
