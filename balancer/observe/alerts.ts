@@ -1,5 +1,6 @@
 // Webhook alerts: one POST when an instance leaves rotation unplanned and one
-// when it serves again, with the cause. Generic JSON by default, or a
+// when it serves again, with the cause; one when the service starts being
+// served against Consul's list (fail-open.ts) and one when that ends. Generic JSON by default, or a
 // Slack-compatible {"text": …} body. Alerts go out in order, each retried a
 // few times; a receiver that is down or slow never slows the proxy and never
 // crashes the balancer: after the retries the alert is logged and dropped.
