@@ -166,8 +166,11 @@ export function fileLogTail(path: string, lines = LOG_LINES): () => Promise<stri
 /** The last lines of a systemd unit's journal: `journalctl -u UNIT -n N --no-pager -o cat`. */
 export function journalLogTail(unit: string, lines = LOG_LINES): () => Promise<string[]> {
   return async () => {
-    const out = await run('journalctl', ['-u', unit, '-n', String(lines), '--no-pager', '-o', 'cat']);
-    return out.split('\n').filter((line) => line.trim()).slice(-lines);
+    const { stdout, stderr } = await run('journalctl', ['-u', unit, '-n', String(lines), '--no-pager', '-o', 'cat']);
+    const found = stdout.split('\n').filter((line) => line.trim() && line !== '-- No entries --').slice(-lines);
+    // Nothing, and journalctl said why (no journal files, not in the systemd-journal group): keep the why.
+    if (found.length === 0 && stderr.trim()) throw new Error(`journalctl: ${stderr.trim().slice(-300)}`);
+    return found;
   };
 }
 
@@ -292,16 +295,19 @@ export function connectionsOf(rows: readonly SsRow[], host: string, port: number
 }
 
 async function runSs(args: string[], errors: string[]): Promise<string | null> {
-  return run('ss', args).catch((error: unknown) => { errors.push(`ss ${args.join(' ')}: ${describe(error)}`); return null; });
+  return run('ss', args).then(({ stdout }) => stdout, (error: unknown) => {
+    errors.push(`ss ${args.join(' ')}: ${describe(error)}`);
+    return null;
+  });
 }
 
 // --- helpers ---
 
-function run(command: string, args: string[]): Promise<string> {
+function run(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(command, args, { timeout: TOOL_TIMEOUT_MS, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
       if (error) reject(Object.assign(error, { message: `${error.message.split('\n')[0]}${stderr.trim() ? `: ${stderr.trim().slice(-300)}` : ''}` }));
-      else resolve(stdout);
+      else resolve({ stdout, stderr });
     });
   });
 }

@@ -10,7 +10,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test, type TestContext } from 'node:test';
-import { collectEvidence, fileLogTail, parseProcStat, probeFailure, saveEvidence, type EvidenceInput, type EvidenceRecord, type ProbeRecord } from '../../agent/heal/evidence.ts';
+import { collectEvidence, fileLogTail, journalLogTail, parseProcStat, probeFailure, saveEvidence, type EvidenceInput, type EvidenceRecord, type ProbeRecord } from '../../agent/heal/evidence.ts';
 import { httpHealthProbe } from '../../agent/health-probe.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { NotYet, startProcess, waitFor, type ManagedProcess } from '../../lab/processes.ts';
@@ -127,6 +127,24 @@ test('exited: a dead PID reads "it exited"; an unknown PID and unreadable logs a
   assert.match(unknown.errors.join('\n'), /^log: ENOENT: no such file or directory, open '.*no-such\.log'$/);
   const thrower = await evidence(t, { pid: undefined, host: '127.0.0.24', port: 36024, logTail: () => { throw new Error('journal gone'); } });
   assert.deepEqual(thrower.errors, ['log: journal gone']);
+});
+
+test('a missing ss or journalctl is named in errors, never thrown; journalctl of a unit with no entries gives no lines', async (t) => {
+  assert.deepEqual(await journalLogTail('sempre-evidence-test-no-such.service', 5)(), []);
+  const path = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  try {
+    const e = await evidence(t, { pid: undefined, host: '127.0.0.26', port: 36026, logTail: journalLogTail('app.service') });
+    assert.deepEqual(e.errors, [
+      'ss -ltnH sport = :36026: not installed (spawn ss ENOENT)',
+      'ss -tanH sport = :36026: not installed (spawn ss ENOENT)',
+      'log: not installed (spawn journalctl ENOENT)',
+    ]);
+    assert.equal(e.listener, null);
+    assert.deepEqual(e.connections, {});
+  } finally {
+    process.env.PATH = path;
+  }
 });
 
 const asRoot = process.getuid?.() === 0;
