@@ -213,3 +213,161 @@ test('notify-eip without an allocation ID only logs the transition, and never ca
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The heal's one privilege (issue 20): deploy/sudoers/sempre-agent lets the
+// agent's user run `systemctl restart` of the app's unit as root, and nothing else.
+const SUDOERS = join(DEPLOY, 'sudoers', 'sempre-agent');
+const SYSTEMCTL = '/usr/bin/systemctl';
+
+function unitValue(text: string, key: string): string[] {
+  return [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+}
+
+/** The rule's lines as sudo reads them, and the API's line of runbook section 10, kept as a comment in the same file. */
+function sudoersRule(): { lines: string[]; apiLine: string } {
+  const text = readFileSync(SUDOERS, 'utf8').split('\n');
+  const lines = text.filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
+  const apiLine = text.map((l) => /^#\s+(\S+ ALL=.*sempre-app-api\.service)$/.exec(l)?.[1]).find(Boolean);
+  assert.ok(apiLine, "the file shows the second service's line");
+  return { lines, apiLine };
+}
+
+test("the heal's sudoers rule parses, names the agent unit's user and the app's unit in full, without a wildcard, and the agent unit lets sudo work", () => {
+  const check = spawnSync('visudo', ['-cf', SUDOERS], { encoding: 'utf8' });
+  assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+  const agentUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-agent.service'), 'utf8');
+  const [user] = unitValue(agentUnit, 'User');
+  const execStart = unitValue(agentUnit, 'ExecStart')[0]!;
+  const appUnit = /--app-unit (\S+)/.exec(execStart)?.[1];
+  assert.match(execStart, /--heal true/);
+  assert.equal(appUnit, 'sempre-app.service', 'the unit deploy/systemd ships, with its .service');
+  assert.ok(existsSync(join(DEPLOY, 'systemd', appUnit!)));
+  const { lines, apiLine } = sudoersRule();
+  // One line, exactly this: no other user, host alias, runas, verb, unit or argument.
+  assert.deepEqual(lines, [`${user} ALL=(root) NOPASSWD: ${SYSTEMCTL} restart ${appUnit}`]);
+  assert.equal(apiLine, `${user} ALL=(root) NOPASSWD: ${SYSTEMCTL} restart sempre-app-api.service`);
+  for (const line of [...lines, apiLine]) assert.doesNotMatch(line, /[*?[\]\\]|ALL\s*$|""/, 'no wildcard, no ALL command, no empty-argument form');
+  for (const runbook of ['runbook.md', 'runbook.pt-BR.md']) {
+    const text = readFileSync(join(PROJECT_ROOT, 'docs', runbook), 'utf8');
+    assert.ok(text.includes('visudo -cf deploy/sudoers/sempre-agent') && text.includes('-m 0440 deploy/sudoers/sempre-agent /etc/sudoers.d/sempre-agent'), `${runbook}: the install step`);
+    assert.ok(text.includes(apiLine), `${runbook}: the API's line`);
+  }
+  // Evidence under StateDirectory= (created for User=, writable under ProtectSystem=strict).
+  const evidenceDir = /--evidence-dir (\S+)/.exec(execStart)?.[1];
+  assert.equal(evidenceDir, '/var/lib/sempre-agent/evidence');
+  assert.ok(unitValue(agentUnit, 'StateDirectory').join(' ').split(/\s+/).includes('sempre-agent/evidence'));
+  // NoNewPrivileges=yes, and what implies it for a non-root User=, keeps sudo from becoming root.
+  for (const key of ['NoNewPrivileges', 'SystemCallFilter', 'SystemCallArchitectures', 'RestrictAddressFamilies', 'RestrictNamespaces', 'PrivateDevices', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'ProtectClock', 'MemoryDenyWriteExecute', 'RestrictRealtime', 'RestrictSUIDSGID', 'DynamicUser', 'LockPersonality']) {
+    assert.deepEqual(unitValue(agentUnit, key).filter((v) => !/^(no|false|0)$/.test(v)), [], `sempre-agent.service: ${key} would stop sudo`);
+  }
+  for (const key of ['PrivateTmp', 'ProtectHome']) assert.deepEqual(unitValue(agentUnit, key), ['yes'], key);
+  assert.deepEqual(unitValue(agentUnit, 'ProtectSystem'), ['strict']);
+  const appUnitText = readFileSync(join(DEPLOY, 'systemd', appUnit!), 'utf8');
+  assert.deepEqual(unitValue(appUnitText, 'NoNewPrivileges'), ['yes'], 'the app (the same user) cannot use sudo itself');
+});
+
+const TEST_USER_PREFIX = 'sempre-sudo-';
+
+/** Users and sudoers files of earlier runs that were killed before their finally (their PID is gone). */
+function removeStaleSudoTests(): void {
+  const stale = (name: string) => {
+    const pid = new RegExp(`^${TEST_USER_PREFIX}(\\d+)$`).exec(name)?.[1];
+    return pid !== undefined && !existsSync(`/proc/${pid}`);
+  };
+  for (const file of readdirSync('/etc/sudoers.d')) if (stale(file)) rmSync(join('/etc/sudoers.d', file), { force: true });
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const name = line.split(':')[0]!;
+    if (stale(name)) spawnSync('userdel', [name]);
+  }
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const name = line.split(':')[0]!;
+    if (stale(name)) spawnSync('groupdel', [name]);
+  }
+}
+
+test(
+  "as the agent's user, the rule allows restarting the app's unit and nothing else (a throwaway user and /etc/sudoers.d file, always removed)",
+  { skip: process.getuid?.() === 0 ? false : 'needs root: it adds a system user and a sudoers file for the length of the test' },
+  () => {
+    removeStaleSudoTests();
+    // A system user made as runbook section 2 makes sempre, named for this process.
+    const user = `${TEST_USER_PREFIX}${process.pid}`;
+    const installed = join('/etc/sudoers.d', user); // no '.' in the name: sudo skips such files in sudoers.d
+    const dir = mkdtempSync(join(tmpdir(), 'sempre-sudoers-'));
+    const { lines, apiLine } = sudoersRule();
+    const agentUser = lines[0]!.split(' ')[0]!;
+    // The shipped rule and the API's line, with the test's user in place of the unit's.
+    const rule = `${[...lines, apiLine].map((l) => l.replace(new RegExp(`^${agentUser} `), `${user} `)).join('\n')}\n`;
+    const allowed = [`${SYSTEMCTL} restart sempre-app.service`, `${SYSTEMCTL} restart sempre-app-api.service`];
+    try {
+      const add = spawnSync('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user], { encoding: 'utf8' });
+      assert.equal(add.status, 0, add.stderr);
+      // Installed as the runbook installs it: visudo -cf first, then mode 0440.
+      writeFileSync(join(dir, 'rule'), rule);
+      const check = spawnSync('visudo', ['-cf', join(dir, 'rule')], { encoding: 'utf8' });
+      assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+      assert.equal(spawnSync('install', ['-o', 'root', '-g', 'root', '-m', '0440', join(dir, 'rule'), installed]).status, 0);
+
+      // What sudo itself says the user may run: exactly the two restarts.
+      const list = spawnSync('sudo', ['-l', '-U', user], { encoding: 'utf8' });
+      assert.equal(list.status, 0, list.stderr);
+      const may = list.stdout.split(/may run the following commands[^\n]*\n/)[1] ?? '';
+      assert.deepEqual(may.split('\n').map((l) => l.trim()).filter(Boolean), allowed.map((c) => `(root) NOPASSWD: ${c}`), list.stdout);
+
+      // sudo -l -U USER COMMAND ARGS…: 0 if that command line is allowed, 1 if not, nothing run.
+      const mayRun = (...command: string[]) => spawnSync('sudo', ['-l', '-U', user, ...command], { encoding: 'utf8' }).status;
+      for (const command of allowed) assert.equal(mayRun(...command.split(' ')), 0, command);
+      const refused = [
+        [SYSTEMCTL, 'restart', 'OTHER.service'],
+        [SYSTEMCTL, 'restart', 'sempre-agent.service'],
+        [SYSTEMCTL, 'restart', 'consul.service'],
+        [SYSTEMCTL, 'stop', 'sempre-app.service'],
+        [SYSTEMCTL, 'kill', 'sempre-app.service'],
+        [SYSTEMCTL, 'edit', 'sempre-app.service'],
+        [SYSTEMCTL, 'restart', 'sempre-app'],
+        [SYSTEMCTL, 'restart', 'sempre-app.service;', 'reboot'],
+        [SYSTEMCTL, 'restart', 'sempre-app.service; reboot'],
+        [SYSTEMCTL, 'restart', 'sempre-app.service', 'consul.service'],
+        [SYSTEMCTL, 'restart', 'sempre-app.service', '--host', 'root@elsewhere'],
+        [SYSTEMCTL, '--no-block', 'restart', 'sempre-app.service'],
+        [SYSTEMCTL, 'restart', 'sempre-app.service', 'sempre-app-api.service'],
+        [SYSTEMCTL, 'daemon-reload'],
+        [SYSTEMCTL, 'reboot'],
+        [SYSTEMCTL],
+        ['/bin/sh', '-c', `${SYSTEMCTL} restart sempre-app.service`],
+        ['/usr/bin/id'],
+      ];
+      for (const command of refused) assert.equal(mayRun(...command), 1, `refused: ${command.join(' ')}`);
+
+      // Run for real as that user, the way the unit runs the agent (User=, Group=,
+      // no NoNewPrivileges, a read-only file system as with ProtectSystem=strict).
+      const asUser = (noNewPrivs: boolean, ...command: string[]) => {
+        const setpriv = ['setpriv', ...(noNewPrivs ? ['--no-new-privs'] : []), `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', 'sudo', '-n', ...command];
+        const readOnly = 'for m in $(findmnt -rn -o TARGET | grep -Ev "^/(dev|proc|sys)(/|$)"); do mount -o remount,bind,ro "$m" 2>/dev/null; done; [ -w /var/lib ] && exit 99; exec "$@"';
+        return spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', readOnly, 'sh', ...setpriv], { encoding: 'utf8' });
+      };
+      const refusedRun = asUser(false, SYSTEMCTL, 'stop', 'sempre-app.service');
+      assert.equal(refusedRun.status, 1);
+      assert.match(refusedRun.stderr, /sudo: a password is required/, 'refused without running anything');
+      assert.match(asUser(false, SYSTEMCTL, 'restart', 'OTHER.service').stderr, /sudo: a password is required/);
+      const withNnp = asUser(true, ...allowed[0]!.split(' '));
+      assert.notEqual(withNnp.status, 0);
+      assert.match(withNnp.stderr, /no new privileges/, 'NoNewPrivileges=yes would stop the heal: why the agent unit has none');
+      if (readFileSync('/proc/1/comm', 'utf8').trim() !== 'systemd') {
+        // No systemd here to restart anything: getting to systemctl's own error shows sudo let it run.
+        const run = asUser(false, ...allowed[0]!.split(' '));
+        assert.notEqual(run.status, 99, 'the file system was read-only');
+        assert.doesNotMatch(run.stderr, /sudo:/, run.stderr);
+        assert.match(run.stderr, /System has not been booted with systemd|Failed to connect to bus/, run.stderr);
+      }
+    } finally {
+      rmSync(installed, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+      spawnSync('userdel', [user]);
+      if (spawnSync('getent', ['group', user]).status === 0) spawnSync('groupdel', [user]);
+    }
+    assert.notEqual(spawnSync('getent', ['passwd', user]).status, 0, 'the user is gone');
+    assert.notEqual(spawnSync('getent', ['group', user]).status, 0, 'its group is gone');
+    assert.ok(!existsSync(installed), 'the sudoers file is gone');
+  },
+);
