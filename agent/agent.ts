@@ -7,6 +7,7 @@ import type { ConsulClient } from '../shared/consul-client.ts';
 import { describeConsulError } from '../shared/consul-client.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { HealthProbe } from './health-probe.ts';
+import type { Healer } from './heal/healer.ts';
 import type { AgentOptions } from './options.ts';
 import { buildRegistration, isLostRegistration } from './registration.ts';
 import { DASHBOARD_REASON_PREFIX, maintenanceKey } from '../shared/maintenance-flag.ts';
@@ -19,12 +20,21 @@ export interface AgentDeps {
   stop: AbortSignal;
   /** Aborted on a second signal: skip draining and exit now. */
   hurry?: AbortSignal;
+  /** Restarts the app when it stays hung (--heal); sees every probe. */
+  healer?: Healer;
 }
 
 const CONSUL_CALL_TIMEOUT_MS = 2000;
 
 export async function runAgent(options: AgentOptions, instanceId: string, deps: AgentDeps): Promise<void> {
-  const { consul, logger, probe, stop } = deps;
+  const { consul, logger, stop } = deps;
+  // Every probe's result also goes to the heal loop, which never holds up the heartbeat.
+  const probe: HealthProbe = async () => {
+    const started = performance.now();
+    const result = await deps.probe();
+    deps.healer?.observe(result, performance.now() - started);
+    return result;
+  };
   const log = logger.child({ instance: instanceId, service: options.service });
   let healthy: boolean | undefined;
 
@@ -135,6 +145,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
     }
     if (!stop.aborted) await syncMaintenanceFlag();
   }
+  await deps.healer?.stop();
   await leaveRotation(options, instanceId, deps, log);
 }
 

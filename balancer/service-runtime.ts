@@ -7,6 +7,7 @@ import type { ConsulClient } from '../shared/consul-client.ts';
 import type { Instance } from '../shared/instance.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maintenanceKey } from '../shared/maintenance-flag.ts';
+import type { HealReport } from '../shared/heal-report.ts';
 import { watchCatalog, type CatalogWatch } from './discovery/catalog-watch.ts';
 import { watchHealthyInstances, type HealthWatch } from './discovery/consul-watch.ts';
 import { createFailOpen, describeFailOpen, type FailOpen } from './discovery/fail-open.ts';
@@ -16,6 +17,7 @@ import { InstanceStates } from './health/instance-state.ts';
 import { answersHealthy, startReadmission } from './health/readmission.ts';
 import { startStallDetector } from './health/stall-detector.ts';
 import { createAlerter } from './observe/alerts.ts';
+import { watchHealReports, type HealReportWatch } from './observe/heal-reports.ts';
 import { DashboardModel } from './observe/dashboard-model.ts';
 import { balancerStatus, instanceStatus, type InstanceStatus } from './observe/status.ts';
 import type { BalancerOptions } from './options.ts';
@@ -36,7 +38,7 @@ export interface RuntimeDeps {
   stickySecret: string;
   /** The sticky cookie's name for this service (one per service when several share a host). */
   stickyCookie: string;
-  metrics: { ejections: { inc(labels: Record<string, string>): void }; tunnels: { inc(labels: Record<string, string>): void } };
+  metrics: { ejections: { inc(labels: Record<string, string>): void }; tunnels: { inc(labels: Record<string, string>): void }; heals: { inc(labels: Record<string, string>): void } };
   /** Tell the other workers of a verdict reached here. */
   share: (verdict: Verdict) => void;
   /** The other workers' latest reports for this service. */
@@ -52,6 +54,7 @@ export interface ServiceRuntime {
   readonly watch: HealthWatch;
   readonly catalog: CatalogWatch;
   readonly failOpen: FailOpen;
+  readonly heals: HealReportWatch;
   readonly states: InstanceStates;
   readonly model: DashboardModel;
   readonly counters: ProxyCounters;
@@ -244,6 +247,19 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
     },
   });
 
+  // The agents' heals of hung apps: the dashboard, metrics and (below) alerts.
+  const healListeners: Array<(report: HealReport) => void> = [];
+  const heals = watchHealReports({
+    consul, service, waitMs: options.consulWait,
+    onReport: (report, history) => {
+      model.healReported(report, history, now());
+      if (history) return;
+      deps.metrics.heals.inc({ ...labels, instance: report.instance, outcome: report.outcome });
+      logger[report.outcome === 'healed' || report.outcome === 'restarting' ? 'info' : 'error']({ instance: report.instance, outcome: report.outcome, diagnosis: report.diagnosis, host: report.host, evidence: report.evidenceFile, outForMs: report.outForMs }, `agent heal of ${report.instance}: ${report.outcome}`);
+      for (const listener of healListeners) listener(report);
+    },
+  });
+
   // Alerts come from worker 0 only, like the dashboard: one alert per incident.
   if (options.alertWebhook && deps.isAdmin) {
     const alerter = createAlerter({
@@ -254,6 +270,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       },
     });
     model.incidents.onTransition((transition) => alerter.send(transition));
+    healListeners.push((report) => alerter.sendHeal(report));
     // The start is told a second later, with what is served by then: the
     // instances not yet probed join a few milliseconds after the list empties.
     let startAlert: NodeJS.Timeout | undefined;
@@ -290,7 +307,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
   let reportedUpTo = 0;
   const tunnelsEverywhere = (id: string) => tunnels.openOn(id) + deps.others().reduce((n, s) => n + (s.instances[id]?.tunnels ?? 0), 0);
   return {
-    service, watch, catalog, failOpen, states, model, counters, proxy, tunnels, sticky,
+    service, watch, catalog, failOpen, heals, states, model, counters, proxy, tunnels, sticky,
     instanceCounts: () => {
       const counts: Record<InstanceStatus, number> = { healthy: 0, 'slow-start': 0, ejected: 0, held: 0, 'fail-open': 0 };
       const table = watch.table();
@@ -299,7 +316,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
     },
     status: () => balancerStatus({
       service, startedAt: deps.startedAt, now: now(), strategy: options.strategy, consulAddress: options.consul.origin, discovery: watch.status(),
-      table: watch.table(), states, sticky: sticky.enabled(watch.table()), workers: deps.workers, failOpen: failOpen.state(),
+      table: watch.table(), states, sticky: sticky.enabled(watch.table()), workers: deps.workers, failOpen: failOpen.state(), heals: heals.latest(),
       own: { inFlight: proxy.inFlight(), tunnels: tunnels.open(), tunnelsOn: (id) => tunnels.openOn(id) }, others: deps.others(),
     }),
     snapshot: () => {
@@ -340,6 +357,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       watch.stop();
       catalog.stop();
       failOpen.stop();
+      heals.stop();
       readmission.stop();
       stallDetector.stop();
       clearInterval(absorber);

@@ -16,6 +16,8 @@ Options:
   --version VERSION  version shown on the page and /healthz (env APP_VERSION; default 1.0.0)
   --lab              enable the fault switch at /_fault (env SEMPRE_LAB=1); never in production
   --start-unhealthy  with --lab: start with /healthz failing, as a broken release would (deploy drills)
+  --start-delay MS   with --lab: listen only after this long, as a slow-starting app would
+  --backlog N        the listen backlog (accept queue limit; default Node's 511)
   -h, --help         show this help
 
 Endpoints:
@@ -23,7 +25,9 @@ Endpoints:
                    x-served-by is added by the balancer)
   GET /healthz     200 while serving, 503 while draining or when the lab fault "unhealthy" is on
   /_fault          lab mode only: GET shows the fault, PUT ?mode=slow&ms=800 | errors&rate=1 |
-                   unhealthy | none sets it
+                   unhealthy | none sets it; PUT ?mode=busy (a busy loop) or ?mode=deadlock (the
+                   main thread blocked, 0% CPU) hangs the process for good: only a restart ends it
+                   (SEMPRE_HANG_ON_START=busy|deadlock hangs each start again, for budget drills)
 
 Examples:
   bin/sempre-demo-app --port 3001 --name app1
@@ -43,7 +47,7 @@ try {
   args = parseArgs({
     options: {
       port: { type: 'string' }, host: { type: 'string' }, name: { type: 'string' }, version: { type: 'string' },
-      lab: { type: 'boolean' }, 'start-unhealthy': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      lab: { type: 'boolean' }, 'start-unhealthy': { type: 'boolean' }, 'start-delay': { type: 'string' }, backlog: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   }).values;
@@ -92,7 +96,12 @@ function handleFault(req: IncomingMessage, res: ServerResponse, url: URL): void 
     if (mode === 'slow') fault = { mode, ms: Math.max(0, Number(url.searchParams.get('ms') ?? 1000)) };
     else if (mode === 'errors') fault = { mode, rate: Math.min(1, Math.max(0, Number(url.searchParams.get('rate') ?? 1))) };
     else if (mode === 'unhealthy' || mode === 'none') fault = { mode };
-    else return send(res, 400, 'text/plain', 'mode must be one of slow, errors, unhealthy, none\n');
+    else if (mode === 'busy' || mode === 'deadlock') {
+      send(res, 200, 'application/json', `${JSON.stringify({ mode })}\n`);
+      process.stdout.write(`${JSON.stringify({ level: 40, time: new Date().toISOString(), name: 'demo-app', instance: name, fault: { mode }, msg: 'hanging for good' })}\n`);
+      setTimeout(() => hang(mode), 50);
+      return;
+    } else return send(res, 400, 'text/plain', 'mode must be one of slow, errors, unhealthy, busy, deadlock, none\n');
     process.stdout.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), name: 'demo-app', instance: name, fault, msg: 'fault switched' })}\n`);
   }
   send(res, 200, 'application/json', `${JSON.stringify(fault)}\n`);
@@ -118,9 +127,21 @@ const server = createServer((req, res) => {
   req.on('end', () => (fault.mode === 'slow' ? setTimeout(answer, fault.ms) : answer()));
 });
 
-server.listen(port, host, () => {
+/** Lab faults that never end by themselves: a busy loop (100% CPU), or the main thread blocked without CPU (a deadlock). */
+function hang(mode: 'busy' | 'deadlock'): void {
+  if (mode === 'deadlock') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  for (;;) { /* busy */ }
+}
+
+const backlog = args.backlog === undefined ? undefined : Number(args.backlog);
+if (backlog !== undefined && (!Number.isInteger(backlog) || backlog < 1)) fail(`app.backlog: must be a whole number of at least 1 (got ${JSON.stringify(args.backlog)})`);
+const startDelay = Number(args['start-delay'] ?? 0);
+if (!Number.isFinite(startDelay) || startDelay < 0 || (startDelay > 0 && !lab)) fail(`app.start-delay: a number of milliseconds, only with --lab (got ${JSON.stringify(args['start-delay'])})`);
+setTimeout(() => server.listen({ port, host, ...(backlog ? { backlog } : {}) }, () => {
   process.stdout.write(`${JSON.stringify({ level: 30, time: new Date().toISOString(), name: 'demo-app', instance: name, version, lab, msg: `listening on http://${host}:${port}` })}\n`);
-});
+  const onStart = process.env.SEMPRE_HANG_ON_START;
+  if (lab && (onStart === 'busy' || onStart === 'deadlock')) setTimeout(() => hang(onStart), 5000);
+}), startDelay);
 server.on('error', (error) => fail(`cannot listen on ${host}:${port}: ${error.message}`));
 
 function drain(signal: string): void {

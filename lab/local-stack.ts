@@ -3,6 +3,7 @@
 // Each app instance gets its own loopback address (127.0.0.11, .12, …) as if
 // it were its own server. Used by `./sempre up` and by the integration tests.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
@@ -36,6 +37,15 @@ export interface StackOptions {
   service?: string;
   agentArgs?: readonly string[];
   balancerArgs?: readonly string[];
+  /** More arguments and environment for the apps (the demo app's --backlog, --start-delay, SEMPRE_HANG_ON_START). */
+  appArgs?: readonly string[];
+  appEnv?: NodeJS.ProcessEnv;
+  /**
+   * Agents heal their app (--heal true): each app's PID is kept in
+   * LOGDIR/NAME.pid for its agent, and an app that exits is started again by
+   * the stack, as systemd's Restart=always does on the servers.
+   */
+  heal?: boolean;
   onProgress?: (message: string) => void;
 }
 
@@ -136,10 +146,20 @@ export class LocalStack {
     const app = startProcess({
       name,
       command: NODE,
-      args: [script, '--host', address, '--port', String(this.ports.app), '--name', name, ...(this.options.lab && !this.options.appScript ? ['--lab'] : [])],
+      args: [script, '--host', address, '--port', String(this.ports.app), '--name', name, ...(this.options.lab && !this.options.appScript ? ['--lab'] : []), ...(this.options.appArgs ?? [])],
       logDir: this.options.logDir,
+      ...(this.options.appEnv ? { env: { ...process.env, ...this.options.appEnv } } : {}),
     });
     this.apps.set(name, app);
+    if (this.options.heal) {
+      writeFileSync(this.pidFile(name), `${app.pid}\n`);
+      // What started the app starts it again when it exits (its agent killed it to heal it).
+      void app.exited.then(() => {
+        if (this.stopped || this.apps.get(name) !== app) return;
+        this.progress(`${name} exited; starting it again`);
+        this.startApp(name).catch((error: unknown) => this.progress(`${name} did not start again: ${(error as Error).message}`));
+      });
+    }
     await waitUntilUp(app, `${name} to answer /healthz`, async () => (await fetch(`http://${address}:${this.ports.app}/healthz`, { signal: AbortSignal.timeout(1000) })).ok, 15_000);
     return app;
   }
@@ -150,12 +170,19 @@ export class LocalStack {
       name: `${name}-agent`,
       command: NODE,
       args: [join(PROJECT_ROOT, 'agent/main.ts'), '--service', this.options.service, '--id', name, '--address', address, '--app-host', address,
-        '--port', String(this.ports.app), '--consul', this.consulUrl, '--log-format', 'json', '--meta', 'version=1.0.0', ...(this.options.agentArgs ?? []), ...extraArgs],
+        '--port', String(this.ports.app), '--consul', this.consulUrl, '--log-format', 'json', '--meta', 'version=1.0.0',
+        ...(this.options.heal ? ['--heal', 'true', '--app-pid-file', this.pidFile(name), '--app-log', join(this.options.logDir, `${name}.log`), '--evidence-dir', join(this.options.logDir, 'evidence')] : []),
+        ...(this.options.agentArgs ?? []), ...extraArgs],
       logDir: this.options.logDir,
     });
     this.agents.set(name, agent);
     await waitUntilUp(agent, `${name} to be registered and passing in Consul`, () => this.isPassing(name), 15_000);
     return agent;
+  }
+
+  /** Where the app's PID is kept for its agent (with `heal`). */
+  pidFile(name: string): string {
+    return join(this.options.logDir, `${name}.pid`);
   }
 
   /** Starts an app and its agent, as on a new server; resolves once Consul lists it passing. */
@@ -169,9 +196,10 @@ export class LocalStack {
   /** Scales in: the agent drains and deregisters (SIGTERM), then the app stops. */
   async removeInstance(name: string): Promise<void> {
     await this.agents.get(name)?.stop(10_000);
-    await this.apps.get(name)?.stop();
+    const app = this.apps.get(name);
+    this.apps.delete(name); // first: an app stopped on purpose is not started again
     this.agents.delete(name);
-    this.apps.delete(name);
+    await app?.stop();
   }
 
   async isPassing(name: string): Promise<boolean> {

@@ -12,6 +12,7 @@ const options = {
   instances: { flag: 'instances', env: 'SEMPRE_INSTANCES', placeholder: 'N', default: '2', description: 'app instances to start, each with its agent', schema: integer(1, 9) },
   basePort: { flag: 'base-port', env: 'SEMPRE_BASE_PORT', placeholder: 'PORT', default: '0', description: 'first of a block of ports to use instead of the standard 8500/8080/8081/3000 (0: standard)', schema: integer(0, 65000) },
   lab: { flag: 'lab', env: 'SEMPRE_LAB', placeholder: 'BOOL', default: 'true', description: 'start the demo apps with their fault switch (/_fault) for trying failures by hand', schema: boolean() },
+  heal: { flag: 'heal', env: 'SEMPRE_HEAL', placeholder: 'BOOL', default: 'true', description: 'agents restart a hung app after 20 s (one at a time, evidence in .run/stack/evidence/), and an app that exits is started again', schema: boolean() },
 };
 const upCommand: CommandSpec<typeof options> = {
   command: './sempre up',
@@ -21,6 +22,8 @@ const upCommand: CommandSpec<typeof options> = {
   examples: [
     './sempre up                    # two instances; the page at http://127.0.0.1:8080/',
     './sempre up --instances 3',
+    "curl -X PUT 'http://127.0.0.11:3000/_fault?mode=deadlock'   # hang app1 for good: its agent restarts it after 20 s",
+    './sempre up --heal false       # leave a hung app hung (as before)',
     './sempre up --base-port 18000  # ports 18000 (Consul) … 18010 (page) … if the standard ones are taken',
   ],
   notes: [
@@ -32,7 +35,7 @@ const upCommand: CommandSpec<typeof options> = {
 await runCommand(upCommand, async (o) => {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const logDir = join(PROJECT_ROOT, '.run', 'stack');
-  const stack = new LocalStack({ instances: o.instances, base: o.basePort || undefined, lab: o.lab, logDir, onProgress: (m) => say(`  · ${m}`) });
+  const stack = new LocalStack({ instances: o.instances, base: o.basePort || undefined, lab: o.lab, heal: o.heal, logDir, onProgress: (m) => say(`  · ${m}`) });
   say('sempre: starting the local stack');
   const started = Date.now();
   let stopping = false;

@@ -97,7 +97,8 @@ export function diagnose(e: Pick<EvidenceRecord, 'process' | 'listener' | 'probe
   if (p.state === 't') return withQueue('stopped by a debugger (tracing stop): state t');
   if (p.state === 'Z') return `exited: PID ${p.pid} is a zombie its parent has not reaped (state Z)`;
   if (p.state === 'X') return `exited: PID ${p.pid} is dying (state X)`;
-  if (p.cpuPercent >= BUSY_PERCENT) return withQueue(`busy: ${cpu} for ${seconds(p.cpuSampleMs)} s (state ${p.state})`);
+  // Running (R) at half a core or more is a busy loop too: on a shared host it gets no more than that.
+  if (p.cpuPercent >= BUSY_PERCENT || (p.state === 'R' && p.cpuPercent >= BUSY_PERCENT / 1.6)) return withQueue(`busy: ${cpu} for ${seconds(p.cpuSampleMs)} s (state ${p.state})`);
   // A full queue says the app does not accept, whatever it is doing meanwhile (sleeping, disk).
   if (queue) return `${queue}: the app does not accept connections (state ${p.state}, ${cpu})`;
   if (p.state === 'D') return `blocked on disk (state D), ${cpu}`;

@@ -12,8 +12,10 @@ export interface BlockingQueryOptions {
   consul: ConsulClient;
   /** The service whose instances are followed; '' with `endpoint: 'catalog-services'`. */
   service: string;
-  /** health-service (the default): one service's instances; catalog-services: every service's name and tags. */
-  endpoint?: 'health-service' | 'catalog-services';
+  /** health-service (the default): one service's instances; catalog-services: every service's name and tags; kv-prefix: the KV entries under `key` (the agents' heal reports). */
+  endpoint?: 'health-service' | 'catalog-services' | 'kv-prefix';
+  /** With kv-prefix: the prefix. */
+  key?: string;
   /** Only instances whose checks all pass (the routing view), or all of them. */
   passing: boolean;
   waitMs: number;
@@ -29,7 +31,9 @@ export function startBlockingQuery(options: BlockingQueryOptions): { stop(): voi
   const waitSeconds = Math.max(1, Math.round(options.waitMs / 1000));
   const call = (options.endpoint === 'catalog-services'
     ? options.consul.catalog.service.list.bind(options.consul.catalog.service)
-    : options.consul.health.service.bind(options.consul.health)) as unknown as HealthServiceCall;
+    : options.endpoint === 'kv-prefix' ? options.consul.kv.get.bind(options.consul.kv)
+      : options.consul.health.service.bind(options.consul.health)) as unknown as HealthServiceCall;
+  const target = options.endpoint === 'catalog-services' ? {} : options.endpoint === 'kv-prefix' ? { key: options.key, recurse: true } : { service: options.service };
   // The client returns [response, body] when given an emitter context with
   // includeResponse, and aborts the request when it emits 'cancel'.
   const context = Object.assign(new EventEmitter(), { includeResponse: true });
@@ -40,7 +44,7 @@ export function startBlockingQuery(options: BlockingQueryOptions): { stop(): voi
     while (!stopper.signal.aborted) {
       try {
         const [response, data] = await pRetry(
-          () => call({ ...(options.endpoint === 'catalog-services' ? {} : { service: options.service }), ...(options.passing ? { passing: true } : {}), stale: true, index, wait: `${waitSeconds}s`, timeout: (waitSeconds + 5) * 1000, ctx: context }),
+          () => call({ ...target, ...(options.passing ? { passing: true } : {}), stale: true, index, wait: `${waitSeconds}s`, timeout: (waitSeconds + 5) * 1000, ctx: context }),
           {
             retries: Number.POSITIVE_INFINITY,
             minTimeout: 200,

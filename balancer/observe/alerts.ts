@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import pRetry from 'p-retry';
 import type { Logger } from '../../shared/logger.ts';
 import type { IncidentTransition } from './incidents.ts';
+import type { HealReport } from '../../shared/heal-report.ts';
 
 export type AlertFormat = 'json' | 'slack';
 
@@ -32,7 +33,9 @@ export interface AlerterOptions {
 
 export interface AlertPayload {
   /** fail-open.*: the service is served against Consul's list (instance is empty; detail says which and why). */
-  event: 'instance.left' | 'instance.returned' | 'fail-open.started' | 'fail-open.ended';
+  event: 'instance.left' | 'instance.returned' | 'fail-open.started' | 'fail-open.ended'
+    /** The instance's agent restarts its hung app (detail: the diagnosis), it passes again, or it gave up: a person is needed. */
+    | 'instance.healing' | 'instance.healed' | 'instance.heal-failed' | 'instance.needs-person';
   service: string;
   instance: string;
   address: string | null;
@@ -66,6 +69,10 @@ export function alertPayload(transition: IncidentTransition, service: string, in
 /** Slack's incoming webhooks (and Mattermost, Rocket.Chat, Teams' Slack mode) read `text`. */
 export function slackBody(alert: AlertPayload): { text: string } {
   const where = alert.address ? ` (${alert.address}:${alert.port})` : '';
+  if (alert.event.startsWith('instance.heal') || alert.event === 'instance.needs-person') {
+    const icon = alert.event === 'instance.healed' ? ':large_green_circle:' : alert.event === 'instance.healing' ? ':wrench:' : ':sos:';
+    return { text: `${icon} *${alert.service}/${alert.instance}*${alert.address ? ` (${alert.address}:${alert.port})` : ''} ${alert.event.slice('instance.'.length)}: ${alert.detail} — balancer ${alert.balancer}` };
+  }
   if (alert.event === 'fail-open.started' || alert.event === 'fail-open.ended') {
     return { text: `${alert.event === 'fail-open.started' ? ':warning:' : ':large_green_circle:'} *${alert.service}*: ${alert.detail} — balancer ${alert.balancer}` };
   }
@@ -75,7 +82,11 @@ export function slackBody(alert: AlertPayload): { text: string } {
   return { text: `${text} — balancer ${alert.balancer}` };
 }
 
-export function createAlerter(options: AlerterOptions): { send: (transition: IncidentTransition) => void; sendServiceEvent: (event: 'fail-open.started' | 'fail-open.ended', detail: string, at: number) => void } {
+export function createAlerter(options: AlerterOptions): {
+  send: (transition: IncidentTransition) => void;
+  sendServiceEvent: (event: 'fail-open.started' | 'fail-open.ended', detail: string, at: number) => void;
+  sendHeal: (report: HealReport) => void;
+} {
   const { url, format, timeoutMs, service, logger } = options;
   const maxQueued = options.maxQueued ?? 100;
   let queued = 0;
@@ -111,6 +122,16 @@ export function createAlerter(options: AlerterOptions): { send: (transition: Inc
 
   return {
     send: (transition) => enqueue(alertPayload(transition, service, options.lookup(transition.id))),
+    sendHeal: (report) => {
+      if (report.outcome === 'not-fixable') return; // nothing was done: the check's own alert said it
+      const event = report.outcome === 'restarting' ? 'instance.healing' : report.outcome === 'healed' ? 'instance.healed' : report.outcome === 'needs-person' ? 'instance.needs-person' : 'instance.heal-failed';
+      const info = options.lookup(report.instance);
+      enqueue({
+        event, service, instance: report.instance, address: info?.address ?? null, port: info?.port ?? null, node: info?.node || null, version: info?.version ?? null,
+        cause: report.outcome, detail: `${report.diagnosis}${report.outForMs !== null ? `; out ${(report.outForMs / 1000).toFixed(1)} s` : ''}; heal ${report.healsInWindow} of ${report.budget} in the window; evidence on ${report.host}: ${report.evidenceFile ?? 'none'}`,
+        at: report.at, downForMs: report.outForMs, balancer: hostname(),
+      });
+    },
     sendServiceEvent: (event, detail, at) => enqueue({
       event, service, instance: '', address: null, port: null, node: null, version: null,
       cause: 'fail-open', detail, at: new Date(at).toISOString(), downForMs: null, balancer: hostname(),

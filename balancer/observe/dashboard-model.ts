@@ -5,6 +5,7 @@
 import type { Instance } from '../../shared/instance.ts';
 import type { CatalogInstance } from '../discovery/catalog-watch.ts';
 import type { FailOpenState } from '../discovery/fail-open.ts';
+import type { HealReport } from '../../shared/heal-report.ts';
 import { EventLog, type DashboardEvent } from './events.ts';
 import { IncidentTracker, type IncidentSummary } from './incidents.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
@@ -33,6 +34,8 @@ export interface DashboardInstance {
   ejections: number;
   lastFailure: { kind: string; message: string; at: number } | null;
   incidents: IncidentSummary;
+  /** The agent's latest heal of this instance (restart of a hung app), with its evidence. */
+  heal: HealReport | null;
 }
 
 export interface DashboardSnapshot {
@@ -58,6 +61,7 @@ export class DashboardModel {
   private readonly since = new Map<string, { state: DashboardState; at: number }>();
   private readonly service: string;
   private failOpen: { since: number; text: string; served: Array<{ id: string; reason: string }> } | null = null;
+  private readonly heals = new Map<string, HealReport>();
   private readonly failOpenListeners: Array<(active: boolean, text: string, at: number) => void> = [];
 
   constructor(service: string) {
@@ -84,6 +88,19 @@ export class DashboardModel {
   readmitted(id: string, now: number): void {
     this.events.add({ at: now, kind: 'readmitted', instance: id, detail: 'answers its health probe again' });
     this.incidents.cameBack(id, now);
+  }
+
+  /**
+   * An agent restarted (or is restarting, or gave up on) its hung app: an
+   * event, and the diagnosis among the causes of the instance's incident.
+   * `history`: found in Consul at start, shown but not an event.
+   */
+  healReported(report: HealReport, history: boolean, now: number): void {
+    this.heals.set(report.instance, report);
+    if (history) return;
+    const out = report.outForMs !== null ? ` (out ${(report.outForMs / 1000).toFixed(1)} s)` : '';
+    this.events.add({ at: now, kind: 'heal', instance: report.instance, cause: report.outcome, detail: `${report.diagnosis}${out}` });
+    if (report.outcome !== 'not-fixable') this.incidents.note(report.instance, report.outcome === 'needs-person' ? 'needs a person' : 'hung', report.diagnosis, now);
   }
 
   /** Called once per change of the fail-open rule's state (alerts listen). */
@@ -178,6 +195,7 @@ export class DashboardModel {
         ejections: state?.ejections ?? 0,
         lastFailure: state?.lastFailure ?? null,
         incidents: this.incidents.summary(id, now),
+        heal: this.heals.get(id) ?? null,
       };
     });
     return {

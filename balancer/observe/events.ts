@@ -7,7 +7,8 @@ export type EventKind =
   | 'check-critical' | 'check-passing' | 'maintenance-on' | 'maintenance-off'
   | 'registered' | 'deregistered'
   | 'consul-unreachable' | 'consul-reachable'
-  | 'fail-open-on' | 'fail-open-off';
+  | 'fail-open-on' | 'fail-open-off'
+  | 'heal';
 
 export interface DashboardEvent {
   id: number;

@@ -9,6 +9,7 @@ export interface BalancerMetrics {
   ejections: Counter<'service' | 'instance' | 'cause'>;
   refused: Counter<'reason'>;
   tunnels: Counter<'service' | 'outcome'>;
+  heals: Counter<'service' | 'instance' | 'outcome'>;
 }
 
 /** One service's figures (with --workers: every worker's together). */
@@ -106,5 +107,6 @@ export function createMetrics(sources: MetricSources): BalancerMetrics {
     ejections: new Counter({ name: 'sempre_ejections_total', help: 'Instances ejected by passive health checking', labelNames: ['service', 'instance', 'cause'], registers: [registry] }),
     refused: new Counter({ name: 'sempre_client_refused_total', help: 'Clients refused by a limit (rate-limit, connections-per-client, max-connections, body-too-large, headers-too-large, slow-client, malformed)', labelNames: ['reason'], registers: [registry] }),
     tunnels: new Counter({ name: 'sempre_tunnels_total', help: 'Tunnels (WebSocket and other upgrades) by outcome: opened, failed (no instance could take it), closed (by either end), closed-idle, closed-ejected, closed-removed, closed-drain, closed-shutdown', labelNames: ['service', 'outcome'], registers: [registry] }),
+    heals: new Counter({ name: 'sempre_heals_total', help: 'Restarts of hung apps by their agents, by outcome: restarting, healed, not-back, restart-failed, needs-person (the budget is spent)', labelNames: ['service', 'instance', 'outcome'], registers: [registry] }),
   };
 }

@@ -6,6 +6,7 @@ import type { RoutingTable } from '../discovery/routing-table.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { ServiceSnapshot } from '../worker-link.ts';
 import type { FailOpenState } from '../discovery/fail-open.ts';
+import type { HealReport } from '../../shared/heal-report.ts';
 
 export type InstanceStatus = 'healthy' | 'slow-start' | 'ejected' | 'held' | 'fail-open';
 
@@ -31,6 +32,8 @@ export interface StatusInput {
   workers: number;
   /** Serving against Consul's list (fail-open.ts), with the evidence per instance. */
   failOpen?: FailOpenState;
+  /** The agents' latest heal of each instance (shared/heal-report.ts). */
+  heals?: readonly HealReport[];
   /** This process's own figures. */
   own: Pick<ServiceSnapshot, 'inFlight' | 'tunnels'> & { tunnelsOn: (id: string) => number };
   /** The other workers' latest reports of this service (none yet from a worker just started). */
@@ -64,6 +67,8 @@ export function balancerStatus(input: StatusInput) {
     failOpen: input.failOpen?.active
       ? { active: true, since: iso(input.failOpen.since), served: input.failOpen.served, refused: input.failOpen.refused, unhealthy: input.failOpen.unhealthy }
       : { active: false },
+    // Without the evidence record itself (it is on the app host, and in the dashboard).
+    heals: (input.heals ?? []).map(({ evidence: _evidence, ...report }) => report),
     inFlight: input.own.inFlight + sum((s) => s.inFlight),
     tunnels: input.own.tunnels + sum((s) => s.tunnels),
     sticky: input.sticky,

@@ -47,7 +47,18 @@ function sharePercent(snapshot: DashboardSnapshot, id: string): string {
   return total === 0 ? '–' : `${Math.round((mine / total) * 100)}%`;
 }
 
+/** The agent's last heal of the instance: outcome, diagnosis, time out, and the evidence one click away. */
+function renderHeal(i: DashboardInstance): string {
+  const heal = i.heal;
+  if (!heal) return '';
+  const out = heal.outForMs !== null ? ` · ${t(lang, 'healOut', { d: duration(heal.outForMs) })}` : '';
+  return `<dt>${t(lang, 'lastHeal')}</dt><dd class="heal" data-heal-outcome="${escapeHtml(heal.outcome)}"><b>${escapeHtml(t(lang, `heal_${heal.outcome.replace(/-/g, '_')}` as LabelKey))}</b> ${clock(Date.parse(heal.at))}${out}<br>${escapeHtml(heal.diagnosis)}
+    <details data-heal="${escapeHtml(i.id)}"><summary>${t(lang, 'evidence', { host: heal.host })}</summary><pre>${escapeHtml(JSON.stringify(heal.evidence ?? { file: heal.evidenceFile }, null, 2))}</pre></details></dd>`;
+}
+
 function renderInstances(snapshot: DashboardSnapshot): void {
+  // Re-rendered every second: keep the evidence a person opened open.
+  const open = new Set([...document.querySelectorAll<HTMLDetailsElement>('details[data-heal][open]')].map((d) => d.dataset.heal));
   $('instances').innerHTML = snapshot.instances.map((i) => {
     const inMaintenance = i.state === 'maintenance';
     return `<article class="instance state-${i.state}" data-instance="${escapeHtml(i.id)}" data-state="${i.state}">
@@ -60,10 +71,12 @@ function renderInstances(snapshot: DashboardSnapshot): void {
         <dt>${t(lang, 'tunnels')}</dt><dd>${i.tunnels}</dd>
         <dt>${t(lang, 'share')}</dt><dd>${sharePercent(snapshot, i.id)}</dd>
         <dt>${t(lang, 'check')}</dt><dd class="output">${escapeHtml(i.maintenanceReason ?? i.checkOutput ?? '')}</dd>
+        ${renderHeal(i)}
       </dl>
       <button type="button" data-action="maintenance" data-id="${escapeHtml(i.id)}" data-enable="${!inMaintenance}">${t(lang, inMaintenance ? 'maintenanceOff' : 'maintenanceOn')}</button>
     </article>`;
   }).join('');
+  for (const details of document.querySelectorAll<HTMLDetailsElement>('details[data-heal]')) if (open.has(details.dataset.heal)) details.open = true;
 }
 
 function renderIncidents(snapshot: DashboardSnapshot): void {
