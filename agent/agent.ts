@@ -8,7 +8,7 @@ import { describeConsulError } from '../shared/consul-client.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { HealthProbe } from './health-probe.ts';
 import type { AgentOptions } from './options.ts';
-import { buildRegistration, isLostRegistration } from './registration.ts';
+import { buildRegistration, isLostRegistration, ttlCheckId } from './registration.ts';
 import { DASHBOARD_REASON_PREFIX, maintenanceKey } from '../shared/maintenance-flag.ts';
 
 export interface AgentDeps {
@@ -56,7 +56,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
     throw error;
   }
 
-  const checkId = `service:${instanceId}`;
+  const checkId = ttlCheckId(instanceId);
   // Maintenance asked for through the KV flag (from a dashboard).
   let maintenanceByFlag = false;
   const flagKey = maintenanceKey(options.service, instanceId);

@@ -2,7 +2,7 @@
 // load and faults, in one run: overhead against going direct, then every
 // contender × fault through the drill engine.
 import { spawnSync } from 'node:child_process';
-import { LAB_ADDRESSES, type LabState } from '../lab/netns-lab.ts';
+import { appHosts, LAB_ADDRESSES, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 import { runDrill, type DrillResult } from '../drill/drill.ts';
 import { startLoad } from '../drill/load-generator.ts';
@@ -92,7 +92,7 @@ async function atRate(url: string, rate: number, seconds: number): Promise<{ p50
 
 /** Waits until the contender spreads requests over every app host again (its own view of recovery). */
 async function waitBalanced(url: string, lab: LabState): Promise<void> {
-  const apps = Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h));
+  const apps = appHosts(lab);
   await waitFor(`${url} to send traffic to ${apps.join(' and ')}`, async () => {
     const seen = new Set<string>();
     for (let i = 0; i < 20; i += 1) {
