@@ -25,14 +25,16 @@ function labSecrets(lab: LabState): ClusterSecrets {
 }
 
 /** Creates the tokens again (all of them, with their IDs; the others are left as they are) and waits until every agent passes on its host. */
-async function restore(lab: LabState, secrets: ClusterSecrets, hosts: readonly string[]): Promise<void> {
+async function restore(lab: LabState, secrets: ClusterSecrets, hosts: readonly string[], say: (message: string) => void): Promise<void> {
+  const started = Date.now();
   await waitFor("Consul to take the agents' tokens back (sempre secrets apply)", () => applyAcls(lab.consulUrl, secrets).then(() => true), RESTORE_TIMEOUT_MS, 500);
   await waitFor(`every agent's check passing again on its own host (${hosts.join(', ')})`, () => hosts.every((host) => localCheck(lab, host, ttlCheckId(host))?.status === 'passing'), RESTORE_TIMEOUT_MS, 250);
+  say(`tokens created again; every agent's check passing on its own host ${Date.now() - started} ms later`);
 }
 
 export const agentsTokensRevoked: Fault = {
   name: 'agents-tokens-revoked',
-  summary: "delete every app host's agent ACL token (the target is ignored): Consul refuses their check updates and each host's Consul expires their TTL check; created again with the same IDs (as `sempre secrets apply` does) when the fault ends",
+  summary: "delete every app host's agent ACL token (the target is ignored): Consul refuses their check updates; each host's Consul expires their TTL check but may not sync it, so the catalog keeps their last status; created again with the same IDs (as `sempre secrets apply` does) when the fault ends",
   async inject({ lab, say }) {
     const secrets = labSecrets(lab);
     const hosts = appHosts(lab).filter((host) => secrets.hosts[host]?.sempreAgent);
@@ -44,10 +46,10 @@ export const agentsTokensRevoked: Fault = {
       }
     } catch (error) {
       // Some may be gone already: put them back before saying the fault failed.
-      await restore(lab, secrets, hosts);
+      await restore(lab, secrets, hosts, say);
       throw error;
     }
     say(`revoked the Consul ACL tokens of ${hosts.map((host) => `${host}-agent`).join(', ')}`);
-    return () => restore(lab, secrets, hosts);
+    return () => restore(lab, secrets, hosts, say);
   },
 };
