@@ -233,12 +233,18 @@ test('agents-tokens-revoked: both agents\' Consul tokens deleted 10 s at 500 GET
 for (const name of ['agents-frozen', 'agents-tokens-revoked']) {
   test(`an interrupted ${name} drill leaves every agent running, with a valid token, passing`, { skip, timeout: 90_000 }, async () => {
     const interrupt = new AbortController();
-    const drill = runDrill({ ...base, fault: name, atMs: 1000, forMs: 6000, durationMs: 9000 }, lab, { say: (line) => { if (line.includes('injected')) setTimeout(() => interrupt.abort(), 500); }, interrupted: interrupt.signal });
+    // What the fault changed, seen just before the interrupt: stopped agents, refused tokens.
+    let inFault: { states: string[]; tokens: number[] } | undefined;
+    const agentStates = () => APPS.map((host) => execFileSync('ps', ['-o', 'stat=', '-p', String(lab.processes[`${host}-agent`]!.pid)], { encoding: 'utf8' }).trim());
+    const interruptSoon = () => setTimeout(() => {
+      void Promise.all(agentSecrets().map(tokenStatus)).then((tokens) => { inFault = { states: agentStates(), tokens }; }).finally(() => interrupt.abort());
+    }, 500);
+    const drill = runDrill({ ...base, fault: name, atMs: 1000, forMs: 6000, durationMs: 9000 }, lab, { say: (line) => { if (line.includes('injected')) interruptSoon(); }, interrupted: interrupt.signal });
     await assert.rejects(drill, /interrupted: the fault was reverted/);
-    for (const host of APPS) {
-      const state = execFileSync('ps', ['-o', 'stat=', '-p', String(lab.processes[`${host}-agent`]!.pid)], { encoding: 'utf8' }).trim();
-      assert.doesNotMatch(state, /T/, `${host}-agent is not left stopped`);
-    }
+    assert.ok(inFault, 'the fault was observed in place before the interrupt');
+    if (name === 'agents-frozen') for (const state of inFault.states) assert.match(state, /T/, 'both agents were stopped');
+    else assert.deepEqual(inFault.tokens, [403, 403], 'both tokens were refused');
+    for (const state of agentStates()) assert.doesNotMatch(state, /T/, 'no agent is left stopped');
     assert.deepEqual(await Promise.all(agentSecrets().map(tokenStatus)), [200, 200], 'both agents\' tokens are valid');
     await waitFor("both agents' checks passing on their hosts", () => APPS.every((host) => localCheck(lab, host, ttlCheckId(host))?.status === 'passing'), 15_000, 250);
     await waitForFullRotation(lab, 30_000);
