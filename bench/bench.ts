@@ -15,7 +15,9 @@ import { parseWrk, type WrkFigures } from './wrk-output.ts';
 /** Alternating per-core rounds: odd, so the median is one round's pair. */
 const PER_CORE_ROUNDS = 3;
 
-export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out'] as const;
+// agents-frozen: every agent at once, so Consul lists no passing instance (HAProxy's DNS discovery empties; sempre fails open).
+// agents-tokens-revoked is left to --faults: Consul's catalog keeps the last status, so it changes nothing for any contender.
+export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out', 'agents-frozen'] as const;
 
 export interface BenchOptions {
   contenders: string[];

@@ -152,19 +152,28 @@ test('an interrupted hang leaves no stopped process', { skip, timeout: 60_000 },
   await waitForFullRotation(lab, 30_000);
 });
 
+/**
+ * A 10 s fault at 500 GET/s and, meanwhile, a wait for what it should cause.
+ * Both answers are kept for assertions after the drill, which always runs to
+ * its end and reverts its fault; a wait that timed out fails the test then.
+ */
+async function drillWhileWaiting<T>(fault: string, what: string, check: () => Promise<T | undefined>, intervalMs: number, say: (line: string) => void = quiet) {
+  const drill = runDrill({ ...base, fault, atMs: 2000, forMs: 10_000, durationMs: 15_000 }, lab, { say, interrupted: never });
+  const waited = waitFor(what, check, 14_000, intervalMs);
+  waited.catch(() => undefined);
+  const result = await drill;
+  const seen = await waited;
+  assert.ok(result.metrics.total >= 7000, `the load ran at its rate (${result.metrics.total} requests)`);
+  assert.equal(result.metrics.failed, 0, `${fault}: ${JSON.stringify(result.metrics.failedByClass)}`);
+  return { result, seen };
+}
+
 test('agents-frozen: both agents SIGSTOPped 10 s at 500 GET/s: zero failed GETs, both apps served on the evidence of their expired TTL checks, then back to Consul\'s list', { skip, timeout: 120_000 }, async () => {
-  const drill = runDrill({ ...base, fault: 'agents-frozen', atMs: 2000, forMs: 10_000, durationMs: 15_000 }, lab, { say: quiet, interrupted: never });
-  // Kept and asserted after the drill, which always runs to its end and resumes the agents.
-  const failingOpen = waitFor('the balancer to serve both instances against Consul\'s list', async () => {
+  const { result, seen: during } = await drillWhileWaiting('agents-frozen', 'the balancer to serve both instances against Consul\'s list', async () => {
     const status = await balancerStatus();
     return status.failOpen.active && status.failOpen.served?.length === APPS.length ? status : undefined;
-  }, 14_000, 100);
-  failingOpen.catch(() => undefined);
-  const result = await drill;
-  const during = await failingOpen;
+  }, 100);
   const m = result.metrics;
-  assert.ok(m.total >= 7000, `the load ran at its rate (${m.total} requests)`);
-  assert.equal(m.failed, 0, `agents-frozen: ${JSON.stringify(m.failedByClass)}`);
   assert.deepEqual(during.failOpen.served!.map((s) => s.id).sort(), APPS);
   for (const served of during.failOpen.served!) assert.match(served.reason, /TTL expired/, `${served.id}'s reason names the expired TTL`);
   assert.deepEqual(during.instances.map((i) => `${i.id}:${i.state}`).sort(), APPS.map((id) => `${id}:fail-open`));
@@ -191,20 +200,14 @@ test('agents-frozen: both agents SIGSTOPped 10 s at 500 GET/s: zero failed GETs,
 
 test('agents-tokens-revoked: both agents\' Consul tokens deleted 10 s at 500 GET/s: zero failed GETs; each host\'s Consul expires the TTL check but the catalog keeps both passing, so the balancer serves them from Consul\'s list; restored, both agents pass again', { skip, timeout: 120_000 }, async () => {
   const secrets = agentSecrets();
-  const said: Array<{ line: string; at: number }> = [];
-  const drill = runDrill({ ...base, fault: 'agents-tokens-revoked', atMs: 2000, forMs: 10_000, durationMs: 15_000 }, lab, { say: (line) => said.push({ line, at: Date.now() }), interrupted: never });
-  // What the fault did, seen on each app host's own Consul agent and on the tokens; kept and asserted after the drill.
-  const expired = waitFor("both hosts' Consul agents to expire the TTL checks", async () => {
+  const said: string[] = [];
+  // What the fault did, seen on each app host's own Consul agent, on the tokens, in the catalog and the balancer.
+  const { result, seen } = await drillWhileWaiting('agents-tokens-revoked', "both hosts' Consul agents to expire the TTL checks", async () => {
     const checks = APPS.map((host) => localCheck(lab, host, ttlCheckId(host)));
     if (!checks.every((c) => c?.status === 'critical')) return undefined;
     return { at: Date.now(), checks, tokens: await Promise.all(secrets.map(tokenStatus)), passing: (await passingInstanceIds(lab.consulUrl, lab.service)).sort(), status: await balancerStatus() };
-  }, 14_000, 250);
-  expired.catch(() => undefined);
-  const result = await drill;
-  const seen = await expired;
+  }, 250, (line) => said.push(line));
   const m = result.metrics;
-  assert.ok(m.total >= 7000, `the load ran at its rate (${m.total} requests)`);
-  assert.equal(m.failed, 0, `agents-tokens-revoked: ${JSON.stringify(m.failedByClass)}`);
   assert.deepEqual(seen.tokens, [403, 403], 'the agents\' tokens were refused during the fault');
   for (const check of seen.checks) assert.match(check!.output, /TTL expired/);
   // Consul's behaviour, the one the runbook must describe: a host's agent syncs a check with the
@@ -222,12 +225,12 @@ test('agents-tokens-revoked: both agents\' Consul tokens deleted 10 s at 500 GET
   const after = await balancerStatus();
   assert.equal(after.failOpen.active, false);
   assert.deepEqual(after.instances.map((i) => `${i.id}:${i.state}`).sort(), APPS.map((id) => `${id}:healthy`));
-  const restored = said.find((s) => s.line.includes('tokens created again'));
-  assert.ok(restored, `the fault said when the agents passed again: ${said.map((s) => s.line).join(' | ')}`);
+  const restored = said.find((line) => line.includes('tokens created again'));
+  assert.ok(restored, `the fault said when the agents passed again: ${said.join(' | ')}`);
   recordFigure('drill agents-tokens-revoked (10 s): failed GETs', `${m.failed} of ${m.total}`);
   recordFigure('drill agents-tokens-revoked: fault → both TTL checks expired on their hosts (polled every 250 ms)', `${Math.round(seen.at - result.startedAt - startMs)} ms`);
   recordFigure('drill agents-tokens-revoked: Consul\'s catalog / fail-open during the fault', `${seen.passing.join(', ')} passing throughout / never active`);
-  recordFigure('drill agents-tokens-revoked: tokens re-created → both agents passing on their hosts', restored.line.replace(/.* (\d+ ms) later$/, '$1'));
+  recordFigure('drill agents-tokens-revoked: tokens re-created → both agents passing on their hosts', restored.replace(/.* (\d+ ms) later$/, '$1'));
 });
 
 for (const name of ['agents-frozen', 'agents-tokens-revoked']) {
