@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { HealthProbe } from './health-probe.ts';
 import type { Healer } from './heal/healer.ts';
 import type { AgentOptions } from './options.ts';
-import { buildRegistration, isLostRegistration } from './registration.ts';
+import { buildRegistration, isLostRegistration, ttlCheckId } from './registration.ts';
 import { DASHBOARD_REASON_PREFIX, maintenanceKey } from '../shared/maintenance-flag.ts';
 
 export interface AgentDeps {
@@ -66,7 +66,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
     throw error;
   }
 
-  const checkId = `service:${instanceId}`;
+  const checkId = ttlCheckId(instanceId);
   // Maintenance asked for through the KV flag (from a dashboard).
   let maintenanceByFlag = false;
   const flagKey = maintenanceKey(options.service, instanceId);

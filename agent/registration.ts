@@ -28,7 +28,7 @@ export interface Registration {
 }
 
 export function buildRegistration(options: AgentOptions, id: string, initiallyHealthy: boolean): Registration {
-  const checkId = `service:${id}`;
+  const checkId = ttlCheckId(id);
   return {
     id,
     checkId,
@@ -52,6 +52,11 @@ export function buildRegistration(options: AgentOptions, id: string, initiallyHe
       },
     },
   };
+}
+
+/** The ID of the instance's TTL check, the one the agent renews (as Consul names a service's first check). */
+export function ttlCheckId(instanceId: string): string {
+  return `service:${instanceId}`;
 }
 
 /** Consul answers this way when it no longer knows the check (it restarted or lost its state). */

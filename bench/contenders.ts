@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { BALANCER_NODE_FLAGS } from '../lab/balancer-node-flags.ts';
-import { hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
+import { appHosts, hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 
 export interface Contender {
@@ -24,7 +24,7 @@ export interface PaperContender {
 
 const CONFIG_DIR = join(PROJECT_ROOT, '.run', 'lab', 'bench');
 const infra = () => hostAddress('infra');
-const apps = (lab: LabState) => Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h)).sort().map((h) => `${hostAddress(h)}:3000`);
+const apps = (lab: LabState) => appHosts(lab).sort().map((h) => `${hostAddress(h)}:3000`);
 
 async function waitAnswering(url: string): Promise<void> {
   await waitFor(`${url} to answer`, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status < 500, 15_000);

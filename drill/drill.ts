@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
-import type { LabState } from '../lab/netns-lab.ts';
+import { appHosts, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 import { findFault, FAULTS, PAIR_FAULTS } from './faults/index.ts';
 import type { Revert } from './faults/fault.ts';
@@ -44,14 +44,14 @@ export class DrillError extends Error {}
 export function validateDrill(options: DrillOptions, lab: LabState): void {
   if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`);
   if (!/^app\d+$/.test(options.target) || !lab.processes[options.target]) {
-    throw new DrillError(`drill.target: no app host "${options.target}" in the lab; one of ${Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h)).join(', ')}`);
+    throw new DrillError(`drill.target: no app host "${options.target}" in the lab; one of ${appHosts(lab).join(', ')}`);
   }
   if (options.atMs + options.forMs > options.durationMs) throw new DrillError(`drill.for: the fault (at ${options.atMs} ms for ${options.forMs} ms) must end within --duration (${options.durationMs} ms)`);
 }
 
 /** Waits until the balancer routes to every app host of the lab again. */
 export async function waitForFullRotation(lab: LabState, timeoutMs = 60_000): Promise<void> {
-  const apps = Object.keys(lab.hosts).filter((h) => /^app\d+$/.test(h));
+  const apps = appHosts(lab);
   await waitFor(`every instance (${apps.join(', ')}) back in rotation`, async () => {
     const status = (await (await fetch(`${lab.adminUrl}/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json()) as { instances: Array<{ id: string; state: string }> };
     return apps.every((id) => status.instances.some((i) => i.id === id && i.state === 'healthy'));

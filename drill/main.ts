@@ -30,6 +30,9 @@ const options = {
   json: { flag: 'json', env: 'SEMPRE_DRILL_JSON', switch: true, default: 'false', description: 'print the results as JSON instead of text', schema: boolean() },
 };
 
+/** The faults' names in --help line up in one column. */
+const NAME_WIDTH = Math.max(...[...FAULTS, ...PAIR_FAULTS].map((f) => f.name.length));
+
 const drillCommand: CommandSpec<typeof options> = {
   command: './sempre drill',
   section: 'drill',
@@ -44,8 +47,8 @@ const drillCommand: CommandSpec<typeof options> = {
     'sudo ./sempre lab up --balancers 2 && sudo ./sempre drill --fault balancer-host-crash --client-retry',
     './sempre drill --from crash.ndjson --report crash.html    # re-render a saved drill',
   ],
-  notes: [`Faults: ${FAULTS.map((f) => `\n  ${f.name.padEnd(12)} ${f.summary}`).join('')}`,
-    `With the balancer pair (sudo ./sempre lab up --balancers 2) the load goes to the virtual address, and also: ${PAIR_FAULTS.map((f) => `\n  ${f.name.padEnd(20)} ${f.summary}`).join('')}`],
+  notes: [`Faults: ${FAULTS.map((f) => `\n  ${f.name.padEnd(NAME_WIDTH)} ${f.summary}`).join('')}`,
+    `With the balancer pair (sudo ./sempre lab up --balancers 2) the load goes to the virtual address, and also: ${PAIR_FAULTS.map((f) => `\n  ${f.name.padEnd(NAME_WIDTH)} ${f.summary}`).join('')}`],
 };
 
 function line(result: DrillResult): string {

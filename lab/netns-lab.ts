@@ -68,6 +68,11 @@ export interface LabState {
 
 export class LabError extends Error {}
 
+/** The lab's app hosts (app1, app2, … and any added by scale-out), in the order they were added. */
+export function appHosts(state: LabState): string[] {
+  return Object.keys(state.hosts).filter((h) => /^app\d+$/.test(h));
+}
+
 export function hostAddress(name: string): string {
   if (name === 'infra') return `${LAB_SUBNET}.1`;
   if (name === 'client') return `${LAB_SUBNET}.100`;
@@ -226,7 +231,7 @@ function appCommand(state: LabState, name: string, version: string, extra: reado
  */
 export async function replaceApp(state: LabState, name: string, version: string, unhealthy: boolean): Promise<void> {
   const proc = state.processes[name];
-  if (!/^app\d+$/.test(name) || !proc) throw new LabError(`no app host ${name} in the lab; one of ${Object.keys(state.hosts).filter((h) => /^app\d+$/.test(h)).join(', ')}`);
+  if (!/^app\d+$/.test(name) || !proc) throw new LabError(`no app host ${name} in the lab; one of ${appHosts(state).join(', ')}`);
   if (!/^[\w.+-]{1,64}$/.test(version)) throw new LabError(`lab.version: letters, digits and . + - _ only (got ${JSON.stringify(version)})`);
   if (isAlive(proc.pid)) {
     process.kill(proc.pid, 'SIGTERM');
@@ -243,7 +248,7 @@ export async function replaceApp(state: LabState, name: string, version: string,
 /** A new app host's namespace, tokens (created in Consul) and certificate, before anything runs on it. */
 export async function prepareAppHost(state: LabState, name: string): Promise<ClusterSecrets> {
   if (!state.hosts[name]) addHost(state, name);
-  const apps = Object.keys(state.hosts).filter((h) => /^app\d+$/.test(h));
+  const apps = appHosts(state);
   const secrets = labSecrets(state, apps);
   await applyAcls(state.consulUrl, secrets);
   return secrets;

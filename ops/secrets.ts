@@ -228,7 +228,8 @@ export function aclItems(secrets: ClusterSecrets): AclItem[] {
   return items;
 }
 
-async function consulCall(base: string, management: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
+/** One call to Consul's HTTP API with the management token: status, parsed JSON (when it is JSON) and text. */
+export async function consulCall(base: string, management: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
   const response = await fetch(`${base}${path}`, {
     method,
     headers: { 'x-consul-token': management, ...(body ? { 'content-type': 'application/json' } : {}) },

@@ -1,6 +1,8 @@
 // Every fault a drill can inject, by name.
 import { agentCrash } from './agent-crash.ts';
 import { agentStop } from './agent-stop.ts';
+import { agentsFrozen } from './agents-frozen.ts';
+import { agentsTokensRevoked } from './agents-tokens-revoked.ts';
 import { balancerCrash } from './balancer-crash.ts';
 import { balancerHostCrash } from './balancer-host-crash.ts';
 import { consulDown } from './consul-down.ts';
@@ -17,7 +19,7 @@ import { slow } from './slow.ts';
 import { slowloris } from './slowloris.ts';
 import { stop } from './stop.ts';
 
-export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn, slowloris];
+export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn, slowloris, agentsFrozen, agentsTokensRevoked];
 
 /** Faults of the front door: they need the balancer pair (`lab up --balancers 2`). */
 export const PAIR_FAULTS: readonly Fault[] = [balancerCrash, balancerHostCrash];

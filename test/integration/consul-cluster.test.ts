@@ -17,7 +17,7 @@ import { BALANCER_NODE_FLAGS } from '../../lab/balancer-node-flags.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { hostAddress, saveLabState, startInHost, type LabState } from '../../lab/netns-lab.ts';
 import { passingInstanceIds } from '../../lab/consul-health.ts';
-import { fetchInHost } from '../support/fetch-in-host.ts';
+import { fetchInHost } from '../../lab/fetch-in-host.ts';
 import { getWithHost } from '../support/get-with-host.ts';
 import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';

@@ -17,7 +17,7 @@ import { isAliveMember } from '../../lab/consul-health.ts';
 import { consulCommand, hostAddress, isAlive, prepareAppHost, restartProcess, startInHost, writeHostConsulConfig, type LabState } from '../../lab/netns-lab.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { CONSUL_DATACENTER, ensureConsulTls, TLS_FILES } from '../../ops/consul-tls.ts';
-import { fetchInHost } from '../support/fetch-in-host.ts';
+import { fetchInHost } from '../../lab/fetch-in-host.ts';
 import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
 

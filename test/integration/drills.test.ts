@@ -1,7 +1,10 @@
 // Drills in the multi-host lab (network namespaces, root): every fault at
 // 500 GET/s leaves zero failed GETs and the instance back in rotation; POSTs
 // are reported honestly; bad requests inject nothing; an interrupted drill
-// leaves no fault behind; the report renders in a real browser.
+// leaves no fault behind; the report renders in a real browser. With every
+// agent frozen or every agent's Consul token revoked: zero failed GETs, and
+// what the balancer and Consul said (fail-open on the expired TTLs; a catalog
+// that keeps the last status when the tokens are refused).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,6 +18,9 @@ import { launchChromium } from '../support/browser.ts';
 import { recordFigure, RESULTS_DIR } from '../support/stack.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { waitFor } from '../../lab/processes.ts';
+import { localCheck, passingInstanceIds } from '../../lab/consul-health.ts';
+import { ttlCheckId } from '../../agent/registration.ts';
+import { readSecrets } from '../../ops/secrets.ts';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'the multi-host lab needs root (network namespaces, nftables)';
@@ -23,6 +29,30 @@ const never = new AbortController().signal;
 let lab: LabState;
 const base: Omit<DrillOptions, 'fault'> = { target: 'app1', atMs: 2000, forMs: 3000, rate: 500, durationMs: 8000, method: 'GET', path: '/' };
 const results: Awaited<ReturnType<typeof runDrill>>[] = [];
+/** Faults with their own tests below (a longer fault; what the balancer and Consul say): not in the loop. */
+const OWN_TESTS = new Set(['agents-frozen', 'agents-tokens-revoked']);
+const APPS = ['app1', 'app2'];
+
+interface Status {
+  failOpen: { active: boolean; served?: Array<{ id: string; reason: string }> };
+  instances: Array<{ id: string; state: string }>;
+}
+
+async function balancerStatus(): Promise<Status> {
+  return (await (await fetch(`${lab.adminUrl}/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json()) as Status;
+}
+
+/** How Consul answers a token: 200 when it is valid, 403 ("ACL not found") once deleted. */
+async function tokenStatus(secretId: string): Promise<number> {
+  const response = await fetch(`${lab.consulUrl}/v1/acl/token/self`, { headers: { 'x-consul-token': secretId }, signal: AbortSignal.timeout(2000) });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+function agentSecrets(): string[] {
+  const secrets = readSecrets(lab.secretsDir);
+  return APPS.map((host) => secrets?.hosts[host]?.sempreAgent?.secretId ?? assert.fail(`the lab's secrets have no agent token for ${host}`));
+}
 
 function nftTables(host: string): string {
   return execFileSync('ip', ['netns', 'exec', `sempre-${host}`, 'nft', 'list', 'tables'], { encoding: 'utf8' });
@@ -54,7 +84,7 @@ test('an unknown fault or target is refused with a clear error and injects nothi
   assert.doesNotMatch(nftTables('app1'), /sempre_fault/);
 });
 
-for (const fault of FAULTS) {
+for (const fault of FAULTS.filter((f) => !OWN_TESTS.has(f.name))) {
   test(`${fault.name}: zero failed GETs at 500/s, and the instance back in rotation after the fault`, { skip, timeout: 120_000 }, async () => {
     const result = await runDrill({ ...base, fault: fault.name }, lab, { say: quiet, interrupted: never });
     results.push(result);
@@ -121,6 +151,108 @@ test('an interrupted hang leaves no stopped process', { skip, timeout: 60_000 },
   assert.doesNotMatch(state, /T/, 'app1 is not left stopped');
   await waitForFullRotation(lab, 30_000);
 });
+
+/**
+ * A 10 s fault at 500 GET/s and, meanwhile, a wait for what it should cause.
+ * Both answers are kept for assertions after the drill, which always runs to
+ * its end and reverts its fault; a wait that timed out fails the test then.
+ */
+async function drillWhileWaiting<T>(fault: string, what: string, check: () => Promise<T | undefined>, intervalMs: number, say: (line: string) => void = quiet) {
+  const drill = runDrill({ ...base, fault, atMs: 2000, forMs: 10_000, durationMs: 15_000 }, lab, { say, interrupted: never });
+  const waited = waitFor(what, check, 14_000, intervalMs);
+  waited.catch(() => undefined);
+  const result = await drill;
+  const seen = await waited;
+  assert.ok(result.metrics.total >= 7000, `the load ran at its rate (${result.metrics.total} requests)`);
+  assert.equal(result.metrics.failed, 0, `${fault}: ${JSON.stringify(result.metrics.failedByClass)}`);
+  return { result, seen };
+}
+
+test('agents-frozen: both agents SIGSTOPped 10 s at 500 GET/s: zero failed GETs, both apps served on the evidence of their expired TTL checks, then back to Consul\'s list', { skip, timeout: 120_000 }, async () => {
+  const { result, seen: during } = await drillWhileWaiting('agents-frozen', 'the balancer to serve both instances against Consul\'s list', async () => {
+    const status = await balancerStatus();
+    return status.failOpen.active && status.failOpen.served?.length === APPS.length ? status : undefined;
+  }, 100);
+  const m = result.metrics;
+  assert.deepEqual(during.failOpen.served!.map((s) => s.id).sort(), APPS);
+  for (const served of during.failOpen.served!) assert.match(served.reason, /TTL expired/, `${served.id}'s reason names the expired TTL`);
+  assert.deepEqual(during.instances.map((i) => `${i.id}:${i.state}`).sort(), APPS.map((id) => `${id}:fail-open`));
+  // From the drill's timeline (Consul and the balancer polled every 100 ms).
+  const { startMs, endMs } = result.fault;
+  const at = (source: string, instance: string, to: string, from: number) => result.timeline.find((e) => e.source === source && e.instance === instance && e.to === to && e.t >= from)?.t;
+  const critical = APPS.map((id) => at('consul', id, 'critical', startMs));
+  const failOpen = APPS.map((id) => at('balancer', id, 'fail-open', startMs));
+  assert.ok(critical.every((t) => t !== undefined && t < endMs), `Consul listed both critical during the fault: ${JSON.stringify(result.timeline)}`);
+  assert.ok(failOpen.every((t) => t !== undefined && t < endMs), `the balancer marked both fail-open during the fault: ${JSON.stringify(result.timeline)}`);
+  const back = APPS.map((id) => result.timeline.find((e) => e.source === 'balancer' && e.instance === id && e.from === 'fail-open' && e.t >= endMs)?.t);
+  assert.ok(back.every((t) => t !== undefined), `both left fail-open after the fault: ${JSON.stringify(result.timeline)}`);
+  await waitForFullRotation(lab, 30_000);
+  const after = await balancerStatus();
+  assert.equal(after.failOpen.active, false, 'failOpen inactive again');
+  assert.deepEqual(after.instances.map((i) => `${i.id}:${i.state}`).sort(), APPS.map((id) => `${id}:healthy`));
+  const lastCritical = Math.max(...(critical as number[]));
+  const firstFailOpen = Math.min(...(failOpen as number[]));
+  recordFigure('drill agents-frozen (10 s): failed GETs', `${m.failed} of ${m.total}`);
+  recordFigure('drill agents-frozen: fault → Consul lists no passing instance / → fail-open active (timeline polled every 100 ms)', `${lastCritical - startMs} / ${firstFailOpen - startMs} ms`);
+  recordFigure('drill agents-frozen: agents resumed → every instance back from Consul\'s list (failOpen over)', `${Math.max(...(back as number[])) - endMs} ms`);
+  recordFigure('drill agents-frozen: fault-window p99 / max', `${m.faultLatency.p99} / ${m.faultLatency.max} ms`);
+});
+
+test('agents-tokens-revoked: both agents\' Consul tokens deleted 10 s at 500 GET/s: zero failed GETs; each host\'s Consul expires the TTL check but the catalog keeps both passing, so the balancer serves them from Consul\'s list; restored, both agents pass again', { skip, timeout: 120_000 }, async () => {
+  const secrets = agentSecrets();
+  const said: string[] = [];
+  // What the fault did, seen on each app host's own Consul agent, on the tokens, in the catalog and the balancer.
+  const { result, seen } = await drillWhileWaiting('agents-tokens-revoked', "both hosts' Consul agents to expire the TTL checks", async () => {
+    const checks = APPS.map((host) => localCheck(lab, host, ttlCheckId(host)));
+    if (!checks.every((c) => c?.status === 'critical')) return undefined;
+    return { at: Date.now(), checks, tokens: await Promise.all(secrets.map(tokenStatus)), passing: (await passingInstanceIds(lab.consulUrl, lab.service)).sort(), status: await balancerStatus() };
+  }, 250, (line) => said.push(line));
+  const m = result.metrics;
+  assert.deepEqual(seen.tokens, [403, 403], 'the agents\' tokens were refused during the fault');
+  for (const check of seen.checks) assert.match(check!.output, /TTL expired/);
+  // Consul's behaviour, the one the runbook must describe: a host's agent syncs a check with the
+  // token it was registered with and skips the sync when that token is refused ("Check
+  // registration blocked by ACLs"), so the catalog, the balancer and Consul's DNS keep the last status.
+  assert.deepEqual(seen.passing, APPS, "Consul's catalog still lists both passing with the local checks expired");
+  assert.equal(seen.status.failOpen.active, false, 'nothing for fail-open to do: Consul lists both passing');
+  const { startMs, endMs } = result.fault;
+  const changes = result.timeline.filter((e) => e.t >= startMs && e.t <= endMs);
+  assert.deepEqual(changes, [], 'neither Consul\'s catalog nor the balancer changed an instance\'s state during the fault');
+  // The revert waited for both agents' checks to pass on their hosts; the tokens work again.
+  assert.deepEqual(APPS.map((host) => localCheck(lab, host, ttlCheckId(host))?.status), ['passing', 'passing']);
+  assert.deepEqual(await Promise.all(secrets.map(tokenStatus)), [200, 200], 'the tokens were created again with the same secret IDs');
+  await waitForFullRotation(lab, 30_000);
+  const after = await balancerStatus();
+  assert.equal(after.failOpen.active, false);
+  assert.deepEqual(after.instances.map((i) => `${i.id}:${i.state}`).sort(), APPS.map((id) => `${id}:healthy`));
+  const restored = said.find((line) => line.includes('tokens created again'));
+  assert.ok(restored, `the fault said when the agents passed again: ${said.join(' | ')}`);
+  recordFigure('drill agents-tokens-revoked (10 s): failed GETs', `${m.failed} of ${m.total}`);
+  recordFigure('drill agents-tokens-revoked: fault → both TTL checks expired on their hosts (polled every 250 ms)', `${Math.round(seen.at - result.startedAt - startMs)} ms`);
+  recordFigure('drill agents-tokens-revoked: Consul\'s catalog / fail-open during the fault', `${seen.passing.join(', ')} passing throughout / never active`);
+  recordFigure('drill agents-tokens-revoked: tokens re-created → both agents passing on their hosts', restored.replace(/.* (\d+ ms) later$/, '$1'));
+});
+
+for (const name of ['agents-frozen', 'agents-tokens-revoked']) {
+  test(`an interrupted ${name} drill leaves every agent running, with a valid token, passing`, { skip, timeout: 90_000 }, async () => {
+    const interrupt = new AbortController();
+    // What the fault changed, seen just before the interrupt: stopped agents, refused tokens.
+    let inFault: { states: string[]; tokens: number[] } | undefined;
+    const agentStates = () => APPS.map((host) => execFileSync('ps', ['-o', 'stat=', '-p', String(lab.processes[`${host}-agent`]!.pid)], { encoding: 'utf8' }).trim());
+    const interruptSoon = () => setTimeout(() => {
+      void Promise.all(agentSecrets().map(tokenStatus)).then((tokens) => { inFault = { states: agentStates(), tokens }; }).finally(() => interrupt.abort());
+    }, 500);
+    const drill = runDrill({ ...base, fault: name, atMs: 1000, forMs: 6000, durationMs: 9000 }, lab, { say: (line) => { if (line.includes('injected')) interruptSoon(); }, interrupted: interrupt.signal });
+    await assert.rejects(drill, /interrupted: the fault was reverted/);
+    assert.ok(inFault, 'the fault was observed in place before the interrupt');
+    if (name === 'agents-frozen') for (const state of inFault.states) assert.match(state, /T/, 'both agents were stopped');
+    else assert.deepEqual(inFault.tokens, [403, 403], 'both tokens were refused');
+    for (const state of agentStates()) assert.doesNotMatch(state, /T/, 'no agent is left stopped');
+    assert.deepEqual(await Promise.all(agentSecrets().map(tokenStatus)), [200, 200], 'both agents\' tokens are valid');
+    await waitFor("both agents' checks passing on their hosts", () => APPS.every((host) => localCheck(lab, host, ttlCheckId(host))?.status === 'passing'), 15_000, 250);
+    await waitForFullRotation(lab, 30_000);
+  });
+}
 
 test('the HTML report opens in headless Chromium with no network, and its charts render', { skip, timeout: 60_000 }, async () => {
   assert.ok(results.length >= 1, "the drills above produced results");

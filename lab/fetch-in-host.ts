@@ -1,7 +1,7 @@
 // An HTTP request sent from inside one lab host's network namespace, as a
 // process on that server would send it (e.g. to its own Consul on loopback).
 import { execFileSync } from 'node:child_process';
-import type { LabState } from '../../lab/netns-lab.ts';
+import type { LabState } from './netns-lab.ts';
 
 export type InHostResult = { status: number; body: string } | { error: string };
 
