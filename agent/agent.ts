@@ -139,6 +139,10 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
         log.warn('Consul no longer knows this instance (Consul restarted?); registering again');
         if (await register(result.healthy, result.output).then(() => true, () => false)) reported = result.healthy;
         maintenanceByFlag = false; // a new registration starts out of maintenance
+      } else if (describeConsulError(cause).statusCode === 403) {
+        // Consul answers, but refuses this agent's token (revoked, rotated, a wrong policy): it keeps
+        // the last state it had in its catalog, so a failing app would go unnoticed by Consul.
+        log.error({ err: describeConsulError(cause) }, "Consul refuses this agent's token (403): the check cannot be updated and Consul keeps its last state; fix the token (sempre secrets apply)");
       } else {
         log.warn({ err: describeConsulError(error) }, 'cannot reach Consul to renew the check; will retry next interval');
       }
