@@ -30,12 +30,24 @@ export function dnsPolicy(): PolicySpec {
   };
 }
 
-/** sempre-agent on one app host: its service, and only its own maintenance flag. */
-export function sempreAgentPolicy(service: string, id: string): PolicySpec {
+/**
+ * sempre-agent on one app host: its service, only its own maintenance flag,
+ * and for healing a hung app (agent/heal/): sessions on its own node, its own
+ * heal-lock key (the others' read, to count them) and its own heal report.
+ */
+export function sempreAgentPolicy(service: string, id: string, node: string): PolicySpec {
   return {
     name: `sempre-agent-${id}`,
     description: `sempre-agent for instance ${id} of ${service}`,
-    rules: `service "${service}" { policy = "write" }\nkey "sempre/maintenance/${service}/${id}" { policy = "read" }\n`,
+    rules: [
+      `service "${service}" { policy = "write" }`,
+      `key "sempre/maintenance/${service}/${id}" { policy = "read" }`,
+      `session "${node}" { policy = "write" }`,
+      `key_prefix "sempre/heal-lock/${service}/" { policy = "read" }`,
+      `key "sempre/heal-lock/${service}/${id}" { policy = "write" }`,
+      `key "sempre/heal-report/${service}/${id}" { policy = "write" }`,
+      '',
+    ].join('\n'),
   };
 }
 
@@ -53,6 +65,8 @@ export function balancerPolicy(services: readonly string[]): PolicySpec {
       ...services.map((service) => `service "${service}" { policy = "read" }`),
       'node_prefix "" { policy = "read" }',
       ...services.map((service) => `key_prefix "sempre/maintenance/${service}/" { policy = "write" }`),
+      // The agents' heal reports, for the dashboard and alerts.
+      ...services.map((service) => `key_prefix "sempre/heal-report/${service}/" { policy = "read" }`),
       '',
     ].join('\n'),
   };

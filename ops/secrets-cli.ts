@@ -34,11 +34,14 @@ Generates every secret the servers need, on your machine, into DIR
 Policies (least privilege):
   consul-agent-<host>   node "<host>" write, services read       (acl.tokens.agent)
   dns-read              nodes, services, queries read             (acl.tokens.default: DNS)
-  sempre-agent-<host>   service "<service>" write, its own maintenance key read
+  sempre-agent-<host>   service "<service>" write, its own maintenance key read;
+                        to heal a hung app: sessions on <host>, its own heal-lock
+                        and heal-report keys write, the service's heal locks read
   sempre-agent-<svc>-<host>
                         the same for each service after the first, whose
                         instance on <host> is <svc>-<host>
-  sempre-balancer       each service read, nodes read, their maintenance keys write
+  sempre-balancer       each service read, nodes read, their maintenance keys write,
+                        their heal reports read
 
 Options:
   --dir DIR          where the secrets live (default: secrets)

@@ -218,10 +218,10 @@ export function aclItems(secrets: ClusterSecrets): AclItem[] {
   const items: AclItem[] = [{ token: secrets.dns, policy: dnsPolicy(), description: 'default token: Consul DNS' }];
   for (const [name, host] of Object.entries(secrets.hosts)) {
     items.push({ token: host.consulAgent, policy: consulAgentPolicy(name), description: `Consul agent on ${name}` });
-    if (host.sempreAgent) items.push({ token: host.sempreAgent, policy: sempreAgentPolicy(secrets.service, name), description: `sempre-agent on ${name}` });
+    if (host.sempreAgent) items.push({ token: host.sempreAgent, policy: sempreAgentPolicy(secrets.service, name, name), description: `sempre-agent on ${name}` });
     for (const [service, agent] of Object.entries(host.serviceAgents ?? {})) {
       const id = serviceInstanceId(service, name);
-      items.push({ token: agent, policy: sempreAgentPolicy(service, id), description: `sempre-agent of ${service} on ${name}` });
+      items.push({ token: agent, policy: sempreAgentPolicy(service, id, name), description: `sempre-agent of ${service} on ${name}` });
     }
     if (host.sempreBalancer) items.push({ token: host.sempreBalancer, policy: balancerPolicy(servicesOf(secrets)), description: `sempre-balancer on ${name}` });
   }

@@ -9,6 +9,15 @@ import { aclItems, consulSecretsHcl, planSecrets, readSecrets, SecretsError, wri
 
 const roles = { services: ['web'], servers: ['infra', 'app1', 'app2'], apps: ['app1', 'app2'], balancers: ['infra'] };
 
+/** An agent's rules: its service, its own maintenance flag, and healing (sessions on its node, its own heal-lock key, the others' read, its own report). */
+function agentRules(service: string, id: string, node: string): string {
+  return [
+    `service "${service}" { policy = "write" }`, `key "sempre/maintenance/${service}/${id}" { policy = "read" }`,
+    `session "${node}" { policy = "write" }`, `key_prefix "sempre/heal-lock/${service}/" { policy = "read" }`,
+    `key "sempre/heal-lock/${service}/${id}" { policy = "write" }`, `key "sempre/heal-report/${service}/${id}" { policy = "write" }`, '',
+  ].join('\n');
+}
+
 test('each role gets its own token; only servers see the management token', () => {
   const secrets = planSecrets(undefined, roles);
   assert.equal(Buffer.from(secrets.gossipKey, 'base64').length, 32);
@@ -24,7 +33,7 @@ test('each role gets its own token; only servers see the management token', () =
 test("policies: an agent may write its service and read only its own flag; the balancer reads", () => {
   const items = aclItems(planSecrets(undefined, roles));
   const rules = (name: string) => items.find((i) => i.policy.name === name)!.policy.rules;
-  assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\n');
+  assert.equal(rules('sempre-agent-app1'), agentRules('web', 'app1', 'app1'));
   assert.match(rules('sempre-balancer'), /service "web" \{ policy = "read" \}/);
   assert.deepEqual(rules('sempre-balancer').split('\n').filter((l) => l.includes('"write"')), ['key_prefix "sempre/maintenance/web/" { policy = "write" }'], 'its only write is the maintenance flags');
   assert.match(rules('consul-agent-app2'), /^node "app2" \{ policy = "write" \}/);
@@ -78,11 +87,12 @@ test('a second service: an agent token per app host for it, its own files, and a
     assert.equal(apiToken, reread.hosts.app1!.serviceAgents!.api!.secretId);
     assert.equal(statSync(join(dir, 'app1/agent-api-secrets.env')).mode & 0o777, 0o600);
     const rules = (name: string) => aclItems(reread).find((i) => i.policy.name === name)?.policy.rules;
-    assert.equal(rules('sempre-agent-api-app1'), 'service "api" { policy = "write" }\nkey "sempre/maintenance/api/api-app1" { policy = "read" }\n');
-    assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\n', "web's policy is as before");
+    assert.equal(rules('sempre-agent-api-app1'), agentRules('api', 'api-app1', 'app1'));
+    assert.equal(rules('sempre-agent-app1'), agentRules('web', 'app1', 'app1'), "web's policy is as before");
     assert.equal(rules('sempre-balancer'), [
       'service "web" { policy = "read" }', 'service "api" { policy = "read" }', 'node_prefix "" { policy = "read" }',
-      'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }', '',
+      'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }',
+      'key_prefix "sempre/heal-report/web/" { policy = "read" }', 'key_prefix "sempre/heal-report/api/" { policy = "read" }', '',
     ].join('\n'));
     // Init again with only web keeps api: services are only added.
     const again = planSecrets(reread, { ...roles, apps: ['app1', 'app2', 'app3'] });
