@@ -82,10 +82,12 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
         const reason = `${DASHBOARD_REASON_PREFIX}${flag.Value || 'maintenance'}`;
         await consul.agent.service.maintenance({ id: instanceId, enable: true, reason, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
         maintenanceByFlag = true;
+        deps.healer?.setMaintenance(true);
         log.warn({ reason }, 'maintenance asked for through Consul: out of rotation');
       } else if (!flag && maintenanceByFlag) {
         await consul.agent.service.maintenance({ id: instanceId, enable: false, timeout: CONSUL_CALL_TIMEOUT_MS } as never);
         maintenanceByFlag = false;
+        deps.healer?.setMaintenance(false);
         log.info('maintenance lifted through Consul: back in rotation');
       }
     } catch (error) {
@@ -139,6 +141,7 @@ export async function runAgent(options: AgentOptions, instanceId: string, deps: 
         log.warn('Consul no longer knows this instance (Consul restarted?); registering again');
         if (await register(result.healthy, result.output).then(() => true, () => false)) reported = result.healthy;
         maintenanceByFlag = false; // a new registration starts out of maintenance
+        deps.healer?.setMaintenance(false);
       } else if (describeConsulError(cause).statusCode === 403) {
         // Consul answers, but refuses this agent's token (revoked, rotated, a wrong policy): it keeps
         // the last state it had in its catalog, so a failing app would go unnoticed by Consul.

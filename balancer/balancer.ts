@@ -79,7 +79,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
       service: runtime.service,
       instances: () => runtime.instanceCounts(),
       tableVersion: () => runtime.watch.table().version,
-      failOpen: () => (runtime.failOpen.state().active ? 1 : 0),
+      failOpen: () => (runtime.failOpen.state().active && runtime.failOpen.state().served.length > 0 ? 1 : 0),
       tunnelsByInstance: () => Object.fromEntries(runtime.watch.table().instances.map((i) => [i.id, runtime.tunnels.openOn(i.id) + othersFor(runtime.service).reduce((n, s) => n + (s.instances[i.id]?.tunnels ?? 0), 0)])),
       proxy: () => {
         const others = othersFor(runtime.service);

@@ -109,19 +109,26 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
   });
   let failOpenSaid = '';
   /** Log, event and alert once per change of the rule's state. */
+  // The banner, the alerts and the metric are about serving against Consul's
+  // list: a rule that is on but may serve nobody (every app really down) is
+  // only logged, the ordinary 503 and incidents say the rest.
+  let servingSaid = false;
   const noteFailOpen = () => {
     const state = failOpen.state();
-    const key = state.active ? `on:${state.served.map((s) => s.id).join(',')}:${state.unhealthy}` : 'off';
+    const serving = state.active && state.served.length > 0;
+    const key = serving ? `on:${state.served.map((s) => s.id).join(',')}:${state.unhealthy}` : state.active ? 'none' : 'off';
     if (key === failOpenSaid || (key === 'off' && failOpenSaid === '')) {
       failOpenSaid = key;
       return;
     }
+    failOpenSaid = key;
     const passing = (watchRef?.table().instances.length ?? 0) - (watchRef?.table().failOpen.size ?? 0);
     const text = state.active ? describeFailOpen(service, passing, state) : `back to Consul's list: ${passing} passing instance(s) of ${service}`;
     if (state.active) logger.warn({ failOpen: true, served: state.served, refused: state.refused }, text);
     else logger.info({ failOpen: false }, text);
-    model.failOpenChanged(state, text, now());
-    failOpenSaid = key;
+    if (!serving && !servingSaid) return;
+    servingSaid = serving;
+    model.failOpenChanged(serving ? state : { ...state, active: false }, serving || !state.active ? text : `no instance may be served against Consul's list any more: ${text}`, now());
   };
 
   const watch = watchHealthyInstances({

@@ -3,10 +3,11 @@
 // Each app instance gets its own loopback address (127.0.0.11, .12, …) as if
 // it were its own server. Used by `./sempre up` and by the integration tests.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
+import { parseProcStat } from '../agent/heal/evidence.ts';
 import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
@@ -18,6 +19,15 @@ export interface StackPorts {
   balancer: number;
   admin: number;
   app: number;
+}
+
+/** When the process started, in clock ticks since boot (field 22 of /proc/PID/stat; undefined if gone). */
+function processStartTicks(pid: number): number | undefined {
+  try {
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).startTicks;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The standard ports, or a block of ports starting at `base` (tests use their own block). */
@@ -61,6 +71,8 @@ export class LocalStack {
   /** Registration agents by the name of the instance they register. */
   readonly agents = new Map<string, ManagedProcess>();
   private stopped = false;
+  /** Apps that exited soon after starting, in a row (the restart backs off). */
+  private readonly quickExits = new Map<string, number>();
   /** The dashboard's control token, chosen here so the launcher can print it. */
   readonly adminToken = randomBytes(9).toString('base64url');
 
@@ -152,9 +164,17 @@ export class LocalStack {
     });
     this.apps.set(name, app);
     if (this.options.heal) {
-      writeFileSync(this.pidFile(name), `${app.pid}\n`);
-      // What started the app starts it again when it exits (its agent killed it to heal it).
-      void app.exited.then(() => {
+      // The PID and its start time: the agent kills it only if that process is still the app.
+      writeFileSync(this.pidFile(name), `${app.pid} ${processStartTicks(app.pid) ?? ''}\n`);
+      const startedAt = Date.now();
+      // What started the app starts it again when it exits (its agent killed it to heal it),
+      // backing off when it keeps dying at start, as systemd's StartLimitBurst does.
+      void app.exited.then(async () => {
+        if (this.stopped || this.apps.get(name) !== app) return;
+        const quickExits = Date.now() - startedAt < 10_000 ? (this.quickExits.get(name) ?? 0) + 1 : 0;
+        this.quickExits.set(name, quickExits);
+        if (quickExits > 5) return this.progress(`${name} exited at start ${quickExits} times in a row: not starting it again`);
+        if (quickExits > 1) await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1000 * 2 ** (quickExits - 2))));
         if (this.stopped || this.apps.get(name) !== app) return;
         this.progress(`${name} exited; starting it again`);
         this.startApp(name).catch((error: unknown) => this.progress(`${name} did not start again: ${(error as Error).message}`));

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { fileLogTail, journalLogTail } from './evidence.ts';
+import { fileLogTail, journalLogTail, parseProcStat } from './evidence.ts';
 
 const run = promisify(execFile);
 
@@ -32,9 +32,17 @@ async function unitPid(unit: string): Promise<number | undefined> {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/**
+ * The PID in the file ("PID [START]"), when that process is still the one
+ * that started then: a stale file must not get another process killed.
+ */
 async function filePid(file: string): Promise<number | undefined> {
-  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  const [pidText, start] = (await readFile(file, 'utf8').catch(() => '')).trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  if (!start) return pid;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat && String(parseProcStat(stat).startTicks) === start ? pid : undefined;
 }
 
 /** undefined when nothing says how to restart the app (healing then cannot be turned on). */
@@ -57,6 +65,9 @@ export function appHandle(options: AppHandleOptions): AppHandle | undefined {
       how: `sudo -n /usr/bin/systemctl restart ${options.appUnit}`,
       pid, logTail,
       restart: async () => {
+        // A unit someone stopped (systemctl stop) is down on purpose: not ours to start.
+        const { stdout: state } = await run('systemctl', ['is-active', options.appUnit], { timeout: 3000 }).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
+        if (state.trim() === 'inactive') throw new Error(`${options.appUnit} is inactive (stopped on purpose): not restarted`);
         // -n: never ask for a password; the sudoers rule in deploy/ allows exactly this.
         await run('sudo', ['-n', '/usr/bin/systemctl', 'restart', options.appUnit], { timeout: 90_000 });
         return `systemctl restart ${options.appUnit}`;

@@ -28,6 +28,8 @@ export interface HealLockOptions {
   limit: number;
   /** Session TTL: how long after the agent dies its heal slot frees itself (Consul: 10 s to 24 h). */
   sessionTtlSeconds: number;
+  /** Consul no longer knows the session (it expired): the slot may be taken by another instance now. */
+  onLost?: (message: string) => void;
 }
 
 interface KvEntry { Key: string; Session?: string; Value?: string | null }
@@ -35,7 +37,9 @@ interface KvEntry { Key: string; Session?: string; Value?: string | null }
 export async function tryHealLock(options: HealLockOptions): Promise<LockAttempt> {
   const { consul, service, instance } = options;
   const key = healLockKey(service, instance);
-  const session = (await consul.session.create({ name: `sempre-agent heal of ${service}/${instance}`, ttl: `${options.sessionTtlSeconds}s`, behavior: 'release', lockdelay: '0s', timeout: CALL_TIMEOUT_MS } as never)) as { ID: string };
+  // No node checks (checks: []): a short gossip blip on this host must not free the slot while
+  // the app restarts; the TTL alone frees it when the agent dies.
+  const session = (await consul.session.create({ name: `sempre-agent heal of ${service}/${instance}`, ttl: `${options.sessionTtlSeconds}s`, behavior: 'release', lockdelay: '0s', checks: [], timeout: CALL_TIMEOUT_MS } as never)) as { ID: string };
   const destroy = () => consul.session.destroy({ id: session.ID, timeout: CALL_TIMEOUT_MS } as never).then(() => undefined, () => undefined);
   try {
     const value = JSON.stringify({ instance, since: new Date().toISOString() });
@@ -45,14 +49,20 @@ export async function tryHealLock(options: HealLockOptions): Promise<LockAttempt
       return { held: undefined, why: `${key} is held by another session` };
     }
     // Counted after taking our own: of two that take theirs at once, at least one sees both.
-    const entries = ((await consul.kv.get({ key: `${HEAL_LOCK_PREFIX}/${service}/`, recurse: true, timeout: CALL_TIMEOUT_MS } as never)) ?? []) as KvEntry[];
+    const entries = ((await consul.kv.get({ key: `${HEAL_LOCK_PREFIX}/${service}/`, recurse: true, consistent: true, timeout: CALL_TIMEOUT_MS } as never)) ?? []) as KvEntry[];
     const holders = entries.filter((e) => e.Session).map((e) => e.Key.slice(e.Key.lastIndexOf('/') + 1));
     if (holders.length > options.limit) {
       await destroy(); // releases the key (behavior release)
       return { held: undefined, why: `${holders.length - 1} other instance(s) of ${service} already healing (${holders.filter((h) => h !== instance).join(', ')}; limit ${options.limit})` };
     }
     const renew = setInterval(() => {
-      void consul.session.renew({ id: session.ID, timeout: CALL_TIMEOUT_MS } as never).catch(() => undefined);
+      consul.session.renew({ id: session.ID, timeout: CALL_TIMEOUT_MS } as never).then(
+        (renewed: unknown) => { if (Array.isArray(renewed) && renewed.length === 0) options.onLost?.('Consul no longer knows the heal session'); },
+        (error: { response?: { statusCode?: number }; message?: string }) => {
+          // 404: the session expired (this host was cut off longer than its TTL); anything else: a passing outage.
+          if (error.response?.statusCode === 404) options.onLost?.('Consul no longer knows the heal session (404)');
+        },
+      );
     }, Math.max(1000, (options.sessionTtlSeconds * 1000) / 3));
     renew.unref();
     return {

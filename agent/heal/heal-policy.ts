@@ -27,8 +27,10 @@ export class HealPolicy {
   private graceUntil = 0;
   private readonly heals: number[] = [];
 
-  constructor(settings: HealPolicySettings) {
+  /** `startedAt`: when the agent started; the app has the grace from then too (a slow boot is not a hang). */
+  constructor(settings: HealPolicySettings, startedAt?: number) {
     this.settings = settings;
+    if (startedAt !== undefined) this.graceUntil = startedAt + settings.graceMs;
   }
 
   /** Whether this failure is one a restart can fix (under the settings). */

@@ -35,14 +35,22 @@ export interface HealerDeps {
 export interface Healer {
   /** Every probe's result, with how long it took. */
   observe(result: ProbeResult, ms: number): void;
+  /** The instance is in maintenance (the dashboard's flag, a deploy): an app stopped on purpose is never restarted. */
+  setMaintenance(on: boolean): void;
   stop(): Promise<void>;
+}
+
+/** The evidence as Consul gets it: no log lines and no command line (they may carry secrets); the whole record stays on the host. */
+function forConsul(evidence: EvidenceRecord): Record<string, unknown> {
+  const { log: _log, process, ...rest } = evidence;
+  return { ...rest, process: process ? { ...process, command: undefined } : null };
 }
 
 export function createHealer(deps: HealerDeps): Healer {
   const { options, instanceId, consul, app } = deps;
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ component: 'heal' });
-  const policy = new HealPolicy({ healAfterMs: options.healAfter, graceMs: options.healGrace, budget: options.healBudget, windowMs: options.healWindow, healOnError: options.healOnError });
+  const policy = new HealPolicy({ healAfterMs: options.healAfter, graceMs: options.healGrace, budget: options.healBudget, windowMs: options.healWindow, healOnError: options.healOnError }, now());
   const probes: ProbeRecord[] = [];
   let busy = false;
   let heal = 0;
@@ -52,6 +60,12 @@ export function createHealer(deps: HealerDeps): Healer {
   let lastSaid = '';
   let needsPersonSaid = false;
   let stopped = false;
+  let maintenance = false;
+  let lastProbe: ProbeRecord | undefined;
+  /** The heal in progress, for stop() to wait on. */
+  let current: Promise<void> | undefined;
+  /** While another instance heals, the lock is asked for at most this often (each try is three writes to Consul). */
+  let lockRetryAt = 0;
 
   /** Log a reason for not healing once per change, not every probe. */
   const sayOnce = (key: string, say: () => void) => {
@@ -85,16 +99,32 @@ export function createHealer(deps: HealerDeps): Healer {
     let attempt;
     try {
       // Consul's shortest session TTL, renewed while the heal runs: a dead agent's slot frees itself within 10–20 s.
-      attempt = await tryHealLock({ consul, service: options.service, instance: instanceId, limit: options.healConcurrency, sessionTtlSeconds: 10 });
+      attempt = await tryHealLock({
+        consul, service: options.service, instance: instanceId, limit: options.healConcurrency, sessionTtlSeconds: 10,
+        onLost: (message) => log.error({ message }, 'the heal lock was lost while this heal runs: another instance may be restarted at the same time'),
+      });
     } catch (error) {
-      sayOnce('no-consul', () => log.error({ err: describeConsulError(error), failingForMs }, 'app hung, but Consul cannot be reached to take the heal lock: not restarting it (another instance may be restarting); the balancer keeps traffic away from it'));
+      const err = describeConsulError(error);
+      if (err.statusCode === 403) sayOnce('acl', () => log.error({ err, failingForMs }, "app hung, but Consul refuses this agent's token the heal lock (403): its policy lacks session and sempre/heal-lock rights (run sempre secrets apply); not restarting it"));
+      else sayOnce('no-consul', () => log.error({ err, failingForMs }, 'app hung, but Consul cannot be reached to take the heal lock: not restarting it (another instance may be restarting); the balancer keeps traffic away from it'));
       return;
     }
     if (!attempt.held) {
+      lockRetryAt = now() + 5000;
       sayOnce(`locked:${attempt.why}`, () => log.warn({ why: attempt.why, failingForMs }, 'app hung; waiting for the heal lock'));
       return;
     }
     lock = attempt.held;
+    try {
+      await healHoldingLock(failingForMs);
+    } finally {
+      await lock?.release();
+      lock = undefined;
+    }
+  };
+
+  const healHoldingLock = async (failingForMs: number) => {
+    if (!lock || stopped) return;
     heal += 1;
     lastSaid = '';
     const probeOutput = firstFailure?.output ?? '';
@@ -107,9 +137,14 @@ export function createHealer(deps: HealerDeps): Healer {
       log.error({ err: (error as Error).message }, 'could not record the evidence; restarting anyway');
     }
     const diagnosis = evidence?.diagnosis ?? 'evidence not recorded';
+    // Taking the lock and the evidence took a second or more: the app may have recovered meanwhile.
+    if (lastProbe?.healthy || maintenance || stopped) {
+      log.info({ diagnosis, evidence: evidenceFile }, maintenance ? 'put in maintenance meanwhile: not restarting it' : 'the app recovered before the restart: not restarting it');
+      return;
+    }
     log.warn({ diagnosis, evidence: evidenceFile, failingForMs, probe: probeOutput, holders: lock.holders, how: app.how }, `app hung for ${Math.round(failingForMs / 1000)} s (${diagnosis}): restarting it`);
     // The record itself goes to Consul too (a few KB): the dashboard shows it one click away.
-    const shown = evidence ? { evidence: evidence as unknown as Record<string, unknown> } : {};
+    const shown = evidence ? { evidence: forConsul(evidence) } : {};
     await report({ outcome: 'restarting', diagnosis, probe: probeOutput, failingForMs, outForMs: null, evidenceFile, detail: app.how, ...shown });
     const outSince = firstFailure?.at ?? now() - failingForMs;
     let done: string;
@@ -120,14 +155,12 @@ export function createHealer(deps: HealerDeps): Healer {
       policy.acted(now());
       log.error({ err: message, how: app.how }, 'could not restart the app');
       await report({ outcome: 'restart-failed', diagnosis, probe: probeOutput, failingForMs, outForMs: null, evidenceFile, detail: message });
-      await lock.release();
-      lock = undefined;
       return;
     }
     policy.acted(now());
     log.info({ done, graceMs: options.healGrace }, 'restart asked for; waiting for the app to pass');
     const passedAt = await waitForPass(now() + options.healGrace);
-    if (stopped) return; // the agent is stopping: stop() releases the lock
+    if (stopped) return; // the agent is stopping: the lock is released on the way out
     if (passedAt !== undefined) {
       log.info({ outForMs: passedAt - outSince, diagnosis }, 'app passes again after the restart');
       await report({ outcome: 'healed', diagnosis, probe: probeOutput, failingForMs, outForMs: passedAt - outSince, evidenceFile, detail: done, ...shown });
@@ -135,17 +168,22 @@ export function createHealer(deps: HealerDeps): Healer {
       log.error({ graceMs: options.healGrace }, 'app did not pass within the grace after the restart');
       await report({ outcome: 'not-back', diagnosis, probe: probeOutput, failingForMs, outForMs: null, evidenceFile, detail: done, ...shown });
     }
-    await lock?.release();
-    lock = undefined;
   };
 
   const consider = () => {
     if (busy || stopped) return;
+    if (maintenance) {
+      if (lastProbe && !lastProbe.healthy) sayOnce('maintenance', () => log.info('app down while in maintenance (stopped on purpose?): not healing it'));
+      return;
+    }
     const decision = policy.decide(now());
     if (decision.act) {
+      if (now() < lockRetryAt) return;
       busy = true;
-      needsPersonSaid = false;
-      void healNow(decision.failingForMs).catch((error: unknown) => log.error({ err: (error as Error).message }, 'heal failed')).finally(() => { busy = false; });
+      current = healNow(decision.failingForMs).catch((error: unknown) => log.error({ err: (error as Error).message }, 'heal failed')).finally(() => {
+        busy = false;
+        current = undefined;
+      });
       return;
     }
     if (decision.why === 'budget-spent' && !needsPersonSaid) {
@@ -167,19 +205,24 @@ export function createHealer(deps: HealerDeps): Healer {
     observe(result, ms) {
       const record: ProbeRecord = { at: now(), healthy: result.healthy, ...(result.failure ? { failure: result.failure } : {}), output: result.output, ms: Math.round(ms) };
       probes.push(record);
+      lastProbe = record;
       if (probes.length > KEPT_PROBES) probes.shift();
       if (result.healthy) {
         waitingForPass?.(record.at);
         firstFailure = undefined;
+        needsPersonSaid = false;
         if (lastSaid) lastSaid = '';
       } else firstFailure ??= record;
       policy.observe(result, record.at);
       consider();
     },
+    setMaintenance(on) {
+      maintenance = on;
+    },
     async stop() {
       stopped = true;
       waitingForPass?.(now());
-      await lock?.release();
+      await current; // it releases the lock on its way out
     },
   };
 }

@@ -55,8 +55,11 @@ export function watchHealthyInstances(options: WatchOptions): HealthWatch {
   const publish = () => {
     const listed = new Set(latest.map((i) => i.id));
     const holding = now() < graceUntil ? current.instances.filter((i) => !listed.has(i.id)) : [];
-    // Fail-open only when Consul answers: while it is unreachable the last table already stands.
-    const extra = (status.reachable && options.extra?.(latest, new Set(current.byId.keys())).filter((i) => !listed.has(i.id) && !holding.some((h) => h.id === i.id))) || [];
+    // Fail-open decides only while Consul answers; while it is unreachable the
+    // instances it served stay, as the rest of the last table does.
+    const extra = status.reachable
+      ? (options.extra?.(latest, new Set(current.byId.keys())) ?? []).filter((i) => !listed.has(i.id) && !holding.some((h) => h.id === i.id))
+      : current.instances.filter((i) => current.failOpen.has(i.id) && !listed.has(i.id));
     const next = buildTable(current, [...latest, ...holding, ...extra], new Set(holding.map((i) => i.id)), new Set(extra.map((i) => i.id)));
     if (sameInstances(current, next)) return;
     const diff = diffTables(current, next);

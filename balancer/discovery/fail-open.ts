@@ -36,7 +36,8 @@ export interface Evidence {
 
 const SERVICE_MAINTENANCE = /^_service_maintenance:/;
 const NODE_MAINTENANCE = '_node_maintenance';
-const TTL_EXPIRED = /TTL expired/i;
+// Consul writes this at the start of an expired TTL check's output (then the last output before the timeout).
+const TTL_EXPIRED = /^TTL expired/;
 
 /** Reads the instance's checks: is the only thing wrong the health signal itself? */
 export function readEvidence(instance: CatalogInstance, maintenanceFlag: boolean): Evidence {
@@ -177,7 +178,7 @@ export function createFailOpen(deps: FailOpenDeps): FailOpen {
       }
     }
     let unhealthy = false;
-    if (served.length === 0 && passing.length === 0 && deps.settings.serveUnhealthy && answering.length > 0 && candidates.every((c) => probes.get(c.id)?.healthy === false)) {
+    if (served.length === 0 && passing.length === 0 && deps.settings.serveUnhealthy && answering.length > 0 && candidates.length > 0 && candidates.every((c) => probes.get(c.id)?.healthy === false)) {
       // --fail-open-unhealthy: every candidate's health endpoint fails; serve them all, as ALB and Envoy would.
       unhealthy = true;
       served.push(...answering.map(({ entry, reason }) => ({ entry, reason: `${reason}; served anyway (--fail-open-unhealthy)` })));

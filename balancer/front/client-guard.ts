@@ -163,10 +163,12 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
   });
 
   // CONNECT gets its own event; with no listener Node would close the socket without a word.
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    socket.on('error', () => undefined);
+  // On an HTTP/2 server the event carries a response object instead of a socket.
+  server.on('connect', (req: IncomingMessage, socketOrResponse: Duplex | ServerResponse) => {
     refused(CONNECT_REFUSAL.reason!, { client: req.socket.remoteAddress, method: 'CONNECT' });
-    answerRaw(socket, CONNECT_REFUSAL);
+    if ('writeHead' in socketOrResponse) return plain(socketOrResponse, CONNECT_REFUSAL.status, refusalBody(CONNECT_REFUSAL), CONNECT_REFUSAL.headers);
+    socketOrResponse.on('error', () => undefined);
+    answerRaw(socketOrResponse, CONNECT_REFUSAL);
   });
 
   if (nextUpgrade) {

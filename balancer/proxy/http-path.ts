@@ -521,8 +521,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       void known.pool.close();
     },
     // The list is in dispatch order: the first unanswered attempt is the oldest.
-    // An upload the client is still streaming is waiting on the client, not the instance.
-    oldestUnanswered: (instanceId) => inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded && !(attempt.connected && !attempt.sent))?.unansweredSince,
+    // An upload the client is still streaming is waiting on the client, not the instance
+    // (unless undici paused the client's body: the instance stopped reading it).
+    oldestUnanswered: (instanceId) => inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded && !(attempt.connected && !attempt.sent && attempt.exchange.req.readableFlowing !== false))?.unansweredSince,
     inFlight: () => inFlight,
     close: async () => {
       clearInterval(responseTimeouts);
