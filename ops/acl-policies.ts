@@ -30,12 +30,24 @@ export function dnsPolicy(): PolicySpec {
   };
 }
 
-/** sempre-agent on one app host: its service, and only its own maintenance flag. */
-export function sempreAgentPolicy(service: string, id: string): PolicySpec {
+/**
+ * sempre-agent on one app host: its service, only its own maintenance flag,
+ * and what healing (issue 20) needs: a session on its own node, its own heal
+ * slot (read the others' to count them), its own heal report.
+ */
+export function sempreAgentPolicy(service: string, id: string, node: string = id): PolicySpec {
   return {
     name: `sempre-agent-${id}`,
     description: `sempre-agent for instance ${id} of ${service}`,
-    rules: `service "${service}" { policy = "write" }\nkey "sempre/maintenance/${service}/${id}" { policy = "read" }\n`,
+    rules: [
+      `service "${service}" { policy = "write" }`,
+      `key "sempre/maintenance/${service}/${id}" { policy = "read" }`,
+      `session "${node}" { policy = "write" }`,
+      `key_prefix "sempre/heal-lock/${service}/" { policy = "read" }`,
+      `key "sempre/heal-lock/${service}/${id}" { policy = "write" }`,
+      `key "sempre/heal-report/${service}/${id}" { policy = "write" }`,
+      '',
+    ].join('\n'),
   };
 }
 
@@ -48,11 +60,13 @@ export function sempreAgentPolicy(service: string, id: string): PolicySpec {
 export function balancerPolicy(services: readonly string[]): PolicySpec {
   return {
     name: 'sempre-balancer',
-    description: `sempre-balancer for ${services.join(', ')}: read health, set maintenance flags`,
+    description: `sempre-balancer for ${services.join(', ')}: read health and heal reports, set maintenance flags`,
     rules: [
       ...services.map((service) => `service "${service}" { policy = "read" }`),
       'node_prefix "" { policy = "read" }',
       ...services.map((service) => `key_prefix "sempre/maintenance/${service}/" { policy = "write" }`),
+      // The agents' heal reports, for the dashboard, status, metrics and alerts.
+      ...services.map((service) => `key_prefix "sempre/heal-report/${service}/" { policy = "read" }`),
       '',
     ].join('\n'),
   };

@@ -221,7 +221,7 @@ export function aclItems(secrets: ClusterSecrets): AclItem[] {
     if (host.sempreAgent) items.push({ token: host.sempreAgent, policy: sempreAgentPolicy(secrets.service, name), description: `sempre-agent on ${name}` });
     for (const [service, agent] of Object.entries(host.serviceAgents ?? {})) {
       const id = serviceInstanceId(service, name);
-      items.push({ token: agent, policy: sempreAgentPolicy(service, id), description: `sempre-agent of ${service} on ${name}` });
+      items.push({ token: agent, policy: sempreAgentPolicy(service, id, name), description: `sempre-agent of ${service} on ${name}` });
     }
     if (host.sempreBalancer) items.push({ token: host.sempreBalancer, policy: balancerPolicy(servicesOf(secrets)), description: `sempre-balancer on ${name}` });
   }

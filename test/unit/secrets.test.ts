@@ -21,10 +21,11 @@ test('each role gets its own token; only servers see the management token', () =
   assert.doesNotMatch(consulSecretsHcl(client, 'app3'), /master|initial_management/, 'a Consul client never holds the management token');
 });
 
-test("policies: an agent may write its service and read only its own flag; the balancer reads", () => {
+test("policies: an agent may write its service, read only its own flag, and take only its own heal slot and report; the balancer reads", () => {
   const items = aclItems(planSecrets(undefined, roles));
   const rules = (name: string) => items.find((i) => i.policy.name === name)!.policy.rules;
-  assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\n');
+  assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\nsession "app1" { policy = "write" }\nkey_prefix "sempre/heal-lock/web/" { policy = "read" }\nkey "sempre/heal-lock/web/app1" { policy = "write" }\nkey "sempre/heal-report/web/app1" { policy = "write" }\n');
+  assert.match(rules('sempre-balancer'), /key_prefix "sempre\/heal-report\/web\/" \{ policy = "read" \}/, 'it reads the heal reports');
   assert.match(rules('sempre-balancer'), /service "web" \{ policy = "read" \}/);
   assert.deepEqual(rules('sempre-balancer').split('\n').filter((l) => l.includes('"write"')), ['key_prefix "sempre/maintenance/web/" { policy = "write" }'], 'its only write is the maintenance flags');
   assert.match(rules('consul-agent-app2'), /^node "app2" \{ policy = "write" \}/);
@@ -78,11 +79,12 @@ test('a second service: an agent token per app host for it, its own files, and a
     assert.equal(apiToken, reread.hosts.app1!.serviceAgents!.api!.secretId);
     assert.equal(statSync(join(dir, 'app1/agent-api-secrets.env')).mode & 0o777, 0o600);
     const rules = (name: string) => aclItems(reread).find((i) => i.policy.name === name)?.policy.rules;
-    assert.equal(rules('sempre-agent-api-app1'), 'service "api" { policy = "write" }\nkey "sempre/maintenance/api/api-app1" { policy = "read" }\n');
-    assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\n', "web's policy is as before");
+    assert.equal(rules('sempre-agent-api-app1'), 'service "api" { policy = "write" }\nkey "sempre/maintenance/api/api-app1" { policy = "read" }\nsession "app1" { policy = "write" }\nkey_prefix "sempre/heal-lock/api/" { policy = "read" }\nkey "sempre/heal-lock/api/api-app1" { policy = "write" }\nkey "sempre/heal-report/api/api-app1" { policy = "write" }\n', 'its session on its own node, app1');
+    assert.equal(rules('sempre-agent-app1'), 'service "web" { policy = "write" }\nkey "sempre/maintenance/web/app1" { policy = "read" }\nsession "app1" { policy = "write" }\nkey_prefix "sempre/heal-lock/web/" { policy = "read" }\nkey "sempre/heal-lock/web/app1" { policy = "write" }\nkey "sempre/heal-report/web/app1" { policy = "write" }\n', "web's policy is as before");
     assert.equal(rules('sempre-balancer'), [
       'service "web" { policy = "read" }', 'service "api" { policy = "read" }', 'node_prefix "" { policy = "read" }',
-      'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }', '',
+      'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }',
+      'key_prefix "sempre/heal-report/web/" { policy = "read" }', 'key_prefix "sempre/heal-report/api/" { policy = "read" }', '',
     ].join('\n'));
     // Init again with only web keeps api: services are only added.
     const again = planSecrets(reread, { ...roles, apps: ['app1', 'app2', 'app3'] });
