@@ -2,6 +2,7 @@
 // each pinned to core 1, with wrk and every lab process (apps, Consul,
 // agents) pinned to core 0, in alternating rounds of the same run. Affinity
 // is restored afterwards.
+import { targetPid } from '../lab/app-restarts.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -116,7 +117,8 @@ function rssMb(lab: LabState, name: string): number {
 }
 
 export async function runPerCore(lab: LabState, options: { seconds: number; rounds: number; memorySeconds: number; say: (line: string) => void }): Promise<PerCoreResult> {
-  const labPids = Object.values(lab.processes).filter((p) => isAlive(p.pid)).map((p) => p.pid);
+  // An app's restarter and the app itself (a child started before the pinning keeps its own affinity).
+  const labPids = Object.values(lab.processes).flatMap((p) => [p.pid, targetPid(p) ?? p.pid]).filter((pid, i, all) => isAlive(pid) && all.indexOf(pid) === i);
   for (const pid of labPids) pin(pid, '0');
   try {
     for (const c of PER_CORE) await c.start(lab);

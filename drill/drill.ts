@@ -1,6 +1,9 @@
 // One drill: constant load from the lab's client host, one fault injected at
 // --at for --for, a timeline of state changes, and the metrics. The fault is
-// always reverted: when it ends, when the drill fails, and on Ctrl-C.
+// always reverted: when it ends, when the drill fails, and on Ctrl-C. A
+// fault that lasts until healed (hung-*) ends when the target's agent reports
+// the heal; the load then runs until the target serves again, and a little
+// longer, so the time to full redundancy is in the records.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -11,6 +14,8 @@ import { findFault, FAULTS, PAIR_FAULTS } from './faults/index.ts';
 import type { Revert } from './faults/fault.ts';
 import { computeMetrics, type DrillMetrics, type FaultWindow, type TimelineEvent } from './metrics.ts';
 import type { RequestRecord } from './records.ts';
+import type { HealReport } from '../shared/heal-report.ts';
+import { waitForHeal } from './heal-wait.ts';
 import { pollTimeline } from './timeline.ts';
 
 export interface DrillOptions {
@@ -36,15 +41,25 @@ export interface DrillResult {
   records: RequestRecord[];
   timeline: TimelineEvent[];
   metrics: DrillMetrics;
+  /** A fault that lasts until healed: the report that ended it; null when none came. */
+  heal?: HealReport | null;
 }
 
 export class DrillError extends Error {}
+
+/** Beyond the lab's --heal-after: the evidence (a second of CPU), the lock, the restart, the app passing again. */
+export const HEAL_ALLOWANCE_MS = 30_000;
+/** After the target serves again, the load goes on this long (at least to --duration). */
+const AFTER_HEAL_MS = 2000;
 
 /** Checks the request against the lab before anything is injected. */
 export function validateDrill(options: DrillOptions, lab: LabState): void {
   if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`);
   if (!/^app\d+$/.test(options.target) || !lab.processes[options.target]) {
     throw new DrillError(`drill.target: no app host "${options.target}" in the lab; one of ${appHosts(lab).join(', ')}`);
+  }
+  if (findFault(options.fault)!.lastsUntilHealed && lab.healAfterMs === undefined) {
+    throw new DrillError(`drill.fault: ${options.fault} waits for the agent's heal, and this lab's agents do not heal: \`sudo ./sempre lab down\` and up again`);
   }
   if (options.atMs + options.forMs > options.durationMs) throw new DrillError(`drill.for: the fault (at ${options.atMs} ms for ${options.forMs} ms) must end within --duration (${options.durationMs} ms)`);
 }
@@ -92,17 +107,22 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   validateDrill(options, lab);
   const fault = findFault(options.fault)!;
   await waitForFullRotation(lab);
+  const healing = fault.lastsUntilHealed === true;
+  const healWaitMs = (lab.healAfterMs ?? 0) + HEAL_ALLOWANCE_MS;
+  // Long enough for the heal; stopped early once the target serves again.
+  const loadMs = healing ? Math.max(options.durationMs, options.atMs + healWaitMs + AFTER_HEAL_MS) : options.durationMs;
 
-  const load = await startLabLoad(lab, { url: options.url ?? lab.vipUrl ?? lab.url, rate: options.rate, durationMs: options.durationMs, method: options.method, path: options.path, clientRetry: options.clientRetry });
+  const load = await startLabLoad(lab, { url: options.url ?? lab.vipUrl ?? lab.url, rate: options.rate, durationMs: loadMs, method: options.method, path: options.path, clientRetry: options.clientRetry });
   const { records, startedAt, finished, worker } = load;
   const timeline = pollTimeline(lab, startedAt);
   const window: FaultWindow = { name: fault.name, target: options.target, startMs: options.atMs, endMs: options.atMs + options.forMs };
   let revert: Revert | undefined;
   let active = false;
+  let heal: HealReport | null = null;
   const elapsed = () => Date.now() - startedAt;
   const progress = setInterval(() => {
     const failed = records.filter((r) => r.errorClass !== 'ok').length;
-    const phase = active ? `${fault.name} on ${options.target}` : elapsed() < window.startMs ? 'before the fault' : 'after the fault';
+    const phase = active ? `${fault.name} on ${options.target}${healing ? ': waiting for its agent to heal it' : ''}` : elapsed() < window.startMs ? 'before the fault' : 'after the fault';
     hooks.say(`  t=${(elapsed() / 1000).toFixed(0).padStart(3)} s  requests ${String(records.length).padStart(6)}  failed ${String(failed).padStart(4)}  ${phase}`);
   }, 1000);
   const sleepUntil = (ms: number) => new Promise<void>((resolve) => {
@@ -116,11 +136,15 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
     revert = await fault.inject({ lab, target: options.target, say: (m) => hooks.say(`  · ${m}`), setTarget: (name) => { window.target = name; } });
     active = true;
     hooks.say(`  fault ${fault.name} injected on ${options.target} at t=${(window.startMs / 1000).toFixed(1)} s`);
-    await sleepUntil(options.atMs + options.forMs);
+    if (healing) {
+      heal = await waitForHeal(lab, options.target, startedAt + window.startMs, healWaitMs, hooks.interrupted);
+      hooks.say(heal ? `  ${options.target}'s agent: ${heal.outcome} (${heal.diagnosis})` : `  no heal of ${options.target} reported within ${healWaitMs / 1000} s`);
+    } else await sleepUntil(options.atMs + options.forMs);
   } finally {
     try {
       if (revert) {
-        window.endMs = elapsed();
+        // A heal ends the fault when the agent says the app passes again.
+        window.endMs = heal ? Math.max(window.startMs, Date.parse(heal.at) - startedAt) : elapsed();
         active = false;
         await revert();
         hooks.say(`  fault ${fault.name} reverted at t=${(window.endMs / 1000).toFixed(1)} s`);
@@ -134,10 +158,16 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
     }
     if (hooks.interrupted.aborted) worker.kill('SIGTERM');
   }
+  if (healing && !hooks.interrupted.aborted) {
+    // The records must show the target serving again: the load runs until it does, then a little longer.
+    await waitFor(`${options.target} to serve again`, () => hooks.interrupted.aborted || records.some((r) => r.servedBy === options.target && r.intendedMs >= window.endMs), Math.max(1000, loadMs - elapsed() - AFTER_HEAL_MS), 100).catch(() => undefined);
+    await sleepUntil(Math.max(options.durationMs, elapsed() + AFTER_HEAL_MS));
+    worker.kill('SIGTERM');
+  }
   await finished;
   clearInterval(progress);
   timeline.stop();
   if (hooks.interrupted.aborted) throw new DrillError('drill interrupted: the fault was reverted');
   records.sort((a, b) => a.intendedMs - b.intendedMs);
-  return { options, startedAt, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window) };
+  return { options, startedAt, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window), ...(healing ? { heal } : {}) };
 }

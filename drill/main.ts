@@ -7,7 +7,7 @@ import type { CommandSpec } from '../shared/config/options.ts';
 import { boolean, duration, integer, oneOf, text, urlPath } from '../shared/config/values.ts';
 import { abortOnCtrlC, labOrExplain } from '../lab/cli-helpers.ts';
 import { DrillError, runDrill, waitForFullRotation, type DrillOptions, type DrillResult } from './drill.ts';
-import { FAULTS, PAIR_FAULTS } from './faults/index.ts';
+import { FAULTS, findFault, PAIR_FAULTS } from './faults/index.ts';
 import { checkSlo, computeMetrics, parseSlo, type DrillMetrics } from './metrics.ts';
 import { renderReport } from './report.ts';
 import { classifyStatus, describeKinds, type RequestRecord } from './records.ts';
@@ -44,6 +44,7 @@ const drillCommand: CommandSpec<typeof options> = {
     'sudo ./sempre drill --fault partition --at 2s --for 6s --slo availability=100,p99=500ms',
     'sudo ./sempre drill --all --report drills.html          # every fault, a scoreboard',
     'sudo ./sempre drill --method POST --fault hang            # POSTs sent to a hung instance are not retried',
+    'sudo ./sempre drill --fault hung-stopped                  # stays hung until app1\'s agent heals it: time to full redundancy',
     'sudo ./sempre lab up --balancers 2 && sudo ./sempre drill --fault balancer-host-crash --client-retry',
     './sempre drill --from crash.ndjson --report crash.html    # re-render a saved drill',
   ],
@@ -51,33 +52,43 @@ const drillCommand: CommandSpec<typeof options> = {
     `With the balancer pair (sudo ./sempre lab up --balancers 2) the load goes to the virtual address, and also: ${PAIR_FAULTS.map((f) => `\n  ${f.name.padEnd(NAME_WIDTH)} ${f.summary}`).join('')}`],
 };
 
+/** What the target's agent reported of a fault that lasts until healed ('' for other faults). */
+function healLine(result: DrillResult): string {
+  if (result.heal === undefined) return '';
+  if (result.heal === null) return `\n  no heal of ${result.fault.target} reported by its agent`;
+  const h = result.heal;
+  return `\n  healed by ${h.instance}'s agent: ${h.outcome}, diagnosis "${h.diagnosis}"${h.outForMs === null ? '' : `, out ${(h.outForMs / 1000).toFixed(1)} s`}; evidence on ${h.host}: ${h.evidenceFile ?? 'none'}`;
+}
+
+const msOrDash = (v: number | null) => (v === null ? '–' : `${Math.round(v)} ms`);
+
 function line(result: DrillResult): string {
   const m = result.metrics;
   const kinds = describeKinds(m.failedByKind);
   const classes = Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ');
   return [
-    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${kinds ? ` (${kinds}; ${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%`,
+    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${kinds ? ` (${kinds}; ${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%, time to full redundancy ${msOrDash(m.fullRedundancyMs)}${healLine(result)}`,
     `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms,${result.fault.name === 'scale-out' ? ` new instance's first request ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms after the fault started,` : ''} error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}, interruption ${m.interruptionMs === null ? 'none' : `${m.interruptionMs} ms`}`,
     `  latency p50 ${m.latency.p50} / p90 ${m.latency.p90} / p99 ${m.latency.p99} / p99.9 ${m.latency.p999} / max ${m.latency.max} ms; fault window p99 ${m.faultLatency.p99} / max ${m.faultLatency.max} ms`,
   ].join('\n');
 }
 
 function scoreboard(results: DrillResult[]): string {
-  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), describeKinds(r.metrics.failedByKind) || '–', `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`]);
-  const head = ['fault', 'target', 'requests', 'failed', 'failed by kind', 'availability', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)'];
+  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), describeKinds(r.metrics.failedByKind) || '–', `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.fullRedundancyMs === null ? '–' : `${r.metrics.fullRedundancyMs}`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`]);
+  const head = ['fault', 'target', 'requests', 'failed', 'failed by kind', 'availability', 'full redundancy ms', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)'];
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
 function slim(result: DrillResult): unknown {
   const { perSecond, ...metrics } = result.metrics as DrillMetrics;
-  return { fault: result.fault, options: result.options, metrics, perSecond, timeline: result.timeline };
+  return { fault: result.fault, options: result.options, metrics, perSecond, timeline: result.timeline, ...(result.heal === undefined ? {} : { heal: result.heal }) };
 }
 
 async function load(file: string): Promise<DrillResult[]> {
   const results: DrillResult[] = [];
   for await (const text of createInterface({ input: createReadStream(file) })) {
     const entry = JSON.parse(text) as { type: string } & Record<string, unknown>;
-    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, startedAt: Number(entry.startedAt ?? 0), fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never });
+    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, startedAt: Number(entry.startedAt ?? 0), fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never, ...(entry.heal === undefined ? {} : { heal: entry.heal as DrillResult['heal'] }) });
     else if (entry.type === 'event') results.at(-1)!.timeline.push(entry.event as never);
     else if (entry.type === 'record') {
       // Classified again from its status: a file saved before 4xx answers counted as failures says 'ok' for them.
@@ -108,7 +119,8 @@ await runCommand(drillCommand, async (o) => {
     const faults = o.all ? [...FAULTS, ...(lab.vip ? PAIR_FAULTS : [])].map((f) => f.name) : [o.fault];
     for (const fault of faults) {
       const drill: DrillOptions = { fault, target: o.target, atMs: o.at, forMs: o.for, rate: o.rate, durationMs: o.duration, method: o.method, path: o.path, clientRetry: o.clientRetry };
-      say(`drill: ${fault} on ${o.target}, ${o.rate} ${o.method}/s for ${o.duration / 1000} s, fault at ${o.at / 1000} s for ${o.for / 1000} s`);
+      const until = findFault(fault)?.lastsUntilHealed ? `until ${o.target}'s agent heals it (the load runs on until it serves again)` : `for ${o.for / 1000} s`;
+      say(`drill: ${fault} on ${o.target}, ${o.rate} ${o.method}/s for ${o.duration / 1000} s, fault at ${o.at / 1000} s ${until}`);
       try {
         results.push(await runDrill(drill, lab, { say, interrupted }));
       } catch (error) {
@@ -122,7 +134,7 @@ await runCommand(drillCommand, async (o) => {
   if (o.save) {
     const lines: string[] = [];
     for (const r of results) {
-      lines.push(JSON.stringify({ type: 'drill', options: r.options, startedAt: r.startedAt, fault: r.fault }));
+      lines.push(JSON.stringify({ type: 'drill', options: r.options, startedAt: r.startedAt, fault: r.fault, ...(r.heal === undefined ? {} : { heal: r.heal }) }));
       for (const event of r.timeline) lines.push(JSON.stringify({ type: 'event', event }));
       for (const record of r.records) lines.push(JSON.stringify({ type: 'record', record }));
     }

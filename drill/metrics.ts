@@ -52,6 +52,14 @@ export interface DrillMetrics {
   recoverMs: number | null;
   /** Fault start → the target's first request in the fault window (scale-out: a new instance getting traffic). */
   firstServedMs: number | null;
+  /**
+   * Time to full redundancy: fault start → every instance serving again, i.e.
+   * the end of the first request the target served among those sent after
+   * the fault ended (for a fault that lasts until healed: after its agent
+   * said the app passes again), and of one each other instance served after
+   * the fault started. Null when one of them never served again.
+   */
+  fullRedundancyMs: number | null;
   latency: Percentiles;
   faultLatency: Percentiles;
   /**
@@ -107,6 +115,7 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
   let detectMs: number | null = null;
   let recoverMs: number | null = null;
   let firstServedMs: number | null = null;
+  let fullRedundancyMs: number | null = null;
   let faultLatency = percentiles([]);
   let interruptionMs: number | null = null;
   if (fault) {
@@ -119,6 +128,7 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
     const first = records.find((r) => r.servedBy === fault.target && r.intendedMs >= fault.startMs);
     firstServedMs = first ? Math.max(0, first.intendedMs + first.latencyMs - fault.startMs) : null;
     faultLatency = percentiles(records.filter((r) => r.intendedMs >= fault.startMs && r.intendedMs <= fault.endMs).map((r) => r.latencyMs));
+    fullRedundancyMs = timeToFullRedundancy(records, fault);
   }
   return {
     total: records.length,
@@ -131,11 +141,24 @@ export function computeMetrics(records: readonly RequestRecord[], timeline: read
     detectMs,
     recoverMs,
     firstServedMs,
+    fullRedundancyMs,
     latency: percentiles(records.map((r) => r.latencyMs)),
     faultLatency,
     interruptionMs,
     perSecond,
   };
+}
+
+function timeToFullRedundancy(records: readonly RequestRecord[], fault: FaultWindow): number | null {
+  const instances = new Set([fault.target, ...records.filter((r) => r.intendedMs < fault.startMs && r.servedBy).map((r) => r.servedBy!)]);
+  let last = fault.startMs;
+  for (const id of instances) {
+    const from = id === fault.target ? fault.endMs : fault.startMs;
+    const first = records.find((r) => r.servedBy === id && r.intendedMs >= from);
+    if (!first) return null;
+    last = Math.max(last, first.intendedMs + first.latencyMs);
+  }
+  return Math.round(last - fault.startMs);
 }
 
 export interface SloCheck {

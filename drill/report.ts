@@ -11,6 +11,14 @@ import { describeKinds, FAILURE_KINDS } from './records.ts';
 const esc = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const ms = (v: number | null) => (v === null ? '–' : `${Math.round(v)} ms`);
 
+/** For a fault that lasts until healed: what the target's agent reported. */
+function healParagraph(result: DrillResult): string {
+  if (result.heal === undefined) return '';
+  if (result.heal === null) return `<p class="bad">No heal of ${esc(result.fault.target)} was reported by its agent.</p>`;
+  const h = result.heal;
+  return `<p class="heal">Healed by ${esc(h.instance)}'s agent: <b>${esc(h.outcome)}</b>, diagnosis <b>${esc(h.diagnosis)}</b>${h.outForMs === null ? '' : `, out ${(h.outForMs / 1000).toFixed(1)} s`}; evidence on ${esc(h.host)}: ${esc(h.evidenceFile ?? 'none')}</p>`;
+}
+
 function section(result: DrillResult, index: number): string {
   const m = result.metrics;
   const instances = [...new Set(m.perSecond.flatMap((s) => Object.keys(s.byInstance)))].sort();
@@ -28,10 +36,11 @@ function section(result: DrillResult, index: number): string {
   };
   return `<section>
 <h2>${esc(result.fault.name)} on ${esc(result.fault.target)} <span class="${m.failed === 0 ? 'good' : 'bad'}">${m.failed} failed of ${m.total}</span></h2>
-<table><tr><th>availability</th><th>failed by kind</th><th>failed by class</th><th>error window</th><th>time to detect</th><th>time to recover</th><th>p50 / p90 / p99 / p99.9 / max</th><th>fault window p99 / max</th></tr>
-<tr><td>${(m.availability * 100).toFixed(3)}%</td><td>${esc(describeKinds(m.failedByKind) || 'none')}</td><td>${esc(Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ') || 'none')}</td>
+<table><tr><th>availability</th><th>time to full redundancy</th><th>failed by kind</th><th>failed by class</th><th>error window</th><th>time to detect</th><th>time to recover</th><th>p50 / p90 / p99 / p99.9 / max</th><th>fault window p99 / max</th></tr>
+<tr><td>${(m.availability * 100).toFixed(3)}%</td><td>${ms(m.fullRedundancyMs)}</td><td>${esc(describeKinds(m.failedByKind) || 'none')}</td><td>${esc(Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ') || 'none')}</td>
 <td>${m.errorWindow ? `${(m.errorWindow[0] / 1000).toFixed(2)}–${(m.errorWindow[1] / 1000).toFixed(2)} s` : 'none'}</td><td>${ms(m.detectMs)}</td><td>${ms(m.recoverMs)}</td>
 <td>${m.latency.p50} / ${m.latency.p90} / ${m.latency.p99} / ${m.latency.p999} / ${m.latency.max} ms</td><td>${m.faultLatency.p99} / ${m.faultLatency.max} ms</td></tr></table>
+${healParagraph(result)}
 <div class="charts"><div id="c${index}a"></div><div id="c${index}b"></div><div id="c${index}c"></div></div>
 <details><summary>Timeline (${result.timeline.length} state changes)</summary><ol>${result.timeline.map((e) => `<li>${(e.t / 1000).toFixed(2)} s — ${esc(e.source)}: ${esc(e.instance)} ${esc(e.from)} → ${esc(e.to)}</li>`).join('')}</ol></details>
 <script>drawDrill(${index}, ${JSON.stringify(data)});</script>

@@ -4,7 +4,9 @@
 // (ACLs default-deny, gossip encrypted, RPC under TLS with verified
 // certificates, the tokens and certificates from `sempre secrets`);
 // infra runs the balancer; each app host runs its app and its agent; app3 and
-// later run a Consul client. Needs root. Everything it creates is recorded in .run/lab/state.json, and `down`
+// later run a Consul client. Each app runs under the lab's restarter (systemd's
+// Restart=always: lab/restarter.ts) and its agent heals it (--heal true with the
+// app's PID file, log and an evidence folder). Needs root. Everything it creates is recorded in .run/lab/state.json, and `down`
 // removes it all: processes, namespaces, the bridge, nftables rules.
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { applyAcls, planSecrets, readSecrets, writeSecretFiles, type ClusterSecr
 import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
 import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { writeLabConsulConfig } from './consul-config.ts';
+import { holdRestarts, releaseRestarts, restartedCommand, restartFiles, targetPid, type Restarted } from './app-restarts.ts';
 import { keepalivedCommand } from './keepalived.ts';
 import { isAliveMember, passingInstanceIds } from './consul-health.ts';
 import { waitFor } from './processes.ts';
@@ -28,6 +31,25 @@ export const OPERATOR_ADDRESS = `${LAB_SUBNET}.254`;
 export const LAB_ADDRESSES: readonly string[] = Array.from({ length: 256 }, (_v, i) => `${LAB_SUBNET}.${i}`);
 const STATE_DIR = join(PROJECT_ROOT, '.run', 'lab');
 const STATE_FILE = join(STATE_DIR, 'state.json');
+/** The apps' PID and hold files (lab/restarter.ts). */
+const APPS_DIR = join(STATE_DIR, 'apps');
+/** Where each app host's agent keeps the evidence of its heals. */
+export const EVIDENCE_DIR = join(STATE_DIR, 'evidence');
+/**
+ * The agents' --heal-after in the lab (production keeps 20 s). Longer than
+ * the drills that hang an app on purpose and expect it back when they resume
+ * it (hang: 5 s by default; the POST drill of drills.test.ts holds app1 6.5 s,
+ * and an agent's first failed probe comes up to 1.8 s after the SIGSTOP), so
+ * those stay hangs, not heals; short enough for the hung-* drills, which wait
+ * for the heal. `./sempre lab up --heal-after` changes it.
+ */
+export const LAB_HEAL_AFTER_MS = 8000;
+/**
+ * The agents' --heal-budget in the lab: drills heal the same instance again
+ * and again within the hour (production keeps 3 per hour; heal.test.ts shows
+ * the budget at work).
+ */
+const LAB_HEAL_BUDGET = 20;
 const NODE = process.execPath;
 
 export interface LabHost {
@@ -36,7 +58,8 @@ export interface LabHost {
   address: string;
 }
 
-export interface LabProcess {
+/** With pidFile/holdFile: an app under its restarter, `pid` being the restarter's. */
+export interface LabProcess extends Restarted {
   name: string;
   host: string;
   pid: number;
@@ -64,6 +87,8 @@ export interface LabState {
   secretsDir: string;
   adminToken: string;
   startedAt: string;
+  /** The agents' --heal-after; absent: a lab started before its agents healed. */
+  healAfterMs?: number;
 }
 
 export class LabError extends Error {}
@@ -151,7 +176,7 @@ export function addHost(state: LabState, name: string): LabHost {
 }
 
 /** Starts a detached process inside a host's namespace; it outlives this command. */
-export function startInHost(state: LabState, host: string, name: string, command: string[]): LabProcess {
+export function startInHost(state: LabState, host: string, name: string, command: string[], restarted: Restarted = {}): LabProcess {
   const namespace = state.hosts[host]?.namespace;
   if (!namespace) throw new LabError(`no host ${host} in the lab`);
   mkdirSync(join(STATE_DIR, 'logs'), { recursive: true });
@@ -160,7 +185,7 @@ export function startInHost(state: LabState, host: string, name: string, command
   const child = spawn('ip', ['netns', 'exec', namespace, ...command], { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   child.unref();
-  const proc: LabProcess = { name, host, pid: child.pid ?? -1, command, log };
+  const proc: LabProcess = { name, host, pid: child.pid ?? -1, command, log, ...restarted };
   state.processes[name] = proc;
   saveLabState(state);
   return proc;
@@ -170,7 +195,7 @@ export function restartProcess(state: LabState, name: string): LabProcess {
   const proc = state.processes[name];
   if (!proc) throw new LabError(`no process ${name} in the lab`);
   if (isAlive(proc.pid)) throw new LabError(`${name} is still running (pid ${proc.pid})`);
-  return startInHost(state, proc.host, name, proc.command);
+  return startInHost(state, proc.host, name, proc.command, { pidFile: proc.pidFile, holdFile: proc.holdFile });
 }
 
 async function fetchOk(url: string): Promise<boolean> {
@@ -208,16 +233,28 @@ function startConsul(state: LabState, name: string, secrets: ClusterSecrets): vo
   startInHost(state, name, `${name}-consul`, consulCommand(writeHostConsulConfig(state, name, secrets)));
 }
 
+/** Starts a host's app under its restarter (which keeps its PID file); resolves once the app answers. */
+async function startRestartedApp(state: LabState, name: string, app: readonly string[], ready: () => Promise<boolean>): Promise<LabProcess> {
+  const files = restartFiles(APPS_DIR, name);
+  mkdirSync(APPS_DIR, { recursive: true });
+  rmSync(files.pidFile, { force: true });
+  releaseRestarts(files);
+  const proc = startInHost(state, name, name, restartedCommand(NODE, files, app), files);
+  await waitFor(`${name}'s app to answer`, ready, 15_000);
+  return proc;
+}
+
 async function startApp(state: LabState, name: string, secrets: ClusterSecrets, say: (m: string) => void): Promise<void> {
   const host = state.hosts[name]!;
-  startInHost(state, name, name, appCommand(state, name, '1.0.0'));
-  await waitFor(`${name}'s app to answer`, () => fetchOk(`http://${host.address}:3000/healthz`), 15_000);
+  const app = await startRestartedApp(state, name, appCommand(state, name, '1.0.0'), () => fetchOk(`http://${host.address}:3000/healthz`));
+  const heal = state.healAfterMs === undefined ? [] : ['--heal', 'true', '--heal-after', `${state.healAfterMs}ms`, '--heal-budget', String(LAB_HEAL_BUDGET),
+    '--app-pid-file', app.pidFile!, '--app-log', app.log, '--evidence-dir', join(EVIDENCE_DIR, name)];
   // The agent talks to its own host's Consul agent with its own token, as in production.
   startInHost(state, name, `${name}-agent`, [NODE, join(PROJECT_ROOT, 'agent/main.ts'), '--service', state.service, '--id', name, '--address', host.address,
     '--app-host', host.address, '--port', '3000', '--consul', 'http://127.0.0.1:8500', '--consul-token', secrets.hosts[name]!.sempreAgent!.secretId,
-    '--meta', 'version=1.0.0', '--log-format', 'json']);
+    '--meta', 'version=1.0.0', '--log-format', 'json', ...heal]);
   await waitFor(`${name} passing in Consul`, async () => (await passingInstanceIds(state.consulUrl, state.service)).includes(name), 30_000);
-  say(`${name} up at ${host.address}:3000 (app, agent, Consul ${state.servers.includes(name) ? 'server' : 'client'})`);
+  say(`${name} up at ${host.address}:3000 (app under its restarter, agent${state.healAfterMs === undefined ? '' : ` healing it after ${state.healAfterMs / 1000} s hung`}, Consul ${state.servers.includes(name) ? 'server' : 'client'})`);
 }
 
 function appCommand(state: LabState, name: string, version: string, extra: readonly string[] = []): string[] {
@@ -233,16 +270,16 @@ export async function replaceApp(state: LabState, name: string, version: string,
   const proc = state.processes[name];
   if (!/^app\d+$/.test(name) || !proc) throw new LabError(`no app host ${name} in the lab; one of ${appHosts(state).join(', ')}`);
   if (!/^[\w.+-]{1,64}$/.test(version)) throw new LabError(`lab.version: letters, digits and . + - _ only (got ${JSON.stringify(version)})`);
-  if (isAlive(proc.pid)) {
-    process.kill(proc.pid, 'SIGTERM');
-    await waitFor(`${name}'s app to stop`, () => !isAlive(proc.pid), 15_000);
-  }
-  startInHost(state, name, name, appCommand(state, name, version, unhealthy ? ['--start-unhealthy'] : []));
-  await waitFor(`${name}'s app ${version} to listen`, async () => {
+  // As `systemctl stop` then `start` with the new release: the restarter stops the app (SIGTERM) and itself.
+  const appPid = targetPid(proc);
+  holdRestarts(proc);
+  for (const pid of [proc.pid, appPid]) if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGTERM');
+  await waitFor(`${name}'s app to stop`, () => !isAlive(proc.pid) && (appPid === undefined || !isAlive(appPid)), 15_000);
+  await startRestartedApp(state, name, appCommand(state, name, version, unhealthy ? ['--start-unhealthy'] : []), async () => {
     const response = await fetch(`http://${state.hosts[name]!.address}:3000/healthz`, { signal: AbortSignal.timeout(1000) });
     await response.arrayBuffer();
     return response.headers.get('x-app-version') === version;
-  }, 15_000);
+  });
 }
 
 /** A new app host's namespace, tokens (created in Consul) and certificate, before anything runs on it. */
@@ -279,6 +316,8 @@ function removeConsulFiles(host: string): void {
 
 export interface LabUpOptions {
   instances: number;
+  /** The agents' --heal-after (LAB_HEAL_AFTER_MS by default). */
+  healAfterMs?: number;
   /** 2: a second balancer on app1 and keepalived on both, sharing VIP (10.213.47.10). */
   balancers?: number;
   say: (message: string) => void;
@@ -323,7 +362,7 @@ export function vipHolder(state: LabState): string | undefined {
   return state.balancerHosts.find((host) => run('ip', ['-n', state.hosts[host]!.namespace, '-o', 'addr', 'show', 'dev', 'eth0'], { allowFail: true }).includes(` ${state.vip}/`));
 }
 
-export async function labUp({ instances, balancers = 1, say }: LabUpOptions): Promise<LabState> {
+export async function labUp({ instances, balancers = 1, healAfterMs = LAB_HEAL_AFTER_MS, say }: LabUpOptions): Promise<LabState> {
   requireRoot();
   if (readLabState()) throw new LabError('the lab is already up (or was not taken down): `sudo ./sempre lab down` first');
   const leftover = run('ip', ['-o', 'link', 'show'], { allowFail: true }).split('\n').some((l) => /^\d+: sv-/.test(l));
@@ -339,9 +378,11 @@ export async function labUp({ instances, balancers = 1, say }: LabUpOptions): Pr
     servers: ['infra', 'app1', 'app2'].slice(0, Math.min(3, 1 + instances)), secretsDir: join(STATE_DIR, 'secrets'),
     balancerHosts: balancers === 2 ? ['infra', 'app1'] : ['infra'],
     ...(balancers === 2 ? { vip: VIP, vipUrl: `http://${VIP}:8080/` } : {}),
-    adminToken: '', startedAt: new Date().toISOString(),
+    adminToken: '', startedAt: new Date().toISOString(), healAfterMs,
   };
   rmSync(state.secretsDir, { recursive: true, force: true });
+  rmSync(APPS_DIR, { recursive: true, force: true });
+  rmSync(EVIDENCE_DIR, { recursive: true, force: true });
   rmSync(join(STATE_DIR, 'logs'), { recursive: true, force: true });
   saveLabState(state);
   try {
@@ -434,8 +475,8 @@ export function labDown(say: (message: string) => void): void {
   requireRoot();
   const state = readLabState();
   const namespaces = new Set([...Object.values(state?.hosts ?? {}).map((h) => h.namespace), ...run('ip', ['netns', 'list'], { allowFail: true }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('sempre-'))]);
-  // Every process inside a lab namespace, whoever started it.
-  const pids = new Set(Object.values(state?.processes ?? {}).map((p) => p.pid));
+  // Every process inside a lab namespace, whoever started it (an app's restarter first: no restart in between).
+  const pids = new Set(Object.values(state?.processes ?? {}).flatMap((p) => [p.pid, targetPid(p) ?? p.pid]));
   for (const namespace of namespaces) for (const pid of namespacePids(namespace)) pids.add(pid);
   killAll(pids);
   // A namespace lives on until its last process is gone: wait, so the next
@@ -454,5 +495,7 @@ export function labDown(say: (message: string) => void): void {
   const consulHosts = existsSync(STATE_DIR) ? readdirSync(STATE_DIR).map((f) => /^consul-(.+?)(\.d)?$/.exec(f)?.[1]).filter((h): h is string => Boolean(h)) : [];
   for (const host of new Set([...Object.keys(state?.hosts ?? {}), ...consulHosts])) removeConsulFiles(host);
   rmSync(join(STATE_DIR, 'secrets'), { recursive: true, force: true });
+  // The evidence of the lab's heals stays, like the logs; the PID and hold files go.
+  rmSync(APPS_DIR, { recursive: true, force: true });
   say(`lab down: ${namespaces.size} namespace(s), the bridge and every lab process removed`);
 }

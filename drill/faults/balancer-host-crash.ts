@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { forgetTcpConnections, killAll, namespacePids } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
-import { activeBalancerHost, restart, waitGone } from './support.ts';
+import { activeBalancerHost, holdDown, restart, waitGone } from './support.ts';
 
 /** Start order after the host "reboots": Consul, the app and its agent, the balancer, keepalived last. */
 const ORDER = ['-consul', '', '-agent', 'balancer', '-keepalived'];
@@ -20,6 +20,8 @@ export const balancerHostCrash: Fault = {
     // VRRP advert: the network goes first, then every process in the host
     // (keepalived's VRRP child too, which would otherwise say goodbye).
     execFileSync('ip', ['-n', namespace, 'link', 'set', 'eth0', 'down']);
+    // An app's restarter dies too: held first, so it does not start the app in between.
+    for (const name of names) holdDown(lab, name);
     killAll(namespacePids(namespace));
     for (const name of names) await waitGone(lab, name);
     // ... and its kernel's connections die with it.

@@ -17,5 +17,11 @@ export interface FaultContext {
 export interface Fault {
   name: string;
   summary: string;
+  /**
+   * The fault does not end after --for: it stays until the target's agent
+   * heals the app (its heal report says so), and the drill waits for that
+   * (hung-*). Its revert leaves the app healthy, healed or not.
+   */
+  lastsUntilHealed?: boolean;
   inject(ctx: FaultContext): Promise<Revert>;
 }

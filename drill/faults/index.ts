@@ -11,6 +11,9 @@ import { errors } from './errors.ts';
 import type { Fault } from './fault.ts';
 import { hang } from './hang.ts';
 import { hostCrash } from './host-crash.ts';
+import { hungAcceptQueue } from './hung-accept-queue.ts';
+import { hungBusy } from './hung-busy.ts';
+import { hungStopped } from './hung-stopped.ts';
 import { partition } from './partition.ts';
 import { reset } from './reset.ts';
 import { scaleIn } from './scale-in.ts';
@@ -19,7 +22,7 @@ import { slow } from './slow.ts';
 import { slowloris } from './slowloris.ts';
 import { stop } from './stop.ts';
 
-export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn, slowloris, agentsFrozen, agentsTokensRevoked];
+export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentCrash, agentStop, consulDown, partition, reset, hostCrash, scaleOut, scaleIn, slowloris, agentsFrozen, agentsTokensRevoked, hungStopped, hungBusy, hungAcceptQueue];
 
 /** Faults of the front door: they need the balancer pair (`lab up --balancers 2`). */
 export const PAIR_FAULTS: readonly Fault[] = [balancerCrash, balancerHostCrash];

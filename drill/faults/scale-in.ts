@@ -1,5 +1,5 @@
 import type { Fault } from './fault.ts';
-import { restart, signal, waitGone } from './support.ts';
+import { holdDown, restart, signal, waitGone } from './support.ts';
 
 export const scaleIn: Fault = {
   name: 'scale-in',
@@ -7,6 +7,7 @@ export const scaleIn: Fault = {
   async inject({ lab, target }) {
     signal(lab, `${target}-agent`, 'SIGTERM');
     await waitGone(lab, `${target}-agent`);
+    holdDown(lab, target);
     signal(lab, target, 'SIGTERM');
     await waitGone(lab, target);
     return async () => {

@@ -1,6 +1,6 @@
 import { forgetAppHost, startAppHost } from '../../lab/netns-lab.ts';
 import type { Fault } from './fault.ts';
-import { signal, waitGone } from './support.ts';
+import { signal, stopForGood, waitGone } from './support.ts';
 
 export const scaleOut: Fault = {
   name: 'scale-out',
@@ -14,10 +14,9 @@ export const scaleOut: Fault = {
     return async () => {
       signal(lab, `${name}-agent`, 'SIGTERM');
       await waitGone(lab, `${name}-agent`);
-      for (const proc of [name, `${name}-consul`]) {
-        signal(lab, proc, proc.endsWith('consul') ? 'SIGINT' : 'SIGTERM'); // SIGINT: the Consul client leaves the cluster
-        await waitGone(lab, proc).catch(() => signal(lab, proc, 'SIGKILL'));
-      }
+      // SIGINT: the Consul client leaves the cluster; the app's restarter stops it, then itself.
+      await stopForGood(lab, name, 'SIGTERM');
+      await stopForGood(lab, `${name}-consul`, 'SIGINT');
       forgetAppHost(lab, name);
     };
   },

@@ -47,6 +47,17 @@ test('no detection and no recovery are reported as such, not as zero', () => {
   const m = computeMetrics(stream().map((r) => ({ ...r, servedBy: r.servedBy === 'app1' ? 'app2' : r.servedBy })), [], fault);
   assert.equal(m.detectMs, null);
   assert.equal(m.recoverMs, null);
+  assert.equal(m.fullRedundancyMs, null, 'app1 never served again: no full redundancy');
+});
+
+test('time to full redundancy is fault start → the target serving a request sent after the fault ended, the others serving too', () => {
+  // app1 serves again at 7500 ms (+6 ms); app2 served all along.
+  assert.equal(computeMetrics(stream(), timeline, fault).fullRedundancyMs, 4506);
+  // A fault that ended (the agent said healed) at 7600 ms: app1's first request after it is at 7600 ms (+7 ms).
+  assert.equal(computeMetrics(stream(), timeline, { ...fault, endMs: 7600 }).fullRedundancyMs, 4607);
+  // app2 never serves after the fault started: not full redundancy, whatever app1 does.
+  const withoutApp2 = stream().filter((r) => !(r.servedBy === 'app2' && r.intendedMs >= 3000));
+  assert.equal(computeMetrics(withoutApp2, timeline, fault).fullRedundancyMs, null);
 });
 
 test('percentiles (HDR histogram) match an independent nearest-rank computation within its precision', () => {
