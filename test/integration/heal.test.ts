@@ -11,6 +11,7 @@ import { startLoad, type RunningLoad } from '../../drill/load-generator.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { waitFor } from '../../lab/processes.ts';
 import type { LocalStack } from '../../lab/local-stack.ts';
+import { launchChromium } from '../support/browser.ts';
 import { recordFigure, testStack, waitForRequests, waitUntilServing } from '../support/stack.ts';
 
 const HEAL_AFTER_MS = 4000;
@@ -62,10 +63,14 @@ async function setAppFault(s: LocalStack, id: string, mode: string): Promise<voi
   await response.arrayBuffer();
 }
 
-/** Opens `count` connections to a listener that no longer accepts: the kernel queues them up to its backlog. */
+/**
+ * Opens `count` connections (more than the backlog) to a listener that no
+ * longer accepts: the kernel queues them until the queue is full, and the
+ * rest wait for a place (the probes' connections may already hold some).
+ */
 async function fillAcceptQueue(host: string, port: number, count: number): Promise<Socket[]> {
   const sockets = Array.from({ length: count }, () => connect({ host, port }).on('error', () => undefined));
-  await waitFor('the connections to reach the accept queue', () => sockets.filter((s) => s.readyState === 'open').length >= 16 || undefined, 5000);
+  await waitFor('the accept queue to be full (some connections queued, some waiting for a place)', () => (sockets.some((s) => s.readyState === 'open') && sockets.some((s) => s.readyState === 'opening')) || undefined, 5000);
   return sockets;
 }
 
@@ -104,6 +109,21 @@ test('kill -STOP of app1 at 500 GET/s: zero failed GETs; its agent restarts it a
   await bothServing(stack);
   const metrics = await (await fetch(`http://127.0.0.1:${stack.ports.admin}/metrics`)).text();
   assert.match(metrics, /sempre_heals_total\{service="web",instance="app1",outcome="healed"\} 1/);
+  // The dashboard a person opens: the heal on app1's card, the evidence one click away, the diagnosis in the incident.
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(stack.dashboardUrl);
+    const heal = page.locator('article[data-instance="app1"] dd.heal[data-heal-outcome="healed"]');
+    await heal.waitFor({ timeout: 10_000 });
+    assert.match(await heal.textContent() ?? '', /stopped \(SIGSTOP or a debugger\)/);
+    await heal.locator('summary').click();
+    assert.match(await heal.locator('pre').textContent() ?? '', /"state": "T"/);
+    assert.match(await page.locator('[data-incidents="app1"]').textContent() ?? '', /hung/);
+    await page.screenshot({ path: `${stack.options.logDir}/dashboard-heal.png`, fullPage: true });
+  } finally {
+    await browser.close();
+  }
   recordFigure('SIGSTOP of app1: time to full redundancy (fault → app1 serving again)', servingAt - hungAt, 'ms');
   recordFigure('SIGSTOP of app1 at 500 GET/s: failed GETs during the heal', `${summary.failed} of ${summary.total}`);
 });
