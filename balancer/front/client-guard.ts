@@ -147,8 +147,10 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
   // its response, which tells the proxy the client is answered (never the
   // instance's failure), unless the instance's answer has already begun.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
-    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (!socket.writable || inProgress?.headersSent) {
+    const inProgress = (socket as Socket & { _httpMessage?: (ServerResponse & { req?: IncomingMessage }) | null })._httpMessage;
+    // With pipelining the response in progress may be an earlier, complete
+    // request's: the broken body is a later one's, so only close then.
+    if (!socket.writable || inProgress?.headersSent || (inProgress?.req && inProgress.req.complete)) {
       socket.destroy();
       return;
     }
@@ -209,7 +211,8 @@ export function guardServer(server: Server, limits: ClientLimits, deps: { logger
     if (refusal) {
       if (refusal.reason) refused(refusal.reason, { client, method: req.method, url: req.url?.slice(0, 200) });
       req.resume();
-      plain(res, refusal.status, refusalBody(refusal), refusal.headers);
+      // A refused request's body is not read to the end on purpose: the connection closes after the answer.
+      plain(res, refusal.status, refusalBody(refusal), refusal.reason && req.httpVersionMajor < 2 ? { ...refusal.headers, connection: 'close' } : refusal.headers);
       return;
     }
     // From the raw headers: Node builds req.headers only when asked, and the proxy never asks.
