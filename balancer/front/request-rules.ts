@@ -5,13 +5,16 @@
 // LF and NULs (client-guard.ts answers those 400); these are the rest.
 import type { IncomingMessage } from 'node:http';
 
+/** uri-host [":" port] (RFC 3986 §3.2.2): a bracketed IP literal or a reg-name. */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d*)?$/;
+
 /** The methods sempre proxies, for Allow headers. */
 export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
 
 export interface Refusal {
   status: 200 | 400 | 405;
   /** Label of sempre_client_refused_total (an answered OPTIONS * is not counted). */
-  reason: 'duplicate-host' | 'bad-target' | 'method-not-allowed' | undefined;
+  reason: 'duplicate-host' | 'bad-host' | 'bad-target' | 'method-not-allowed' | undefined;
   /** Status text and what was wrong; the body reads "STATUS TITLE: DETAIL" (OPTIONS *: no body). */
   title: string;
   detail: string;
@@ -47,10 +50,18 @@ export function checkRequest(req: IncomingMessage, rules: RequestRules): Refusal
   if (method === 'TRACE' && !rules.allowTrace) return refusal(405, 'method-not-allowed', 'TRACE is not forwarded by this balancer (--allow-trace)', { allow: ALLOWED_METHODS });
   if (req.httpVersionMajor === 1) {
     let hosts = 0;
+    let host = '';
     const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts += 1;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') {
+        hosts += 1;
+        host = raw[i + 1]!;
+      }
+    }
     // RFC 9112 §3.2: a server MUST answer 400 to more than one Host.
     if (hosts > 1) return refusal(400, 'duplicate-host', `${hosts} Host headers; a request has exactly one (RFC 9112 §3.2)`);
+    // …and to an invalid one (found by the fuzzer: undici asserts on "[" without "]").
+    if (hosts === 1 && !AUTHORITY.test(host)) return refusal(400, 'bad-host', 'the Host header is not a host[:port] (RFC 9110 §7.2)');
   }
   return undefined;
 }

@@ -35,6 +35,9 @@ export interface AttemptFacts {
 export function whoseFault(error: { code?: string; message?: string } | undefined, facts: AttemptFacts): Fault {
   const refused = error?.code ? REFUSED_BY_CLIENT_LIBRARY[error.code] : undefined;
   if (refused) return { who: 'request', status: refused, message: error?.message ?? error!.code! };
+  // undici checks some request values with assert() before connecting (a Host of "[x"):
+  // thrown before any byte went out, it is about the request, never the instance.
+  if (error?.code === 'ERR_ASSERTION' && !facts.connected) return { who: 'request', status: 400, message: `the balancer's HTTP client refused the request: ${(error.message ?? '').split('\n')[0]}` };
   if (facts.requestBroken) return { who: 'request', status: 400, message: `the client's request body broke off: ${error?.message ?? 'unknown error'}` };
   return { who: 'instance', kind: classifyError(error, facts.connected) };
 }

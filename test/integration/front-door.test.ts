@@ -117,6 +117,8 @@ async function assertNothingCountedAgainstInstances(context: string): Promise<vo
 const VECTORS: Array<{ name: string; payload: string; status: number; header?: RegExp }> = [
   { name: 'two Host headers', payload: 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', status: 400 },
   { name: 'host and HOST', payload: 'GET / HTTP/1.1\r\nhost: a\r\nHOST: a\r\n\r\n', status: 400 },
+  // Found by the fuzzer (seed 1014666638): undici asserted on it, and both instances were ejected.
+  { name: 'Host "[" without "]"', payload: 'GET / HTTP/1.1\r\nHost: [abc\r\n\r\n', status: 400 },
   { name: 'OPTIONS *', payload: 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', status: 200, header: /\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n/i },
   { name: 'CONNECT', payload: 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', status: 405, header: /\r\nallow: GET, HEAD/i },
   { name: 'TRACE', payload: 'TRACE / HTTP/1.1\r\nHost: a\r\n\r\n', status: 405, header: /\r\nallow: GET, HEAD/i },

@@ -28,6 +28,16 @@ test('more than one Host, in any case, is a 400 (RFC 9112 §3.2)', () => {
   assert.equal(checkRequest(request('GET', '/', [':authority', 'a'], 2), rules), undefined);
 });
 
+test('a Host that is not host[:port] is a 400 (undici would assert on it)', () => {
+  for (const host of ['[abc', 'a b', 'a/b', 'a@b']) assert.equal(checkRequest(request('GET', '/', ['Host', host]), rules)?.reason, 'bad-host', host);
+  for (const host of ['example.com', 'example.com:8080', '[::1]:80', '127.0.0.1', '']) assert.equal(checkRequest(request('GET', '/', ['Host', host]), rules), undefined, host);
+});
+
+test("an assertion undici throws before connecting is the request's fault; after connecting, the instance's", () => {
+  assert.equal(whoseFault({ code: 'ERR_ASSERTION', message: 'assert(idx !== -1)' }, { connected: false, requestBroken: false }).who, 'request');
+  assert.equal(whoseFault({ code: 'ERR_ASSERTION', message: 'x' }, { connected: true, requestBroken: false }).who, 'instance');
+});
+
 test('OPTIONS * is answered by the balancer with Allow; * with another method is a 400', () => {
   const options = checkRequest(request('OPTIONS', '*'), rules);
   assert.equal(options?.status, 200);
