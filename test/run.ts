@@ -2,7 +2,7 @@
 // integration tests in one node:test run (one closing summary), files one at
 // a time so load tests do not compete for the two cores.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
@@ -39,8 +39,29 @@ rmSync(join(PROJECT_ROOT, 'test-results'), { recursive: true, force: true });
 process.stdout.write(`sempre: running ${selected.length} test files (integration tests print # figure: lines with what they measured)…\n`);
 const skippedFile = join(PROJECT_ROOT, 'test-results', 'skipped.ndjson');
 mkdirSync(dirname(skippedFile), { recursive: true });
+// The test stacks listen on fixed ports (20000-37999); 32768-37999 is inside
+// Linux's ephemeral range, so an outgoing connection could hold one of them
+// at the moment a stack starts (seen once: Consul "address already in use" on
+// 33000). As root, reserve them for the run and put the setting back after.
+const RESERVED = '/proc/sys/net/ipv4/ip_local_reserved_ports';
+let reservedBefore: string | undefined;
+try {
+  if (process.getuid?.() === 0) {
+    reservedBefore = readFileSync(RESERVED, 'utf8').trim();
+    writeFileSync(RESERVED, [reservedBefore, '32768-37999'].filter(Boolean).join(','));
+  }
+} catch {
+  reservedBefore = undefined; // not allowed here: the run goes on as before
+}
 const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${join(PROJECT_ROOT, 'test/support/skipped-tests.ts')}`, `--test-reporter-destination=${skippedFile}`, ...selected], { stdio: 'inherit', cwd: PROJECT_ROOT });
+if (reservedBefore !== undefined) {
+  try {
+    writeFileSync(RESERVED, reservedBefore || '\n'); // an empty write changes nothing: a newline clears it
+  } catch {
+    process.stdout.write(`sempre: could not restore ${RESERVED} to "${reservedBefore}"\n`);
+  }
+}
 const notRun = rootOnlySummary(existsSync(skippedFile) ? readFileSync(skippedFile, 'utf8') : '', PROJECT_ROOT);
 if (notRun) {
   process.stdout.write(`\n${notRun}\n`);
