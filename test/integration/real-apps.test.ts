@@ -288,7 +288,9 @@ test('carries a WebSocket through the balancer: echo both ways, sticky cookie ho
 // free space would then absorb the tunnels and hide their cost).
 test('figure: the balancer\'s memory for 1,000 open WebSockets', { timeout: 60_000 }, async () => {
   await bothHealthy();
-  const pid = stack.balancer!.pid;
+  // The worker serving them (the main process only holds the sockets).
+  const [pid] = stack.balancerWorkerPids();
+  assert.ok(pid, 'the balancer\'s worker');
   await stack.waitForStatus('no tunnel open', (s) => (s as unknown as TunnelStatus).tunnels === 0, 10_000);
   const rssBefore = rssKiB(pid);
   const heapBefore = await metric('sempre_balancer_nodejs_heap_size_used_bytes');
