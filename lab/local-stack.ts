@@ -63,6 +63,8 @@ export interface StackOptions {
    * is started again when it exits. Its run directory is LOGDIR/balancer-run.
    */
   keepBalancer?: boolean;
+  /** Run the balancer's code from this copy of the project instead (a test changes a file there, then reloads). */
+  balancerRoot?: string;
   onProgress?: (message: string) => void;
 }
 
@@ -236,11 +238,12 @@ export class LocalStack {
   /** `stdout`: where its standard output goes instead of its log file (a file descriptor, or a pipe). */
   async startBalancer(stdout?: number | 'pipe'): Promise<ManagedProcess> {
     this.progress('starting the balancer…');
-    const balancerArgs = [...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
+    const root = this.options.balancerRoot ?? PROJECT_ROOT;
+    const balancerArgs = [...BALANCER_NODE_FLAGS, join(root, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
       '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json', '--run-dir', this.balancerRunDir,
       // "=": a base64url token may start with "-", which parseArgs would take for a flag.
       `--admin-token=${this.adminToken}`, ...(this.options.balancerArgs ?? [])];
-    const keeper = [join(PROJECT_ROOT, 'balancer/lifecycle/socket-keeper.ts'), '--listen', `public=127.0.0.1:${this.ports.balancer},admin=127.0.0.1:${this.ports.admin}`, '--log-format', 'json', '--', NODE];
+    const keeper = [join(root, 'balancer/lifecycle/socket-keeper.ts'), '--listen', `public=127.0.0.1:${this.ports.balancer},admin=127.0.0.1:${this.ports.admin}`, '--log-format', 'json', '--', NODE];
     const balancer = startProcess({
       name: 'balancer',
       command: NODE,
@@ -269,7 +272,7 @@ export class LocalStack {
   /** The balancer's worker processes (those serving): below its main process, which may be below the keeper. */
   balancerWorkerPids(): number[] {
     if (!this.balancer) return [];
-    const script = join(PROJECT_ROOT, 'balancer/main.ts');
+    const script = join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts');
     const runs = descendantsRunning(this.balancer.pid, script);
     const mains = new Set([this.balancer.pid, ...runs].filter((pid) => runs.some((worker) => parentOf(worker) === pid)));
     return runs.filter((pid) => !mains.has(pid));
