@@ -51,7 +51,8 @@ export interface RuntimeDeps {
   onTable?: () => void;
 }
 
-export interface ServiceRuntime {
+/** The pieces a service runtime is made of, which the balancer reads directly. */
+export interface ServiceRuntimeParts {
   readonly service: string;
   readonly watch: HealthWatch;
   readonly catalog: CatalogWatch;
@@ -63,6 +64,9 @@ export interface ServiceRuntime {
   readonly proxy: ProxyHandler;
   readonly tunnels: Tunnels;
   readonly sticky: Sticky;
+}
+
+export interface ServiceRuntime extends ServiceRuntimeParts {
   instanceCounts(): Record<InstanceStatus, number>;
   status(): ReturnType<typeof balancerStatus>;
   snapshot(): ReturnType<DashboardModel['snapshot']>;
@@ -82,21 +86,10 @@ function causeLabel(kind: FailureKind, message: string): string {
 }
 
 /** The pieces of one service's runtime, for the functions below that connect and read them. */
-interface Parts {
-  readonly service: string;
+interface Parts extends ServiceRuntimeParts {
   readonly options: BalancerOptions;
   readonly deps: RuntimeDeps;
   readonly logger: Logger;
-  readonly watch: HealthWatch;
-  readonly catalog: CatalogWatch;
-  readonly failOpen: FailOpen;
-  readonly heals: HealReportWatch;
-  readonly states: InstanceStates;
-  readonly model: DashboardModel;
-  readonly counters: ProxyCounters;
-  readonly proxy: ProxyHandler;
-  readonly tunnels: Tunnels;
-  readonly sticky: Sticky;
 }
 
 export function startServiceRuntime(service: string, options: BalancerOptions, deps: RuntimeDeps): ServiceRuntime {
