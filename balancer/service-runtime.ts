@@ -23,7 +23,7 @@ import { failOpenNotifier } from './observe/fail-open-notice.ts';
 import { balancerStatus, instanceStatus, type InstanceStatus } from './observe/status.ts';
 import type { BalancerOptions } from './options.ts';
 import { createProxyHandler, type ProxyHandler } from './proxy/http-path.ts';
-import { instanceDepartures } from './proxy/departures.ts';
+import { instanceDepartures, type Departures } from './proxy/departures.ts';
 import { createPicker } from './proxy/picker.ts';
 import { ProxyCounters } from './proxy/proxy-counters.ts';
 import { createSticky, type Sticky } from './proxy/sticky.ts';
@@ -100,7 +100,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
   const model = new DashboardModel(service);
   const counters = new ProxyCounters();
   // Set once the proxy and tunnels exist; the watch may report a table before that.
-  const departures = { removed: (_id: string): void => undefined, added: (_id: string): void => undefined };
+  const departures: Departures = { removed: () => undefined, added: () => undefined };
   const { watch, catalog, failOpen } = watchService({ service, options, deps, logger, states, model, departures });
 
   const emptyReason = () => noInstanceReason(service, options.consul.origin, watch.status());
@@ -129,13 +129,7 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
     : undefined;
   const heals = watchServiceHeals({ service, options, deps, logger, model }, sendHealAlert);
   const parts: Parts = { service, options, deps, logger, watch, catalog, failOpen, heals, states, model, counters, proxy, tunnels, sticky };
-  const readmission = startReadmission({
-    states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now,
-    onReadmitted: (id) => {
-      model.readmitted(id, now());
-      deps.share({ kind: 'readmit', service, instance: id });
-    },
-  });
+  const readmission = startReadmissionProbes(parts);
   const stallDetector = startStallWatch(parts);
   const absorber = deps.isAdmin ? absorbOtherWorkersTraffic(model, deps.others) : undefined;
 
@@ -168,7 +162,7 @@ interface WatchParts {
   states: InstanceStates;
   model: DashboardModel;
   /** Told of each instance Consul's passing list loses or gains. */
-  departures: { removed(id: string): void; added(id: string): void };
+  departures: Departures;
 }
 
 /** The watch of the service's healthy instances (with fail-open's additions) and of its whole catalog entry, for people. */
@@ -252,6 +246,18 @@ function ejectedHere(parts: Parts, instance: Instance, kind: FailureKind, messag
   parts.deps.metrics.ejections.inc({ service: parts.service, instance: instance.id, cause });
   outOfRotation(parts, instance, cause, message, 'here');
   parts.deps.share({ kind: 'eject', service: parts.service, instance: instance.id, failure: kind, cause, message });
+}
+
+/** Ejected instances are probed and readmitted when they answer again; the other workers are told. */
+function startReadmissionProbes({ service, options, deps, logger, states, model, watch }: Parts): { stop(): void } {
+  const { now } = deps;
+  return startReadmission({
+    states, table: () => watch.table(), logger, probeTimeoutMs: Math.max(options.connectTimeout, 500), now,
+    onReadmitted: (id) => {
+      model.readmitted(id, now());
+      deps.share({ kind: 'readmit', service, instance: id });
+    },
+  });
 }
 
 /** --stall-after: an instance that owes answers for too long and fails its probe is ejected (0: off). */

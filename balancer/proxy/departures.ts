@@ -16,7 +16,12 @@ export interface DepartureParts {
 }
 
 /** What to do when Consul's passing list loses or gains an instance. */
-export function instanceDepartures({ proxy, tunnels, listed, inMaintenance }: DepartureParts): { removed(id: string): void; added(id: string): void } {
+export interface Departures {
+  removed(id: string): void;
+  added(id: string): void;
+}
+
+export function instanceDepartures({ proxy, tunnels, listed, inMaintenance }: DepartureParts): Departures {
   return {
     removed: (id) => {
       proxy.abandon(id, 'Consul no longer lists it as passing');
