@@ -21,6 +21,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from '../../shared/logger.ts';
 import { ConfigError, loadOptions } from '../../shared/config/options.ts';
 import { balancerCommand, type BalancerOptions } from '../options.ts';
+import { restoreNonBlockingStdout } from '../../shared/log-output.ts';
 import { announceGone, relayFromWorker } from '../worker-link.ts';
 import { envFilePaths, withEnvFiles } from './env-files.ts';
 import { bindHeldSocket, inheritedSockets, type HeldSocket, type SocketName } from './held-sockets.ts';
@@ -184,6 +185,7 @@ class MainProcess {
       env: this.workerEnv(generation, index),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', generation.sockets.public.fd, generation.sockets.admin.fd],
     });
+    restoreNonBlockingStdout();
     generation.workers.set(index, worker);
     let failure: string | undefined;
     worker.on('message', (message: unknown) => {
@@ -200,6 +202,7 @@ class MainProcess {
   }
 
   private workerExited(generation: Generation, index: number, worker: ChildProcess, code: number | null, signal: NodeJS.Signals | null, failure: string | undefined, settle?: (result: { ok: boolean; reason: string }) => void): void {
+    restoreNonBlockingStdout();
     if (generation.workers.get(index) === worker) generation.workers.delete(index);
     announceGone(index, generation.workers);
     if (!generation.ready.has(index)) {
