@@ -9,10 +9,10 @@ import { startLoad } from '../drill/load-generator.ts';
 import { percentiles } from '../drill/metrics.ts';
 import { countFailuresByKind, describeKinds, type FailureKind } from '../drill/records.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
-import { runPerCore, type PerCoreResult } from './per-core.ts';
+import { perCoreSummary, runPerCore, type PerCoreResult } from './per-core.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
-/** Alternating per-core rounds: odd, so the median is one round's pair. */
+/** Alternating per-core rounds (a median of an even count, when held-back rounds are left out, is the mean of the middle two). */
 const PER_CORE_ROUNDS = 3;
 
 // agents-frozen: every agent at once, so Consul lists no passing instance and its DNS answers NXDOMAIN (sempre fails open).
@@ -147,9 +147,9 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
   const drills: BenchResult['drills'] = [];
   let perCore: PerCoreResult | null = null;
   if (options.perCoreSeconds > 0) {
-    say(`per core: HAProxy nbthread 1, one sempre process and a bare Node proxy (the floor), each pinned to core 1; wrk -t1 -c32 and the lab on core 0; ${PER_CORE_ROUNDS} rounds of ${options.perCoreSeconds} s at full rate, then ${PER_CORE_ROUNDS} at a shared moderate load${options.memorySeconds > 0 ? `, then sempre alone at full rate for ${options.memorySeconds} s` : ''}…`);
+    say(`per core: HAProxy nbthread 1, one sempre balancer (main process and worker) and a bare Node proxy (the floor), each pinned to core 1; wrk -t1 -c32 and the lab on core 0; each proxy's CPU per request and each core's busy share over ${PER_CORE_ROUNDS} rounds of ${options.perCoreSeconds} s at full rate, then ${PER_CORE_ROUNDS} at a shared moderate load${options.memorySeconds > 0 ? `, then sempre alone at full rate for ${options.memorySeconds} s` : ''}…`);
     perCore = await runPerCore(lab, { seconds: options.perCoreSeconds, rounds: PER_CORE_ROUNDS, memorySeconds: options.memorySeconds, say });
-    say(`  sempre: ${Math.round(perCore.ratio * 100)}% of HAProxy's req/s on one core (median of rounds; the floor, a bare Node proxy, ${Math.round(perCore.floor.ratio * 100)}%), p99 ${perCore.p99Ratio}× HAProxy's at full rate and ${perCore.paced.p99Ratio}× at a shared moderate load, RSS ${perCore.sempreRssMb} MB${perCore.memory ? `; ${perCore.memory.rssMb} MB after ${perCore.memory.seconds} s at ${perCore.memory.rps} req/s` : ''}`);
+    say(perCoreSummary(perCore));
   }
   try {
     for (const c of contenders) {

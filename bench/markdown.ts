@@ -2,7 +2,8 @@
 import type { BenchResult } from './bench.ts';
 import { describeKinds } from '../drill/records.ts';
 import { NOT_MEASURED } from './contenders.ts';
-import type { PerCoreRow } from './per-core.ts';
+import { describeRound, rpsMedian, type PerCoreRow } from './per-core.ts';
+import { SATURATED_BUSY_SHARE } from './per-core-stats.ts';
 
 const table = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 const WRK_ERRORS = 'wrk non-2xx/3xx, socket errors';
@@ -26,23 +27,30 @@ export function notMeasuredTable(): string {
 export function perCoreTable(result: BenchResult): string {
   const perCore = result.perCore;
   if (!perCore) return '(not measured: --per-core 0)';
-  const cells = (r: PerCoreRow) => [r.contender, String(r.round), String(Math.round(r.rps)), String(r.p50Ms), String(r.p99Ms), String(r.cpuUsPerRequest), `${r.wrongAnswers}, ${r.socketErrors}`];
-  const rows = perCore.rows.map(cells);
   const percent = (ratio: number) => `${Math.round(ratio * 100)}%`;
+  const times = (ratios: readonly number[]) => ratios.map((r) => `${r}×`).join(', ');
+  const busy = (share: number, mark: boolean) => `${percent(share)}${mark && !(share >= SATURATED_BUSY_SHARE) ? ' (not saturated)' : ''}`;
+  const cells = (mark: boolean) => (r: PerCoreRow) => [r.contender, String(r.round), String(r.cpuUsPerRequest), String(Math.round(r.rps)), busy(r.coreBusy.cpu1, mark), percent(r.coreBusy.cpu0), String(r.p50Ms), String(r.p99Ms), `${r.wrongAnswers}, ${r.socketErrors}`];
+  const head = (rps: string) => ['contender (1 core)', 'round', 'CPU µs per request', rps, 'core 1 busy (proxy)', 'core 0 busy (client side)', 'p50 ms', 'p99 ms', WRK_ERRORS];
+  const { cpuUsPerRequest: us, cost, rps } = perCore;
+  const heldBack = perCore.rounds.filter((r) => r.heldBack);
   const lines = [
-    table(['contender (1 core)', 'round', 'req/s (wrk -t1 -c32)', 'p50 ms', 'p99 ms', 'CPU µs per request', WRK_ERRORS], rows),
+    `CPU per request (the proxy's own CPU time, all threads and child processes, over the requests it served; median of ${perCore.rounds.length} rounds): HAProxy **${us.haproxy} µs**, the floor **${us.floor} µs**, sempre **${us.sempre} µs**. sempre costs **${cost.sempreOverHaproxy.median}×** HAProxy's (${times(cost.sempreOverHaproxy.perRound)}) and **${cost.sempreOverFloor.median}×** the floor's (${times(cost.sempreOverFloor.perRound)}); the floor ${cost.floorOverHaproxy.median}× HAProxy's.`,
     '',
-    `sempre: **${percent(perCore.ratio)}** of HAProxy's req/s on the same core (median of the rounds: ${perCore.roundRatios.map(percent).join(', ')}), p99 **${perCore.p99Ratio}×** HAProxy's (${perCore.roundP99Ratios.map((r) => `${r}×`).join(', ')}); its RSS after the rounds ${perCore.sempreRssMb} MB.`,
+    table(head('req/s (wrk -t1 -c32)'), perCore.rows.map(cells(true))),
     '',
-    `The floor under sempre (node-floor-1core: Node's HTTP server and undici with no feature at all): **${percent(perCore.floor.ratio)}** of HAProxy's req/s (${perCore.floor.roundRatios.map(percent).join(', ')}), p99 ${perCore.floor.p99Ratio}× HAProxy's; sempre does **${percent(perCore.floor.sempreRatio)}** of the floor's req/s (${perCore.floor.sempreRoundRatios.map(percent).join(', ')}).`,
+    `req/s, only from rounds in which both proxies' cores were saturated (core 1 busy ≥ ${percent(SATURATED_BUSY_SHARE)}): sempre ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's; the floor ${rpsMedian(rps.floorOverHaproxy)} of HAProxy's; sempre ${rpsMedian(rps.sempreOverFloor)} of the floor's. Every round: sempre ${perCore.rps.sempreOverHaproxy.perRound.map(percent).join(', ')} of HAProxy's, the floor ${rps.floorOverHaproxy.perRound.map(percent).join(', ')}.`,
+    ...(heldBack.length ? ['', ...heldBack.map((r) => `Round ${r.round}: ${describeRound(r)}.`)] : []),
+    '',
+    `p99 at full rate: sempre **${perCore.p99.sempre.median}×** HAProxy's (${times(perCore.p99.sempre.perRound)}), the floor ${perCore.p99.floor.median}×. sempre's RSS after the rounds: ${perCore.rssMb.sempreTree} MB (main process and worker), its worker ${perCore.rssMb.sempreWorker} MB.`,
   ];
   const paced = perCore.paced;
   lines.push('', `At one shared, moderate load (each of wrk's 32 connections pausing ${paced.gapMs} ms after every response, about half the slower one's maximum):`, '',
-    table(['contender (1 core)', 'round', 'req/s (paced)', 'p50 ms', 'p99 ms', 'CPU µs per request', WRK_ERRORS], paced.rows.map(cells)),
-    '', `sempre's p99 at that load: **${paced.p99Ratio}×** HAProxy's (${paced.roundP99Ratios.map((r) => `${r}×`).join(', ')}); the floor's ${paced.floorP99Ratio}×.`);
+    table(head('req/s (paced)'), paced.rows.map(cells(false))),
+    '', `sempre's p99 at that load: **${paced.p99.sempre.median}×** HAProxy's (${times(paced.p99.sempre.perRound)}); the floor's ${paced.p99.floor.median}×.`);
   if (perCore.memory) {
     const m = perCore.memory;
-    lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);
+    lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end, its worker ${m.workerRssMb} MB (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);
   }
   return lines.join('\n');
 }

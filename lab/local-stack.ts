@@ -9,7 +9,7 @@ import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
 import { parseProcStat } from '../agent/heal/evidence.ts';
 import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
-import { descendantsRunning, parentOf } from './process-tree.ts';
+import { workersRunning } from './process-tree.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
 export interface StackPorts {
@@ -273,9 +273,7 @@ export class LocalStack {
   balancerWorkerPids(): number[] {
     if (!this.balancer) return [];
     const script = join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts');
-    const runs = descendantsRunning(this.balancer.pid, script);
-    const mains = new Set([this.balancer.pid, ...runs].filter((pid) => runs.some((worker) => parentOf(worker) === pid)));
-    return runs.filter((pid) => !mains.has(pid));
+    return workersRunning(this.balancer.pid, script);
   }
 
   async status(): Promise<BalancerStatus> {

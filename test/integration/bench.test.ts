@@ -2,10 +2,12 @@
 // scoreboard has its shape, sempre's row has zero failed GETs, and every
 // contender the bench started is stopped afterwards.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { runBench } from '../../bench/bench.ts';
 import { faultTable, overheadTable, perCoreTable } from '../../bench/markdown.ts';
+import { runPerCore, type RoundRatios } from '../../bench/per-core.ts';
+import { median } from '../../bench/per-core-stats.ts';
 import { isAlive, type LabState } from '../../lab/netns-lab.ts';
 import { labForThisFile, skipUnlessRoot } from '../support/lab.ts';
 import { recordFigure } from '../support/stack.ts';
@@ -13,6 +15,12 @@ import { recordFigure } from '../support/stack.ts';
 const skip = skipUnlessRoot;
 let lab: LabState;
 labForThisFile({ instances: 2 }, (l) => { lab = l; });
+
+/** A req/s median is of the rounds it names (those with both cores saturated): the middle one, the mean of the middle two, or none. */
+function assertRpsMedian(ratio: RoundRatios): void {
+  const kept = ratio.perRound.filter((_, i) => ratio.rounds.includes(i + 1));
+  assert.equal(ratio.median, kept.length ? Math.round(median(kept) * 10_000) / 10_000 : null, `req/s median of rounds ${ratio.rounds.join(', ') || 'none'}: ${JSON.stringify(ratio)}`);
+}
 
 test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders stopped afterwards', { skip, timeout: 300_000 }, async () => {
   const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2, perCoreSeconds: 2, memorySeconds: 3 }, lab, () => undefined, new AbortController().signal);
@@ -40,14 +48,26 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
     assert.ok(row.rps > 0 && row.cpuUsPerRequest > 0, `${row.contender} served, on its own CPU time: ${JSON.stringify(row)}`);
     assert.equal(row.wrongAnswers, 0, `${row.contender}: req/s is of 2xx/3xx answers: ${JSON.stringify(row)}`);
   }
-  assert.equal(result.perCore!.roundRatios.length, 3);
-  assert.equal(result.perCore!.ratio, [...result.perCore!.roundRatios].sort((a, b) => a - b)[1], 'the summary is the middle round');
-  // The floor's ratios are the rows' own figures, round by round.
-  const rps = (name: string, round: number) => result.perCore!.rows.find((r) => r.contender === name && r.round === round)!.rps;
-  for (const [i, ratio] of result.perCore!.floor.sempreRoundRatios.entries()) {
-    assert.ok(Math.abs(ratio - rps('sempre-1core', i + 1) / rps('node-floor-1core', i + 1)) < 0.001, `round ${i + 1}: sempre over the floor ${ratio}`);
+  // The headline: each proxy's CPU per request, round by round, and sempre's over HAProxy's and the floor's.
+  const perCore = result.perCore!;
+  const row = (name: string, round: number) => perCore.rows.find((r) => r.contender === name && r.round === round)!;
+  for (const [i, ratio] of perCore.cost.sempreOverHaproxy.perRound.entries()) {
+    assert.ok(Math.abs(ratio - row('sempre-1core', i + 1).cpuUsPerRequest / row('haproxy-1core', i + 1).cpuUsPerRequest) < 0.01, `round ${i + 1}: sempre's CPU per request over HAProxy's ${ratio}`);
   }
-  assert.equal(result.perCore!.floor.roundRatios.length, 3);
+  assert.equal(perCore.cost.sempreOverFloor.perRound.length, 3);
+  assert.equal(perCore.cost.sempreOverHaproxy.median, median(perCore.cost.sempreOverHaproxy.perRound), 'every round counts for the cost');
+  assert.equal(perCore.cpuUsPerRequest.sempre, median([1, 2, 3].map((round) => row('sempre-1core', round).cpuUsPerRequest)));
+  // Each core's busy share was read around every run; a round is flagged when HAProxy's core was not saturated, and the req/s medians keep only rounds where both cores were.
+  for (const r of perCore.rows) assert.ok(r.coreBusy.cpu0 >= 0 && r.coreBusy.cpu0 <= 1 && r.coreBusy.cpu1 >= 0 && r.coreBusy.cpu1 <= 1, `${r.contender} round ${r.round}: ${JSON.stringify(r.coreBusy)}`);
+  for (const r of perCore.rounds) assert.equal(r.heldBack, row('haproxy-1core', r.round).coreBusy.cpu1 < 0.9, `round ${r.round}: ${JSON.stringify(r)}`);
+  const saturatedRounds = [1, 2, 3].filter((round) => row('haproxy-1core', round).coreBusy.cpu1 >= 0.9 && row('sempre-1core', round).coreBusy.cpu1 >= 0.9);
+  assert.deepEqual(perCore.rps.sempreOverHaproxy.rounds, saturatedRounds);
+  assertRpsMedian(perCore.rps.sempreOverHaproxy);
+  // The floor's ratios are the rows' own figures, round by round.
+  for (const [i, ratio] of perCore.rps.sempreOverFloor.perRound.entries()) {
+    assert.ok(Math.abs(ratio - row('sempre-1core', i + 1).rps / row('node-floor-1core', i + 1).rps) < 0.001, `round ${i + 1}: sempre over the floor ${ratio}`);
+  }
+  assert.equal(perCore.rps.floorOverHaproxy.perRound.length, 3);
   // The paced rounds held both proxies well below their maximum (about half the slower one's), so their p99 compares pauses, not queues.
   const paced = result.perCore!.paced;
   assert.deepEqual(paced.rows.map((r) => r.contender), [...perCoreOrder, ...perCoreOrder, ...perCoreOrder]);
@@ -60,15 +80,44 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
     const [haproxy, sempre, floor] = perCoreOrder.map((name) => paced.rows.find((r) => r.contender === name && r.round === round)!.rps);
     assert.ok(Math.abs(haproxy! - sempre!) < 0.25 * haproxy! && Math.abs(haproxy! - floor!) < 0.25 * haproxy!, `round ${round}: all carried about the same load (HAProxy ${Math.round(haproxy!)}, sempre ${Math.round(sempre!)}, floor ${Math.round(floor!)} req/s)`);
   }
-  assert.equal(paced.roundP99Ratios.length, 3);
+  assert.equal(paced.p99.sempre.perRound.length, 3);
   // The memory soak ran sempre at full rate and read its RSS from /proc.
-  assert.ok(result.perCore!.memory && result.perCore!.memory.rps > 0 && result.perCore!.memory.rssMb > 30, `memory soak: ${JSON.stringify(result.perCore!.memory)}`);
-  assert.match(perCoreTable(result), /CPU µs per request[\s\S]*The floor under sempre[\s\S]*At one shared, moderate load[\s\S]*Memory: sempre alone at its maximum rate for 3 s/);
+  const memory = result.perCore!.memory;
+  assert.ok(memory && memory.rps > 0 && memory.workerRssMb > 30 && memory.rssMb > memory.workerRssMb, `memory soak, the tree (main process and worker) and the worker: ${JSON.stringify(memory)}`);
+  assert.match(perCoreTable(result), /^CPU per request [^\n]*HAProxy \*\*\d+ µs\*\*, the floor \*\*\d+ µs\*\*, sempre \*\*\d+ µs\*\*[\s\S]*\| CPU µs per request \|[\s\S]*req\/s, only from rounds in which both proxies' cores were saturated[\s\S]*At one shared, moderate load[\s\S]*Memory: sempre alone at its maximum rate for 3 s/);
   for (const name of ['bench-haproxy-1core', 'bench-sempre-1core', 'bench-node-floor-1core']) assert.equal(isAlive(lab.processes[name]!.pid), false, `${name} was stopped`);
   const affinity = execFileSync('taskset', ['-pc', String(lab.processes.app1!.pid)], { encoding: 'utf8' });
   assert.match(affinity, /list: 0[-,]1\s*$/, `app1 may run on both cores again: ${affinity}`);
-  recordFigure('quick bench: one sempre process vs HAProxy nbthread 1, same core (req/s)', `${Math.round(result.perCore!.ratio * 100)}%`);
-  recordFigure('quick bench: a bare Node proxy (the floor) vs HAProxy nbthread 1, same core (req/s)', `${Math.round(result.perCore!.floor.ratio * 100)}%`);
+  recordFigure('quick bench: CPU µs per request, HAProxy nbthread 1 / the floor / sempre, same core (median of 3 rounds)', `${perCore.cpuUsPerRequest.haproxy} / ${perCore.cpuUsPerRequest.floor} / ${perCore.cpuUsPerRequest.sempre}`);
+  recordFigure("quick bench: sempre's CPU per request over HAProxy's and the floor's", `${perCore.cost.sempreOverHaproxy.median}× / ${perCore.cost.sempreOverFloor.median}×`);
   const sempre = result.overhead.find((o) => o.contender === 'sempre')!;
   recordFigure('quick bench: sempre req/s vs direct (wrk -t2 -c32)', `${Math.round(sempre.wrkRps)} (${Math.round(sempre.rpsRatio * 100)}%)`);
+});
+
+test("a round whose client side is starved on purpose is flagged (HAProxy held back) and left out of the req/s median; the median of two rounds is their mean", { skip, timeout: 180_000 }, async () => {
+  const lines: string[] = [];
+  const result = await runPerCore(lab, {
+    seconds: 2, rounds: 2, memorySeconds: 0, say: (line) => lines.push(line),
+    // During HAProxy's run of round 2, two busy loops at nice -10 on core 0 leave wrk, the apps and Consul a small share of it.
+    // timeout(1) ends them even if this process dies; SIGTERM to it ends them now.
+    aroundRun: (contender, round) => {
+      if (contender !== 'haproxy-1core' || round !== 2) return undefined;
+      const loops = [1, 2].map(() => spawn('timeout', ['30', 'nice', '-n', '-10', 'taskset', '-c', '0', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
+      return () => { for (const loop of loops) loop.kill('SIGTERM'); };
+    },
+  });
+  const haproxy = (round: number) => result.rows.find((r) => r.contender === 'haproxy-1core' && r.round === round)!;
+  assert.ok(haproxy(2).rps < 0.7 * haproxy(1).rps, `the starved round served less: ${Math.round(haproxy(2).rps)} against ${Math.round(haproxy(1).rps)} req/s`);
+  assert.equal(result.rounds[1]!.heldBack, true, `round 2 is flagged: ${JSON.stringify(result.rounds[1])}`);
+  assert.ok(result.rounds[1]!.coreBusy.haproxy.cpu1 < 0.9, `HAProxy's core had idle time: ${JSON.stringify(result.rounds[1]!.coreBusy.haproxy)}`);
+  assert.ok(!result.rps.sempreOverHaproxy.rounds.includes(2) && !result.rps.floorOverHaproxy.rounds.includes(2), `round 2 is out of the req/s medians against HAProxy: ${JSON.stringify(result.rps)}`);
+  assertRpsMedian(result.rps.sempreOverHaproxy);
+  assert.ok(lines.some((l) => /round 2\/2: HAProxy HELD BACK by the client side \(its core 1 busy \d+%, core 0 \d+%\): left out/.test(l)), lines.join('\n'));
+  // Every round counts for the cost per request: with two rounds, the median is their mean.
+  const cost = result.cost.sempreOverHaproxy;
+  assert.equal(cost.perRound.length, 2);
+  assert.ok(Math.abs(cost.median! - (cost.perRound[0]! + cost.perRound[1]!) / 2) <= 0.005, `the median of two rounds is their mean: ${JSON.stringify(cost)}`);
+  const sempreUs = result.rows.filter((r) => r.contender === 'sempre-1core').map((r) => r.cpuUsPerRequest);
+  assert.equal(result.cpuUsPerRequest.sempre, (sempreUs[0]! + sempreUs[1]!) / 2);
+  recordFigure("starved client side: HAProxy's core 1 busy (round 2 against round 1)", `${Math.round(haproxy(2).coreBusy.cpu1 * 100)}% against ${Math.round(haproxy(1).coreBusy.cpu1 * 100)}%`);
 });
