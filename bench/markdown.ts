@@ -39,7 +39,7 @@ export function perCoreTable(result: BenchResult): string {
     '',
     table(head('req/s (wrk -t1 -c32)'), perCore.rows.map(cells(true))),
     '',
-    `req/s, only from rounds in which both proxies' cores were saturated (core 1 busy ≥ ${percent(SATURATED_BUSY_SHARE)}): sempre ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's; the floor ${rpsMedian(rps.floorOverHaproxy)} of HAProxy's; sempre ${rpsMedian(rps.sempreOverFloor)} of the floor's. Every round: sempre ${perCore.rps.sempreOverHaproxy.perRound.map(percent).join(', ')} of HAProxy's, the floor ${rps.floorOverHaproxy.perRound.map(percent).join(', ')}.`,
+    `req/s, only from rounds in which both proxies' cores were saturated (core 1 busy ≥ ${percent(SATURATED_BUSY_SHARE)}): sempre ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's; the floor ${rpsMedian(rps.floorOverHaproxy)} of HAProxy's; sempre ${rpsMedian(rps.sempreOverFloor)} of the floor's. Every round: sempre ${rps.sempreOverHaproxy.perRound.map(percent).join(', ')} of HAProxy's, the floor ${rps.floorOverHaproxy.perRound.map(percent).join(', ')}.`,
     ...(heldBack.length ? ['', ...heldBack.map((r) => `Round ${r.round}: ${describeRound(r)}.`)] : []),
     '',
     `p99 at full rate: sempre **${perCore.p99.sempre.median}×** HAProxy's (${times(perCore.p99.sempre.perRound)}), the floor ${perCore.p99.floor.median}×. sempre's RSS after the rounds: ${perCore.rssMb.sempreTree} MB (main process and worker), its worker ${perCore.rssMb.sempreWorker} MB.`,

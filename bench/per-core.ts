@@ -269,12 +269,12 @@ export function perCoreSummary(result: PerCoreResult): string {
   const heldBack = result.rounds.filter((r) => r.heldBack).map((r) => r.round);
   const memory = result.memory ? `; ${result.memory.rssMb} MB (worker ${result.memory.workerRssMb} MB) after ${result.memory.seconds} s at ${result.memory.rps} req/s` : '';
   return `  CPU per request (median of ${result.rounds.length} rounds): HAProxy ${us.haproxy} µs, the floor ${us.floor} µs, sempre ${us.sempre} µs: sempre ${cost.sempreOverHaproxy.median}× HAProxy's, ${cost.sempreOverFloor.median}× the floor's. `
-    + `req/s: ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's, the floor ${rpsMedian(rps.floorOverHaproxy)}${heldBack.length ? ` (HAProxy held back by the client side in round ${heldBack.join(', ')})` : ''}. `
+    + `req/s, from rounds with both cores saturated: sempre ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's, the floor ${rpsMedian(rps.floorOverHaproxy)}${heldBack.length ? ` (HAProxy held back by the client side in round ${heldBack.join(', ')})` : ''}. `
     + `p99 ${result.p99.sempre.median}× HAProxy's at full rate and ${result.paced.p99.sempre.median}× at a shared moderate load; RSS ${result.rssMb.sempreTree} MB (worker ${result.rssMb.sempreWorker} MB)${memory}`;
 }
 
-/** A req/s median as a percent with the rounds it is of, or why there is none. */
+/** A req/s median as a percent with the rounds it is of, or that no round counted. */
 export function rpsMedian(ratio: RoundRatios): string {
-  if (ratio.median === null) return 'not measured (no round with both cores saturated)';
-  return `${percent(ratio.median)} (median of round${ratio.rounds.length === 1 ? '' : 's'} ${ratio.rounds.join(', ')}, both cores saturated)`;
+  if (ratio.median === null) return 'none (no round with both cores saturated)';
+  return `${percent(ratio.median)} (round${ratio.rounds.length === 1 ? '' : 's'} ${ratio.rounds.join(', ')})`;
 }
