@@ -30,8 +30,8 @@ export function perCoreTable(result: BenchResult): string {
   const percent = (ratio: number) => `${Math.round(ratio * 100)}%`;
   const times = (ratios: readonly number[]) => ratios.map((r) => `${r}×`).join(', ');
   const busy = (share: number, mark: boolean) => `${percent(share)}${mark && !(share >= SATURATED_BUSY_SHARE) ? ' (not saturated)' : ''}`;
-  const cells = (mark: boolean) => (r: PerCoreRow) => [r.contender, String(r.round), String(r.cpuUsPerRequest), String(Math.round(r.rps)), busy(r.coreBusy.cpu1, mark), percent(r.coreBusy.cpu0), String(r.p50Ms), String(r.p99Ms), `${r.wrongAnswers}, ${r.socketErrors}`];
-  const head = (rps: string) => ['contender (1 core)', 'round', 'CPU µs per request', rps, 'core 1 busy (proxy)', 'core 0 busy (client side)', 'p50 ms', 'p99 ms', WRK_ERRORS];
+  const cells = (mark: boolean) => (r: PerCoreRow) => [r.contender, String(r.round), String(r.cpuUsPerRequest), String(Math.round(r.rps)), busy(r.coreBusy.proxy, mark), percent(r.coreBusy.cpu1), percent(r.coreBusy.cpu0), String(r.p50Ms), String(r.p99Ms), `${r.wrongAnswers}, ${r.socketErrors}`];
+  const head = (rps: string) => ['contender (1 core)', 'round', 'CPU µs per request', rps, 'proxy had work', 'core 1 busy (proxy)', 'core 0 busy (client side)', 'p50 ms', 'p99 ms', WRK_ERRORS];
   const { cpuUsPerRequest: us, cost, rps } = perCore;
   const heldBack = perCore.rounds.filter((r) => r.heldBack);
   const lines = [
@@ -39,7 +39,7 @@ export function perCoreTable(result: BenchResult): string {
     '',
     table(head('req/s (wrk -t1 -c32)'), perCore.rows.map(cells(true))),
     '',
-    `req/s, only from rounds in which both proxies' cores were saturated (core 1 busy ≥ ${percent(SATURATED_BUSY_SHARE)}): sempre ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's; the floor ${rpsMedian(rps.floorOverHaproxy)} of HAProxy's; sempre ${rpsMedian(rps.sempreOverFloor)} of the floor's. Every round: sempre ${rps.sempreOverHaproxy.perRound.map(percent).join(', ')} of HAProxy's, the floor ${rps.floorOverHaproxy.perRound.map(percent).join(', ')}.`,
+    `req/s, only from rounds in which both proxies were saturated (had work ≥ ${percent(SATURATED_BUSY_SHARE)} of their run): sempre over HAProxy ${rpsMedian(rps.sempreOverHaproxy)}; the floor over HAProxy ${rpsMedian(rps.floorOverHaproxy)}; sempre over the floor ${rpsMedian(rps.sempreOverFloor)}. Every round: sempre ${rps.sempreOverHaproxy.perRound.map(percent).join(', ')} of HAProxy's, the floor ${rps.floorOverHaproxy.perRound.map(percent).join(', ')}.`,
     ...(heldBack.length ? ['', ...heldBack.map((r) => `Round ${r.round}: ${describeRound(r)}.`)] : []),
     '',
     `p99 at full rate: sempre **${perCore.p99.sempre.median}×** HAProxy's (${times(perCore.p99.sempre.perRound)}), the floor ${perCore.p99.floor.median}×. sempre's RSS after the rounds: ${perCore.rssMb.sempreTree} MB (main process and worker), its worker ${perCore.rssMb.sempreWorker} MB.`,

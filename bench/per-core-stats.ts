@@ -1,6 +1,7 @@
 // Pure helpers of the per-core comparison (bench/per-core.ts): the median of
 // its rounds and each core's busy share from /proc/stat, kept apart from the
 // lab so the unit tests can read them.
+import type { ThreadTimes } from '../lab/process-tree.ts';
 
 /** The middle value; for an even count, the mean of the two middle ones (NaN for none). */
 export function median(values: readonly number[]): number {
@@ -41,9 +42,29 @@ export function busyShare(before: Map<number, CpuTicks>, after: Map<number, CpuT
 }
 
 /**
- * A proxy's core counts as saturated at this busy share or more: below it,
- * the proxy had idle time on its own core, so its req/s was set by the
- * client side (wrk, the apps and Consul on core 0), not by what the proxy
- * can do on one core.
+ * The share (0–1, two decimals) of `wallNs` in which a proxy's busiest
+ * thread (the one that ran longest between the readings: its event loop)
+ * had work: running, or runnable and waiting for the CPU. The rest it slept
+ * waiting for work, which on a pinned proxy means the client side sent too
+ * little. Other processes on the proxy's core make it wait, not sleep, so a
+ * busy neighbour does not pass for a saturated proxy (core 1's busy share
+ * would). A thread that started between the readings counts from zero.
+ */
+export function busiestThreadBusyShare(before: Map<number, ThreadTimes>, after: Map<number, ThreadTimes>, wallNs: number): number {
+  let busiest: { run: number; wait: number } | undefined;
+  for (const [tid, b] of after) {
+    const a = before.get(tid) ?? { runNs: 0, waitNs: 0 };
+    const run = b.runNs - a.runNs;
+    if (!busiest || run > busiest.run) busiest = { run, wait: b.waitNs - a.waitNs };
+  }
+  if (!busiest || wallNs <= 0) return NaN;
+  return Math.round(Math.min(1, (busiest.run + busiest.wait) / wallNs) * 100) / 100;
+}
+
+/**
+ * A proxy counts as saturated when its busiest thread had work this share
+ * of the run or more: below it, the proxy waited for requests, so its req/s
+ * was set by the client side (wrk, the apps and Consul on core 0), not by
+ * what the proxy can do on one core.
  */
 export const SATURATED_BUSY_SHARE = 0.9;

@@ -4,22 +4,30 @@
 // core 0, in alternating rounds of the same run. Affinity is restored
 // afterwards. The headline is what a request costs: each proxy's own CPU time
 // per request. A req/s ratio is a per-core figure only for a round in which
-// both proxies' cores were saturated, so each core's busy share is read
-// around every run and the req/s medians leave out the rounds that were not.
+// both proxies were saturated, so each core's busy share and how much of the
+// run each proxy had work are read around every run, and the req/s medians
+// leave out the rounds where one waited for the client side.
 import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { rssMiB, treeCpuSeconds, treeRssMiB, workersRunning } from '../lab/process-tree.ts';
+import { rssMiB, treeCpuSeconds, treeRssMiB, treeThreadTimes, workersRunning } from '../lab/process-tree.ts';
 import { targetPid } from '../lab/app-restarts.ts';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { isAlive, type LabState } from '../lab/netns-lab.ts';
 import { PER_CORE, PER_CORE_NAMES } from './contenders.ts';
-import { busyShare, median, parseProcStatCpus, SATURATED_BUSY_SHARE } from './per-core-stats.ts';
+import { busiestThreadBusyShare, busyShare, median, parseProcStatCpus, SATURATED_BUSY_SHARE } from './per-core-stats.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
-/** Each core's busy share (0–1) during one wrk run, from /proc/stat: cpu0 the client side (wrk, the apps, Consul), cpu1 the proxy under test. */
-export interface CoreBusy { cpu0: number; cpu1: number }
+/**
+ * Busy shares (0–1) during one wrk run. cpu0 and cpu1 from /proc/stat: the
+ * client side's core (wrk, the apps, Consul) and the proxy's. proxy: the
+ * share of the run in which the proxy's busiest thread had work (running or
+ * waiting for the CPU), from its schedstat; the rest it waited for requests.
+ * This one decides whether the proxy was saturated: core 1 can be busy with
+ * other processes (on a shared machine) while the proxy waits for the client.
+ */
+export interface CoreBusy { cpu0: number; cpu1: number; proxy: number }
 
 export interface PerCoreRow {
   contender: string;
@@ -51,9 +59,10 @@ export interface RoundRatios {
 export interface PerCoreRound {
   round: number;
   /**
-   * HAProxy, the reference, was held back: its core was busy less than
-   * SATURATED_BUSY_SHARE of its run, so its req/s was the client side's
-   * limit, not its own. Such a round is left out of the req/s medians.
+   * HAProxy, the reference, was held back: it had work less than
+   * SATURATED_BUSY_SHARE of its run and waited for requests the rest, so its
+   * req/s was the client side's limit, not its own. Such a round is left out
+   * of the req/s medians against HAProxy.
    */
   heldBack: boolean;
   /** Each contender's core busy shares during its run in this round. */
@@ -93,7 +102,7 @@ export interface PerCoreResult {
   cpuUsPerRequest: Roles<number>;
   /** CPU per request over another's: what a request costs. Every round counts (the rounds alternate, so each trio saw the same machine). */
   cost: { sempreOverHaproxy: RoundRatios; sempreOverFloor: RoundRatios; floorOverHaproxy: RoundRatios };
-  /** req/s over another's: a per-core figure only when both proxies' cores were saturated, so the medians count only those rounds. */
+  /** req/s over another's: a per-core figure only when both proxies were saturated, so the medians count only those rounds. */
   rps: { sempreOverHaproxy: RoundRatios; sempreOverFloor: RoundRatios; floorOverHaproxy: RoundRatios };
   /** p99 over HAProxy's at full rate, every round. */
   p99: { sempre: RoundRatios; floor: RoundRatios };
@@ -154,7 +163,7 @@ export async function runPerCore(lab: LabState, options: PerCoreOptions): Promis
     for (const c of PER_CORE) wrkOnCore0(c.url(lab), 2); // warm-up: JIT, keep-alive pools
     const rows = alternatingRounds(lab, { ...options, label: 'per core' });
     const rounds = roundsOf(rows);
-    const saturated = (round: number, ...roles: Role[]) => roles.every((role) => rounds.find((r) => r.round === round)!.coreBusy[role].cpu1 >= SATURATED_BUSY_SHARE);
+    const saturated = (round: number, ...roles: Role[]) => roles.every((role) => rounds.find((r) => r.round === round)!.coreBusy[role].proxy >= SATURATED_BUSY_SHARE);
     const rps = (numerator: Role, denominator: Role) => ratioByRound(rows, 'rps', numerator, denominator, (round) => saturated(round, numerator, denominator));
     const rss = sempreRssMb(lab);
     const paced = pacedRounds(lab, rows, options);
@@ -180,7 +189,7 @@ export async function runPerCore(lab: LabState, options: PerCoreOptions): Promis
 function roundsOf(rows: readonly PerCoreRow[]): PerCoreRound[] {
   return [...new Set(rows.map((r) => r.round))].map((round) => {
     const coreBusy = byRole((role) => rows.find((r) => r.round === round && r.contender === PER_CORE_NAMES[role])!.coreBusy);
-    return { round, heldBack: !(coreBusy.haproxy.cpu1 >= SATURATED_BUSY_SHARE), coreBusy };
+    return { round, heldBack: !(coreBusy.haproxy.proxy >= SATURATED_BUSY_SHARE), coreBusy };
   });
 }
 
@@ -188,8 +197,8 @@ function roundsOf(rows: readonly PerCoreRow[]): PerCoreRound[] {
 export function describeRound(round: PerCoreRound): string {
   const busy = round.coreBusy.haproxy;
   return round.heldBack
-    ? `HAProxy HELD BACK by the client side (its core 1 busy ${percent(busy.cpu1)}, core 0 ${percent(busy.cpu0)}): left out of the req/s medians against HAProxy`
-    : `HAProxy's core saturated (core 1 busy ${percent(busy.cpu1)}, core 0 ${percent(busy.cpu0)})`;
+    ? `HAProxy HELD BACK by the client side (it had work ${percent(busy.proxy)} of its run and waited for requests the rest; core 1 busy ${percent(busy.cpu1)}, core 0 ${percent(busy.cpu0)}): left out of the req/s medians against HAProxy`
+    : `HAProxy saturated (it had work ${percent(busy.proxy)} of its run; core 1 busy ${percent(busy.cpu1)}, core 0 ${percent(busy.cpu0)})`;
 }
 
 /** HAProxy, sempre, then the floor, `rounds` times: each round's contenders saw the same machine. */
@@ -198,20 +207,25 @@ function alternatingRounds(lab: LabState, options: { seconds: number; rounds: nu
   for (let round = 1; round <= options.rounds; round += 1) {
     for (const c of PER_CORE) {
       const done = options.aroundRun?.(c.name, round);
+      const pid = lab.processes[`bench-${c.name}`]?.pid ?? 0;
       const cpuBefore = cpuSeconds(lab, `bench-${c.name}`);
+      const threadsBefore = treeThreadTimes(pid);
       const statBefore = procStat();
+      const startedNs = process.hrtime.bigint();
       let w: WrkFigures;
       try {
         w = wrkOnCore0(c.url(lab), options.seconds, options.gapMs);
       } finally {
         done?.();
       }
+      const wallNs = Number(process.hrtime.bigint() - startedNs);
       const statAfter = procStat();
+      const proxy = busiestThreadBusyShare(threadsBefore, treeThreadTimes(pid), wallNs);
       const cpuUsPerRequest = w.requests > 0 ? Math.round(((cpuSeconds(lab, `bench-${c.name}`) - cpuBefore) * 1e6) / w.requests) : NaN;
-      const coreBusy = { cpu0: busyShare(statBefore, statAfter, 0), cpu1: busyShare(statBefore, statAfter, 1) };
+      const coreBusy = { cpu0: busyShare(statBefore, statAfter, 0), cpu1: busyShare(statBefore, statAfter, 1), proxy };
       rows.push({ contender: c.name, round, rps: w.rps, p50Ms: w.p50, p99Ms: w.p99, cpuUsPerRequest, wrongAnswers: w.wrongAnswers, socketErrors: w.socketErrors, coreBusy });
       const errors = w.wrongAnswers || w.socketErrors ? ` — WRONG ANSWERS: non-2xx/3xx ${w.wrongAnswers}, socket errors ${w.socketErrors}` : '';
-      options.say(`  ${options.label}, round ${round}/${options.rounds}: ${c.name} ${cpuUsPerRequest} µs of CPU per request, ${Math.round(w.rps)} req/s, p50 ${w.p50} ms, p99 ${w.p99} ms, core 1 busy ${percent(coreBusy.cpu1)}, core 0 ${percent(coreBusy.cpu0)}${errors}`);
+      options.say(`  ${options.label}, round ${round}/${options.rounds}: ${c.name} ${cpuUsPerRequest} µs of CPU per request, ${Math.round(w.rps)} req/s, p50 ${w.p50} ms, p99 ${w.p99} ms, had work ${percent(coreBusy.proxy)} of the run, core 1 busy ${percent(coreBusy.cpu1)}, core 0 ${percent(coreBusy.cpu0)}${errors}`);
     }
     if (options.gapMs === undefined) options.say(`  ${options.label}, round ${round}/${options.rounds}: ${describeRound(roundsOf(rows).at(-1)!)}`);
   }
@@ -269,12 +283,12 @@ export function perCoreSummary(result: PerCoreResult): string {
   const heldBack = result.rounds.filter((r) => r.heldBack).map((r) => r.round);
   const memory = result.memory ? `; ${result.memory.rssMb} MB (worker ${result.memory.workerRssMb} MB) after ${result.memory.seconds} s at ${result.memory.rps} req/s` : '';
   return `  CPU per request (median of ${result.rounds.length} rounds): HAProxy ${us.haproxy} µs, the floor ${us.floor} µs, sempre ${us.sempre} µs: sempre ${cost.sempreOverHaproxy.median}× HAProxy's, ${cost.sempreOverFloor.median}× the floor's. `
-    + `req/s, from rounds with both cores saturated: sempre ${rpsMedian(rps.sempreOverHaproxy)} of HAProxy's, the floor ${rpsMedian(rps.floorOverHaproxy)}${heldBack.length ? ` (HAProxy held back by the client side in round ${heldBack.join(', ')})` : ''}. `
+    + `req/s, from rounds with both proxies saturated: sempre over HAProxy ${rpsMedian(rps.sempreOverHaproxy)}, the floor over HAProxy ${rpsMedian(rps.floorOverHaproxy)}${heldBack.length ? ` (HAProxy held back by the client side in round${heldBack.length === 1 ? '' : 's'} ${heldBack.join(', ')})` : ''}. `
     + `p99 ${result.p99.sempre.median}× HAProxy's at full rate and ${result.paced.p99.sempre.median}× at a shared moderate load; RSS ${result.rssMb.sempreTree} MB (worker ${result.rssMb.sempreWorker} MB)${memory}`;
 }
 
 /** A req/s median as a percent with the rounds it is of, or that no round counted. */
 export function rpsMedian(ratio: RoundRatios): string {
-  if (ratio.median === null) return 'none (no round with both cores saturated)';
+  if (ratio.median === null) return 'none (no round with both proxies saturated)';
   return `${percent(ratio.median)} (round${ratio.rounds.length === 1 ? '' : 's'} ${ratio.rounds.join(', ')})`;
 }

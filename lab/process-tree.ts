@@ -65,3 +65,24 @@ export function treeRssMiB(pid: number): number {
   const pids = processTree(pid);
   return pids.length === 0 ? NaN : pids.reduce((sum, p) => sum + (rssMiB(p) || 0), 0);
 }
+
+/** Nanoseconds a thread has spent on a CPU and waiting in a run queue for one, from /proc/<pid>/task/<tid>/schedstat. */
+export interface ThreadTimes { runNs: number; waitNs: number }
+
+/** Every thread of `pid`'s tree, by thread id (empty if it is gone). */
+export function treeThreadTimes(pid: number): Map<number, ThreadTimes> {
+  const times = new Map<number, ThreadTimes>();
+  for (const p of processTree(pid)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      const [runNs, waitNs] = (read(`/proc/${p}/task/${tid}/schedstat`) ?? '').split(' ').map(Number);
+      if (Number.isFinite(runNs) && Number.isFinite(waitNs)) times.set(Number(tid), { runNs: runNs!, waitNs: waitNs! });
+    }
+  }
+  return times;
+}
