@@ -39,6 +39,10 @@ export interface BalancerDeps {
   worker?: number;
   /** How many worker processes the balancer runs (--workers resolved, 0 being one per CPU; 1 without). */
   workers?: number;
+  /** The listening sockets inherited from the main process (fds); without, the balancer binds --host/--port itself. */
+  sockets?: { public: number; admin: number };
+  /** Listening, and Consul answered (or the wait for it ended): the main process may retire the previous workers. */
+  onReady?: () => void;
   now?: () => number;
 }
 
@@ -231,8 +235,8 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
   const firstAnswerBy = now() + FIRST_ANSWER_WAIT_MS;
   while (!answered() && !unreachable() && now() < firstAnswerBy && !deps.stop.aborted) await sleep(20);
   try {
-    await listen(server, options.port, options.host, 'public listener');
-    if (isAdmin) await listen(admin, options.adminPort, options.adminHost, 'admin listener');
+    await listen(server, deps.sockets ? { fd: deps.sockets.public } : { port: options.port, host: options.host }, 'public listener');
+    if (isAdmin) await listen(admin, deps.sockets ? { fd: deps.sockets.admin } : { port: options.adminPort, host: options.adminHost }, 'admin listener');
   } catch (error) {
     stopBackground();
     for (const runtime of runtimes.values()) void runtime.close();
@@ -241,6 +245,7 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
     throw error;
   }
   if (!/^(127\.|::1$|localhost$)/.test(options.adminHost)) logger.warn({ adminHost: options.adminHost }, 'the admin listener (dashboard, status, metrics) is reachable beyond this host, as asked; controls still need the token');
+  deps.onReady?.();
   if (!options.adminToken && isAdmin) logger.warn({ token }, 'dashboard control token (generated; set --admin-token to choose one)');
   logger.info({ url: `http://${options.host}:${options.port}/`, dashboard: `http://${options.adminHost}:${options.adminPort}/dashboard/`, admin: `http://${options.adminHost}:${options.adminPort}/_sempre/status`, routing: options.routing, ...(routed ? {} : { service: options.service }), consul: options.consul.origin, strategy: options.strategy }, 'balancer listening');
 
@@ -248,16 +253,30 @@ export async function runBalancer(options: BalancerOptions, deps: BalancerDeps):
 
   const inFlight = () => [...runtimes.values()].reduce((n, r) => n + r.proxy.inFlight(), 0);
   const tunnels = () => [...runtimes.values()].reduce((n, r) => n + r.tunnels.open(), 0);
-  logger.info({ inFlight: inFlight(), tunnels: tunnels(), timeoutMs: options.shutdownTimeout }, 'shutting down: no new connections, finishing in-flight requests and open tunnels');
+  // stop: SIGTERM. retire: a reload's newer workers serve, on the same sockets,
+  // with their own view of Consul and the admin listener; tunnels may go on
+  // until --tunnel-drain. orphaned: the main process died (it is being
+  // restarted): tunnels close now so it is not held up.
+  const mode = deps.stop.reason === 'retire' || deps.stop.reason === 'orphaned' ? deps.stop.reason as string : 'stop';
+  logger.info({ mode, inFlight: inFlight(), tunnels: tunnels(), timeoutMs: options.shutdownTimeout, ...(mode === 'retire' ? { tunnelDrainMs: options.tunnelDrain } : {}) }, 'shutting down: no new connections, finishing in-flight requests and open tunnels');
   server.close();
   server.closeIdleConnections();
+  let backgroundStopped = false;
+  if (mode !== 'stop') {
+    admin.close();
+    admin.closeIdleConnections();
+    stopBackground();
+    backgroundStopped = true;
+  }
+  if (mode === 'orphaned') for (const runtime of runtimes.values()) runtime.tunnels.closeAll('closed-shutdown');
   const deadline = now() + options.shutdownTimeout;
-  while ((inFlight() > 0 || tunnels() > 0) && now() < deadline) await sleep(50);
+  const tunnelDeadline = mode === 'retire' ? now() + options.tunnelDrain : deadline;
+  while ((inFlight() > 0 && now() < deadline) || (tunnels() > 0 && now() < tunnelDeadline)) await sleep(50);
   if (inFlight() > 0 || tunnels() > 0) logger.warn({ inFlight: inFlight(), tunnels: tunnels() }, 'shutdown timeout: closing remaining requests and tunnels');
   server.closeAllConnections();
   // closeAllConnections() skips upgraded sockets (nodejs/node#53536).
   for (const runtime of runtimes.values()) runtime.tunnels.closeAll('closed-shutdown');
-  stopBackground();
+  if (!backgroundStopped) stopBackground();
   await Promise.all([...runtimes.values()].map((r) => r.close()));
   admin.close();
   admin.closeAllConnections();

@@ -1,77 +1,87 @@
-import cluster, { type Worker } from 'node:cluster';
-import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
+// bin/sempre-balancer. Without SEMPRE_WORKER_INDEX this is the main process
+// (lifecycle/main-process.ts): it holds the sockets and runs the workers.
+// With it, a worker: it serves on the sockets it inherited.
+import { loadOptions, ConfigError } from '../shared/config/options.ts';
 import { createConsulClient } from '../shared/consul-client.ts';
 import { runCommand } from '../shared/command.ts';
 import { boundedStdout } from '../shared/log-output.ts';
 import { createLogger } from '../shared/logger.ts';
 import { runBalancer } from './balancer.ts';
-import { relayBetweenWorkers } from './worker-link.ts';
+import { envFilePaths, withEnvFiles } from './lifecycle/env-files.ts';
+import { runMainProcess } from './lifecycle/main-process.ts';
+import { isRetire, WORKER_ENV, type WorkerToMain } from './lifecycle/worker-messages.ts';
 import { balancerCommand, type BalancerOptions } from './options.ts';
 
-/** With --workers above 1, the primary only forks and restarts workers; they share the public port. */
-async function supervise(options: BalancerOptions, count: number): Promise<number> {
-  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, output: boundedStdout(options.logBuffer) });
-  let stopping = false;
-  const byIndex = new Map<number, Worker>();
-  // Workers must read each other's sticky cookies: one key for all of them.
-  const stickySecret = options.stickySecret || randomBytes(32).toString('base64url');
-  const fork = (index: number) => {
-    const worker = cluster.fork({ SEMPRE_WORKER_INDEX: String(index), SEMPRE_STICKY_SECRET: stickySecret });
-    byIndex.set(index, worker);
-    worker.on('exit', (code, signal) => {
-      if (stopping) return;
-      logger.error({ worker: index, code, signal }, 'worker exited; starting it again');
-      setTimeout(() => fork(index), 500);
-    });
-  };
-  for (let i = 0; i < count; i += 1) fork(i);
-  relayBetweenWorkers(() => byIndex);
-  logger.info({ workers: count }, 'balancer started in cluster mode');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) process.exit(1); // a second signal: at once
-      stopping = true;
-      logger.info({ signal }, 'stopping every worker');
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-      cluster.on('exit', () => {
-        if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
-      });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
-  return 0;
+const argv = process.argv.slice(2);
+
+if (process.env[WORKER_ENV.index] === undefined) {
+  await runCommand(balancerCommand, async (options) => {
+    const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, output: boundedStdout(options.logBuffer) });
+    return runMainProcess(options, { argv, logger, workerModule: import.meta.filename });
+  }, argv, () => withEnvFiles(process.env, envFilePaths(argv, process.env)));
+} else {
+  await runWorker();
 }
 
-await runCommand(balancerCommand, async (options) => {
-  const workers = options.workers === 0 ? availableParallelism() : options.workers;
-  if (workers > 1 && cluster.isPrimary) return supervise(options, workers);
-  const index = cluster.isWorker ? Number(process.env.SEMPRE_WORKER_INDEX ?? 0) : 0;
-  const logOutput = boundedStdout(options.logBuffer);
-  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, output: logOutput }).child(cluster.isWorker ? { worker: index } : {});
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stop.abort();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', () => {
-    // In cluster mode Ctrl-C reaches every process: the primary orders the stop.
-    if (!cluster.isWorker) onSignal('SIGINT');
+async function runWorker(): Promise<void> {
+  const tell = (message: WorkerToMain) => new Promise<void>((resolve) => {
+    if (!process.connected) return resolve();
+    process.send!(message, undefined, {}, () => resolve());
   });
+  let options: BalancerOptions;
+  try {
+    const loaded = loadOptions(balancerCommand, argv, process.env);
+    if (loaded.kind !== 'config') throw new ConfigError(['the options ask for help, not a balancer']);
+    options = loaded.values;
+  } catch (error) {
+    const reason = error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message;
+    process.stderr.write(`sempre-balancer: ${reason}\n`);
+    await tell({ sempre: 'failed', reason });
+    process.exitCode = 2;
+    if (process.connected) process.disconnect();
+    return;
+  }
+  const index = Number(process.env[WORKER_ENV.index]);
+  const logOutput = boundedStdout(options.logBuffer);
+  const logger = createLogger({ name: 'sempre-balancer', level: options.logLevel, format: options.logFormat, output: logOutput }).child({ worker: index, generation: Number(process.env[WORKER_ENV.generation]) });
+  // Why the worker stops: SIGTERM (the balancer stops), retire (a reload's newer
+  // generation serves) or orphaned (the main process died: finish quickly).
+  const stop = new AbortController();
+  const stopFor = (reason: 'stop' | 'retire' | 'orphaned') => {
+    if (stop.signal.aborted) {
+      if (reason === 'stop') {
+        logger.warn('second signal: exiting now');
+        process.exit(1);
+      }
+      return;
+    }
+    stop.abort(reason);
+  };
+  process.on('SIGTERM', () => stopFor('stop'));
+  // Ctrl-C and a terminal's hangup reach the whole process group: the main process decides.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGHUP', () => undefined);
+  process.on('message', (message) => {
+    if (isRetire(message)) stopFor('retire');
+  });
+  process.on('disconnect', () => stopFor('orphaned'));
   const consul = createConsulClient({ url: options.consul, token: options.consulToken });
   try {
-    // A worker resolves --workers as the primary did: same options, same machine.
-    await runBalancer(options, { consul, logger, logOutput: () => logOutput.stats(), stop: stop.signal, worker: index, workers });
+    await runBalancer(options, {
+      consul, logger, logOutput: () => logOutput.stats(), stop: stop.signal, worker: index,
+      workers: Number(process.env[WORKER_ENV.count] ?? 1),
+      sockets: { public: Number(process.env[WORKER_ENV.publicFd]), admin: Number(process.env[WORKER_ENV.adminFd]) },
+      onReady: () => void tell({ sempre: 'ready' }),
+    });
+  } catch (error) {
+    const reason = (error as Error).message;
+    logger.error({ err: reason }, 'this worker cannot serve');
+    await tell({ sempre: 'failed', reason });
+    process.exitCode = 1;
   } finally {
     consul.destroy();
   }
-  logger.info('stopped');
-  // A worker's IPC channel to the primary would keep it alive.
-  if (cluster.isWorker) cluster.worker?.disconnect();
-  return 0;
-});
+  logger.info({ reason: stop.signal.reason }, 'stopped');
+  // The IPC channel to the main process would keep the worker alive.
+  if (process.connected) process.disconnect();
+}

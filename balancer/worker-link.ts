@@ -1,4 +1,4 @@
-// With --workers, the worker processes act as one balancer:
+// The worker processes of one generation (see lifecycle/main-process.ts) act as one balancer:
 // - a passive-health verdict (ejection, readmission) reached by one worker is
 //   sent through the primary to every other worker, which applies it at once
 //   (no other worker keeps sending to an instance one of them saw fail);
@@ -9,7 +9,7 @@
 //   counters never go down when the worker is started again, which
 //   Prometheus would read as a reset) and drops its gauges.
 // The primary only relays: it holds no state of its own.
-import cluster, { type Worker } from 'node:cluster';
+import type { ChildProcess } from 'node:child_process';
 import type { LogOutputStats } from '../shared/log-output.ts';
 import type { FailureKind } from './health/failure-kind.ts';
 import type { SecondPoint } from './observe/traffic-series.ts';
@@ -51,7 +51,9 @@ type Message =
   /** From the primary: worker `from` has exited. */
   | { sempre: 'gone'; from: number };
 
-const isMessage = (value: unknown): value is Message => typeof value === 'object' && value !== null && 'sempre' in value;
+const LINK_KINDS = new Set(['verdict', 'snapshot', 'gone']);
+/** The link's own messages (the main process and its workers also exchange lifecycle ones). */
+const isMessage = (value: unknown): value is Message => typeof value === 'object' && value !== null && LINK_KINDS.has((value as { sempre?: unknown }).sempre as string);
 
 export interface WorkerLink {
   /** This worker's index (0 when not in cluster mode). */
@@ -66,9 +68,9 @@ export interface WorkerLink {
   stop(): void;
 }
 
-/** The worker side. Outside cluster mode it does nothing. */
+/** The worker side. In a process the main process did not start (tests, embedding) it does nothing. */
 export function linkWorker(options: { index: number; onVerdict: (verdict: Verdict, from: number) => void; report: () => WorkerSnapshot; reportEveryMs?: number }): WorkerLink {
-  if (!cluster.isWorker || !process.send) return { index: 0, share: () => undefined, others: () => [], stop: () => undefined };
+  if (process.env.SEMPRE_WORKER_INDEX === undefined || !process.send) return { index: 0, share: () => undefined, others: () => [], stop: () => undefined };
   const latest = new Map<number, { pid: number; snapshot: WorkerSnapshot }>();
   let retired: WorkerSnapshot | undefined;
   const retire = (index: number) => {
@@ -102,22 +104,20 @@ export function linkWorker(options: { index: number; onVerdict: (verdict: Verdic
   };
 }
 
-/** The primary side: verdicts to every other worker, reports and exits to worker 0. */
-export function relayBetweenWorkers(workers: () => Map<number, Worker>): void {
-  cluster.on('message', (sender, message: unknown) => {
-    if (!isMessage(message)) return;
-    for (const [index, worker] of workers()) {
-      if (worker === sender || !worker.isConnected()) continue;
-      if (message.sempre === 'verdict' || index === 0) worker.send(message);
-    }
-  });
-  cluster.on('exit', (exited) => {
-    const all = workers();
-    const index = [...all].find(([, worker]) => worker === exited)?.[0];
-    const first = all.get(0);
-    if (index === undefined || index === 0 || !first?.isConnected()) return;
-    first.send({ sempre: 'gone', from: index } satisfies Message);
-  });
+/** The main process's side: a worker's verdicts go to every other worker of its generation, its reports to worker 0. */
+export function relayFromWorker(sender: ChildProcess, message: unknown, peers: ReadonlyMap<number, ChildProcess>): void {
+  if (!isMessage(message)) return;
+  for (const [index, worker] of peers) {
+    if (worker === sender || !worker.connected) continue;
+    if (message.sempre === 'verdict' || index === 0) worker.send(message);
+  }
+}
+
+/** Tell worker 0 of a generation that worker `index` has exited (its counters are kept). */
+export function announceGone(index: number, peers: ReadonlyMap<number, ChildProcess>): void {
+  const first = peers.get(0);
+  if (index === 0 || !first?.connected) return;
+  first.send({ sempre: 'gone', from: index } satisfies Message);
 }
 
 /** The retired workers' figures plus those of one more that has exited: its dropped log lines stay counted. */

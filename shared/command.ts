@@ -6,10 +6,12 @@ export async function runCommand<S extends OptionSpecs>(
   spec: CommandSpec<S>,
   main: (options: OptionValues<S>) => Promise<number | void>,
   argv: readonly string[] = process.argv.slice(2),
+  /** The environment, or how to read it (a reading may fail as bad input does). */
+  env: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv) = process.env,
 ): Promise<void> {
   let options: OptionValues<S>;
   try {
-    const loaded = loadOptions(spec, argv, process.env);
+    const loaded = loadOptions(spec, argv, typeof env === 'function' ? env() : env);
     if (loaded.kind === 'help') {
       process.stdout.write(loaded.text);
       return;

@@ -48,8 +48,10 @@ export function createPublicServer(
   return server;
 }
 
-export async function listen(server: Server, port: number, host: string, what: string): Promise<void> {
-  server.listen(port, host);
+/** Listens on host:port, or on an inherited socket's descriptor (lifecycle/held-sockets.ts). */
+export async function listen(server: Server, on: { port: number; host: string } | { fd: number }, what: string): Promise<void> {
+  server.listen('fd' in on ? { fd: on.fd } : { port: on.port, host: on.host });
   const [error] = await Promise.race([once(server, 'listening').then(() => [undefined]), once(server, 'error')]);
-  if (error) throw new Error(`cannot listen on ${host}:${port} for the ${what}: ${(error as Error).message}`);
+  const where = 'fd' in on ? `inherited socket (fd ${on.fd})` : `${on.host}:${on.port}`;
+  if (error) throw new Error(`cannot listen on ${where} for the ${what}: ${(error as Error).message}`);
 }
