@@ -358,8 +358,8 @@ function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets)
   const args = balancerArgs(state, host, secrets);
   if (state.vip) return { command: [NODE, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), ...args], restarted: {} };
   return {
-    command: [SOCKET_KEEPER, '--listen', `public=${PUBLIC_LISTEN.host}:${PUBLIC_LISTEN.port}`, '--listen', `admin=${hostAddress(host)}:${ADMIN_PORT}`,
-      '--restart-delay', `${KEEPER_RESTART_DELAY_MS}ms`, '--', BALANCER_BIN, '--run-dir', BALANCER_RUN_DIR, ...args],
+    command: [SOCKET_KEEPER, '--listen', `public=${PUBLIC_LISTEN.host}:${PUBLIC_LISTEN.port},admin=${hostAddress(host)}:${ADMIN_PORT}`,
+      '--restart-delay', `${KEEPER_RESTART_DELAY_MS}ms`, '--log-format', 'json', '--', BALANCER_BIN, '--run-dir', BALANCER_RUN_DIR, ...args],
     restarted: { pidFile: join(BALANCER_RUN_DIR, 'main.pid'), runDir: BALANCER_RUN_DIR },
   };
 }
