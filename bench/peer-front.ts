@@ -78,7 +78,8 @@ export function peerFront(lab: LabState, name: string, processName: string, url:
       const workers = descendantPids(proc.pid);
       process.kill(proc.pid, 'SIGKILL');
       killAll(workers);
-      await waitFor(`${name}'s processes to be gone`, () => !isAlive(proc.pid) && workers.every((p) => !isAlive(p)), 5000);
+      // Started again whatever happens, as systemd would: the bench must not go on without it.
+      await waitFor(`${name}'s processes to be gone`, () => !isAlive(proc.pid) && workers.every((p) => !isAlive(p)), 5000).catch(() => undefined);
       await new Promise((resolve) => setTimeout(resolve, KEEPER_RESTART_DELAY_MS));
       startInHost(lab, proc.host, processName, proc.command);
       return `kill -9 ${proc.pid} (${name}'s master), then as systemd: SIGKILL to its ${workers.length} other process(es), started again after ${KEEPER_RESTART_DELAY_MS} ms`;
