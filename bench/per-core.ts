@@ -2,9 +2,9 @@
 // each pinned to core 1, with wrk and every lab process (apps, Consul,
 // agents) pinned to core 0, in alternating rounds of the same run. Affinity
 // is restored afterwards.
+import { treeCpuSeconds, treeRssMiB } from '../lab/process-tree.ts';
 import { targetPid } from '../lab/app-restarts.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
@@ -97,23 +97,17 @@ function wrkOnCore0(url: string, seconds: number, gapMs?: number): WrkFigures {
   return parseWrk(execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...target], { encoding: 'utf8' }));
 }
 
-const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** CPU seconds (user + system, all threads) a lab process has used so far. */
+/** CPU seconds (user + system, all threads) a lab process and its children (sempre's workers) have used so far. */
 function cpuSeconds(lab: LabState, name: string): number {
   const proc = lab.processes[name];
-  if (!proc || !isAlive(proc.pid)) return NaN;
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const fields = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  return proc && isAlive(proc.pid) ? treeCpuSeconds(proc.pid) : NaN;
 }
 
-/** The pinned processes' RSS, from /proc (the node process under taskset and ip netns exec). */
+/** The pinned processes' RSS, from /proc: the process and its children (sempre's main process and its worker). */
 function rssMb(lab: LabState, name: string): number {
   const proc = lab.processes[name];
-  if (!proc || !isAlive(proc.pid)) return NaN;
-  const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024);
+  return proc && isAlive(proc.pid) ? Math.round(treeRssMiB(proc.pid)) : NaN;
 }
 
 export async function runPerCore(lab: LabState, options: { seconds: number; rounds: number; memorySeconds: number; say: (line: string) => void }): Promise<PerCoreResult> {

@@ -9,6 +9,7 @@ import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
 import { parseProcStat } from '../agent/heal/evidence.ts';
 import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
+import { descendantsRunning, parentOf } from './process-tree.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
 export interface StackPorts {
@@ -56,6 +57,14 @@ export interface StackOptions {
    * the stack, as systemd's Restart=always does on the servers.
    */
   heal?: boolean;
+  /**
+   * Run the balancer under bin/sempre-socket-keeper, as systemd's socket unit
+   * and Restart=always do on the infra host: its sockets outlive it, and it
+   * is started again when it exits. Its run directory is LOGDIR/balancer-run.
+   */
+  keepBalancer?: boolean;
+  /** Run the balancer's code from this copy of the project instead (a test changes a file there, then reloads). */
+  balancerRoot?: string;
   onProgress?: (message: string) => void;
 }
 
@@ -229,13 +238,16 @@ export class LocalStack {
   /** `stdout`: where its standard output goes instead of its log file (a file descriptor, or a pipe). */
   async startBalancer(stdout?: number | 'pipe'): Promise<ManagedProcess> {
     this.progress('starting the balancer…');
+    const root = this.options.balancerRoot ?? PROJECT_ROOT;
+    const balancerArgs = [...BALANCER_NODE_FLAGS, join(root, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
+      '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json', '--run-dir', this.balancerRunDir,
+      // "=": a base64url token may start with "-", which parseArgs would take for a flag.
+      `--admin-token=${this.adminToken}`, ...(this.options.balancerArgs ?? [])];
+    const keeper = [join(root, 'balancer/lifecycle/socket-keeper.ts'), '--listen', `public=127.0.0.1:${this.ports.balancer},admin=127.0.0.1:${this.ports.admin}`, '--log-format', 'json', '--', NODE];
     const balancer = startProcess({
       name: 'balancer',
       command: NODE,
-      args: [...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
-        '--admin-port', String(this.ports.admin), '--consul', this.consulUrl, '--log-format', 'json',
-        // "=": a base64url token may start with "-", which parseArgs would take for a flag.
-        `--admin-token=${this.adminToken}`, ...(this.options.balancerArgs ?? [])],
+      args: this.options.keepBalancer ? [...keeper, ...balancerArgs] : balancerArgs,
       logDir: this.options.logDir,
       ...(stdout === undefined ? {} : { stdout }),
     });
@@ -250,6 +262,20 @@ export class LocalStack {
     }, 15_000);
     this.progress(`balancer up at ${this.url}`);
     return balancer;
+  }
+
+  /** Where the balancer's main process writes main.pid and the last reload's outcome. */
+  get balancerRunDir(): string {
+    return join(this.options.logDir, 'balancer-run');
+  }
+
+  /** The balancer's worker processes (those serving): below its main process, which may be below the keeper. */
+  balancerWorkerPids(): number[] {
+    if (!this.balancer) return [];
+    const script = join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts');
+    const runs = descendantsRunning(this.balancer.pid, script);
+    const mains = new Set([this.balancer.pid, ...runs].filter((pid) => runs.some((worker) => parentOf(worker) === pid)));
+    return runs.filter((pid) => !mains.has(pid));
   }
 
   async status(): Promise<BalancerStatus> {

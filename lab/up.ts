@@ -35,7 +35,7 @@ const upCommand: CommandSpec<typeof options> = {
 await runCommand(upCommand, async (o) => {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const logDir = join(PROJECT_ROOT, '.run', 'stack');
-  const stack = new LocalStack({ instances: o.instances, base: o.basePort || undefined, lab: o.lab, heal: o.heal, logDir, onProgress: (m) => say(`  · ${m}`) });
+  const stack = new LocalStack({ instances: o.instances, base: o.basePort || undefined, lab: o.lab, heal: o.heal, keepBalancer: true, logDir, onProgress: (m) => say(`  · ${m}`) });
   say('sempre: starting the local stack');
   const started = Date.now();
   let stopping = false;
@@ -77,12 +77,14 @@ Try it (in another terminal, in ${PROJECT_ROOT}):
   bin/sempre-demo-app --host ${nextHost} --port ${p.app} --name app${next} &    # scale out: a new app …
   bin/sempre-agent --id app${next} --address ${nextHost} --app-host ${nextHost} --port ${p.app} --consul ${stack.consulUrl} &  # … and its agent
   kill $(jobs -p)                                     # stop what you started by hand (Ctrl-C here stops only what ./sempre up started)
+  bin/sempre-balancer-reload --run-dir ${stack.balancerRunDir}   # reload the balancer: new code and options, no request lost
+  kill -9 $(cat ${stack.balancerRunDir}/main.pid)     # crash the balancer: started again, its socket held (no connection refused)
 
 Press Ctrl-C to stop everything.`);
   await new Promise<void>((resolve) => {
     void stack.balancer?.exited.then((info) => {
       if (!stopping) {
-        say(`sempre: the balancer exited unexpectedly (code ${info.code}, signal ${info.signal}); see ${stack.balancer?.logFile}`);
+        say(`sempre: the balancer's socket keeper exited unexpectedly (code ${info.code}, signal ${info.signal}); see ${stack.balancer?.logFile}`);
         void stop('balancer gone').then(() => { process.exitCode = 1; resolve(); });
       }
     });

@@ -39,7 +39,7 @@ rmSync(join(PROJECT_ROOT, 'test-results'), { recursive: true, force: true });
 process.stdout.write(`sempre: running ${selected.length} test files (integration tests print # figure: lines with what they measured)…\n`);
 const skippedFile = join(PROJECT_ROOT, 'test-results', 'skipped.ndjson');
 mkdirSync(dirname(skippedFile), { recursive: true });
-// The test stacks listen on fixed ports (20000-37999); 32768-37999 is inside
+// The test stacks listen on fixed ports (20000-39999); 32768-39999 is inside
 // Linux's ephemeral range, so an outgoing connection could hold one of them
 // at the moment a stack starts (seen once: Consul "address already in use" on
 // 33000). As root, reserve them for the run and put the setting back after.
@@ -48,7 +48,7 @@ let reservedBefore: string | undefined;
 try {
   if (process.getuid?.() === 0) {
     reservedBefore = readFileSync(RESERVED, 'utf8').trim();
-    writeFileSync(RESERVED, [reservedBefore, '32768-37999'].filter(Boolean).join(','));
+    writeFileSync(RESERVED, [reservedBefore, '32768-39999'].filter(Boolean).join(','));
   }
 } catch {
   reservedBefore = undefined; // not allowed here: the run goes on as before

@@ -177,14 +177,14 @@ export function journalLogTail(unit: string, lines = LOG_LINES): () => Promise<s
 
 // --- /proc ---
 
-export interface ProcStat { state: string; cpuTicks: number; threads: number; startTicks: number }
+export interface ProcStat { state: string; ppid: number; cpuTicks: number; threads: number; startTicks: number }
 
 /** /proc/PID/stat: the command name may hold spaces and parentheses, so fields count from its last ")". */
 export function parseProcStat(text: string): ProcStat {
   const fields = text.slice(text.lastIndexOf(')') + 2).trim().split(/\s+/);
-  // fields[0] is field 3 (state); utime, stime are 14–15, num_threads 20, starttime 22.
+  // fields[0] is field 3 (state); ppid is 4, utime, stime are 14–15, num_threads 20, starttime 22.
   const field = (n: number) => Number(fields[n - 3]);
-  return { state: fields[0] ?? '?', cpuTicks: field(14) + field(15), threads: field(20), startTicks: field(22) };
+  return { state: fields[0] ?? '?', ppid: field(4), cpuTicks: field(14) + field(15), threads: field(20), startTicks: field(22) };
 }
 
 /** /proc/PID/status: the state's words, VmRSS and Threads. */

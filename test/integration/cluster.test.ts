@@ -1,7 +1,6 @@
 // The balancer in cluster mode (--workers 2): both workers share the public
 // port, the page stays up through a crash, and SIGTERM stops every worker.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { after, before, test } from 'node:test';
@@ -23,10 +22,7 @@ const stack = testStack('cluster', 26_000, {
 before(async () => { await stack.start(); }, { timeout: 60_000 });
 after(async () => { await stack.stop(); });
 
-function workerPids(): number[] {
-  const out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(stack.balancer!.pid)], { encoding: 'utf8' });
-  return out.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
-}
+const workerPids = () => stack.balancerWorkerPids();
 
 test('two workers share the public port and keep every GET answered when app1 is killed', async () => {
   assert.equal(workerPids().length, 2, 'the primary runs two workers');

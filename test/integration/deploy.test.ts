@@ -18,7 +18,7 @@ import { planSecrets, writeSecretFiles } from '../../ops/secrets.ts';
 import { renderKeepalivedConf } from '../../lab/keepalived.ts';
 
 const DEPLOY = join(PROJECT_ROOT, 'deploy');
-const units = readdirSync(join(DEPLOY, 'systemd')).filter((f) => f.endsWith('.service'));
+const units = readdirSync(join(DEPLOY, 'systemd')).filter((f) => f.endsWith('.service') || f.endsWith('.socket'));
 
 function readEnv(file: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -30,7 +30,7 @@ function readEnv(file: string): Record<string, string> {
 }
 
 test('the systemd units pass systemd-analyze verify without a single warning', () => {
-  assert.deepEqual(units.sort(), ['consul.service', 'sempre-agent.service', 'sempre-app.service', 'sempre-balancer.service']);
+  assert.deepEqual(units.sort(), ['consul.service', 'sempre-agent.service', 'sempre-app.service', 'sempre-balancer.service', 'sempre-balancer.socket']);
   // A throwaway root: the base units, the four units, and a stub at each
   // ExecStart path (verify checks that the programs exist).
   const root = mkdtempSync(join(tmpdir(), 'sempre-units-'));
@@ -65,9 +65,11 @@ test("each app host's agent.env passes the agent's own validation", () => {
   }
 });
 
-test("infra's balancer.env passes the balancer's own validation, admin on loopback", () => {
+test("infra's balancer.env passes the balancer's own validation, admin on loopback, and the socket unit listens on its port", () => {
   const loaded = loadOptions(balancerCommand, [], readEnv(join(DEPLOY, 'hosts', 'infra', 'balancer.env')));
   assert.ok(loaded.kind === 'config');
+  const socketUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-balancer.socket'), 'utf8');
+  assert.equal(/^ListenStream=(.*)$/m.exec(socketUnit)?.[1], `${loaded.values.host}:${loaded.values.port}`, 'sempre-balancer.socket listens where balancer.env says');
   assert.equal(loaded.values.port, 80);
   assert.equal(loaded.values.adminHost, '127.0.0.1');
 });
@@ -115,6 +117,7 @@ test('the secrets helper writes what the units read, and consul validate accepts
     const balancerUnit = readFileSync(join(DEPLOY, 'systemd', 'sempre-balancer.service'), 'utf8');
     assert.ok(written.includes('app1/agent-secrets.env') && agentUnit.includes('EnvironmentFile=-/etc/sempre/agent-secrets.env'));
     assert.ok(written.includes('infra/balancer-secrets.env') && balancerUnit.includes('EnvironmentFile=-/etc/sempre/balancer-secrets.env'));
+    assert.match(balancerUnit, /^ExecStart=.* --environment-file \/etc\/sempre\/balancer\.env/m, 'the options file is re-read at reload');
     for (const host of ['app1', 'app2', 'infra']) {
       assert.ok(written.includes(`${host}/consul-tls.hcl`));
       // tls.hcl as written, pointing at this run's certificates instead of /etc/consul.d/tls.

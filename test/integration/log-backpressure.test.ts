@@ -4,6 +4,7 @@
 // to /dev/null, no request fails, the dropped lines are counted in the
 // metrics and the status, and once the reader resumes the log goes on with one
 // line saying how many were dropped. It also still stops on SIGTERM.
+import { rssMiB } from '../../lab/process-tree.ts';
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -27,7 +28,6 @@ before(async () => {
 }, { timeout: 90_000 });
 after(async () => { await stack.stop(); });
 
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function metric(name: string): Promise<number> {
@@ -47,7 +47,7 @@ async function loadAndSample(balancer: ManagedProcess, onSecond: () => Promise<v
   const load: RunningLoad = startLoad({ url: stack.url, rate: RATE, durationMs: RUN_MS });
   const samples: number[] = [];
   const sampler = setInterval(() => {
-    if (Date.now() - load.startedAt >= RUN_MS - SAMPLE_LAST_MS) samples.push(rssMiB(balancer.pid));
+    if (Date.now() - load.startedAt >= RUN_MS - SAMPLE_LAST_MS) samples.push(rssMiB(stack.balancerWorkerPids()[0] ?? balancer.pid));
     void onSecond().catch(() => undefined);
   }, 1000);
   try {

@@ -17,6 +17,7 @@ import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { recordFigure, testStack, waitForRequests } from '../support/stack.ts';
 import { launchChromium } from '../support/browser.ts';
+import { closeTunnels, echo, openTunnels as openTunnelsTo, openTunnel as openTunnelTo, type Tunnel } from '../support/websockets.ts';
 
 const DRAIN_MS = 3000;
 const stack = testStack('real-apps', 30_000, {
@@ -94,81 +95,9 @@ async function clientsOn(instance: string, count: number): Promise<Client[]> {
   return found;
 }
 
-interface Tunnel {
-  ws: WebSocket;
-  instance: string;
-  /** Wall time the socket closed, once it has. */
-  closedAt: number | undefined;
-  closed: Promise<number>;
-}
-
 const wsUrl = () => `ws://127.0.0.1:${stack.ports.balancer}/ws`;
-
-/** A WebSocket to /ws through the balancer, resolved once the app has named itself. */
-function openTunnel(options: { cookie?: string; localAddress?: string } = {}): Promise<Tunnel> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl(), { headers: options.cookie ? { cookie: options.cookie } : {}, localAddress: options.localAddress, handshakeTimeout: 5000 });
-    sockets.add(ws);
-    let greeted = false;
-    const tunnel: Tunnel = {
-      ws,
-      instance: '',
-      closedAt: undefined,
-      closed: new Promise((done) => ws.once('close', () => {
-        tunnel.closedAt = Date.now();
-        sockets.delete(ws);
-        done(tunnel.closedAt);
-        if (!greeted) reject(new Error('the WebSocket closed before the app greeted it'));
-      })),
-    };
-    ws.on('error', (error) => { if (!greeted) reject(error); });
-    ws.once('unexpected-response', (request, response) => {
-      request.destroy();
-      reject(new Error(`the upgrade got HTTP ${response.statusCode} instead of 101`));
-    });
-    ws.once('message', (data) => {
-      greeted = true;
-      tunnel.instance = String((JSON.parse(String(data)) as { instance: unknown }).instance);
-      resolve(tunnel);
-    });
-  });
-}
-
-/** Opens `count` tunnels, `batch` at a time, spread over local addresses (the balancer caps connections per client address). */
-async function openTunnels(count: number, options: { batch?: number; perAddress?: number; addressPrefix?: string } = {}): Promise<Tunnel[]> {
-  const tunnels: Tunnel[] = [];
-  const batch = options.batch ?? 25;
-  const perAddress = options.perAddress ?? 100;
-  for (let i = 0; i < count; i += batch) {
-    const size = Math.min(batch, count - i);
-    tunnels.push(...await Promise.all(Array.from({ length: size }, (_, j) => openTunnel({ localAddress: `${options.addressPrefix ?? '127.0.2'}.${1 + Math.floor((i + j) / perAddress)}` }))));
-  }
-  return tunnels;
-}
-
-/** Sends `text` and resolves when it comes back, or rejects after `timeoutMs`. */
-function echo(tunnel: Tunnel, text: string, timeoutMs = 2000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      tunnel.ws.off('message', onMessage);
-      reject(new Error(`no echo of ${text} from ${tunnel.instance} within ${timeoutMs} ms (readyState ${tunnel.ws.readyState})`));
-    }, timeoutMs);
-    const onMessage = (data: WebSocket.RawData) => {
-      if (String(data) !== text) return;
-      clearTimeout(timer);
-      tunnel.ws.off('message', onMessage);
-      resolve();
-    };
-    tunnel.ws.on('message', onMessage);
-    tunnel.ws.send(text);
-  });
-}
-
-async function closeTunnels(tunnels: readonly Tunnel[]): Promise<void> {
-  for (const t of tunnels) t.ws.close();
-  await Promise.race([Promise.all(tunnels.map((t) => t.closed)), new Promise((resolve) => setTimeout(resolve, 3000))]);
-  for (const t of tunnels) t.ws.terminate();
-}
+const openTunnel = (options: { cookie?: string; localAddress?: string } = {}) => openTunnelTo(wsUrl(), sockets, options);
+const openTunnels = (count: number, options: { batch?: number; perAddress?: number; addressPrefix?: string } = {}) => openTunnelsTo(wsUrl(), sockets, count, options);
 
 /** The status fields of issue 11 (beyond lab/local-stack.ts's BalancerStatus). */
 interface TunnelStatus {
@@ -288,7 +217,9 @@ test('carries a WebSocket through the balancer: echo both ways, sticky cookie ho
 // free space would then absorb the tunnels and hide their cost).
 test('figure: the balancer\'s memory for 1,000 open WebSockets', { timeout: 60_000 }, async () => {
   await bothHealthy();
-  const pid = stack.balancer!.pid;
+  // The worker serving them (the main process only holds the sockets).
+  const [pid] = stack.balancerWorkerPids();
+  assert.ok(pid, 'the balancer\'s worker');
   await stack.waitForStatus('no tunnel open', (s) => (s as unknown as TunnelStatus).tunnels === 0, 10_000);
   const rssBefore = rssKiB(pid);
   const heapBefore = await metric('sempre_balancer_nodejs_heap_size_used_bytes');

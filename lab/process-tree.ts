@@ -1,0 +1,60 @@
+// A process and its descendants, from /proc: the balancer is a main process
+// and its workers (balancer/lifecycle/main-process.ts), and under the socket
+// keeper one level deeper, so its CPU time and memory are the whole tree's.
+import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { parseProcStat, parseProcStatus } from '../agent/heal/evidence.ts';
+
+const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `pid` and every process below it (empty if it is gone). */
+export function processTree(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = read(`/proc/${entry}/stat`);
+    if (stat) parentOf.set(Number(entry), parseProcStat(stat).ppid);
+  }
+  if (!parentOf.has(pid)) return [];
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i += 1) for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
+  return tree;
+}
+
+/** The parent of `pid` (undefined if it is gone). */
+export function parentOf(pid: number): number | undefined {
+  const stat = read(`/proc/${pid}/stat`);
+  return stat === undefined ? undefined : parseProcStat(stat).ppid;
+}
+
+/** The processes below `pid` that run `script` (the balancer's workers: their command line names balancer/main.ts). */
+export function descendantsRunning(pid: number, script: string): number[] {
+  return processTree(pid).slice(1).filter((p) => (read(`/proc/${p}/cmdline`) ?? '').includes(script));
+}
+
+/** CPU seconds (user + system, all threads) the tree has used so far; NaN if `pid` is gone. */
+export function treeCpuSeconds(pid: number): number {
+  const pids = processTree(pid);
+  if (pids.length === 0) return NaN;
+  return pids.reduce((sum, p) => sum + (parseProcStat(read(`/proc/${p}/stat`) ?? '').cpuTicks || 0), 0) / CLOCK_TICKS_PER_S;
+}
+
+/** Resident memory in MiB of one process (NaN if gone). */
+export function rssMiB(pid: number): number {
+  const status = read(`/proc/${pid}/status`);
+  return status === undefined ? NaN : parseProcStatus(status).rssBytes / (1024 * 1024);
+}
+
+/** Resident memory in MiB of the whole tree (NaN if gone). */
+export function treeRssMiB(pid: number): number {
+  const pids = processTree(pid);
+  return pids.length === 0 ? NaN : pids.reduce((sum, p) => sum + (rssMiB(p) || 0), 0);
+}

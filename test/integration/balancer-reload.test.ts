@@ -1,0 +1,149 @@
+// Issue 21: the balancer on the one infra host is reloaded, upgraded and
+// restarted without failing a request. One balancer (no pair) under the
+// socket keeper, as ./sempre up and systemd's socket unit run it, in front of
+// two instances of an Express + ws app with their agents and a real Consul,
+// at 500 GET/s with 200 WebSockets open:
+// - a reload with a changed option (in its --environment-file) and a changed
+//   file of its code (in a copy of the project): no failed GET, no refused
+//   connection, both changes in effect after, WebSockets kept until
+//   --tunnel-drain;
+// - reloads with a bad option and a bad certificate: refused with the reason
+//   (exit 1), the running workers keep serving;
+// - kill -9 of the main process and of the serving worker: no connection
+//   refused, the failed requests counted, the time until it serves again.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
+import { startLoad } from '../../drill/load-generator.ts';
+import { describeSummary, summarize } from '../../drill/summary.ts';
+import type { RequestRecord } from '../../drill/records.ts';
+import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
+import { waitFor } from '../../lab/processes.ts';
+import { readMainPid, readReloadOutcome } from '../../balancer/lifecycle/run-dir.ts';
+import { recordFigure, testStack } from '../support/stack.ts';
+import { closeTunnels, echo, openTunnels, type Tunnel } from '../support/websockets.ts';
+
+const RATE = 500;
+const TUNNELS = 200;
+const DRAIN_MS = 6000;
+
+// The balancer runs from a copy of the project, so the test can change a file of its code.
+const work = mkdtempSync(join(tmpdir(), 'sempre-reload-'));
+const code = join(work, 'code');
+for (const dir of ['balancer', 'shared', 'bin']) cpSync(join(PROJECT_ROOT, dir), join(code, dir), { recursive: true });
+copyFileSync(join(PROJECT_ROOT, 'package.json'), join(code, 'package.json'));
+for (const link of ['node_modules', 'dashboard']) symlinkSync(join(PROJECT_ROOT, link), join(code, link));
+const envFile = join(work, 'balancer.env');
+writeFileSync(envFile, 'SEMPRE_STRATEGY=least-outstanding\n');
+
+const stack = testStack('balancer-reload', 39_000, {
+  lab: false,
+  appScript: join(PROJECT_ROOT, 'test/apps/real-app.ts'),
+  keepBalancer: true,
+  balancerRoot: code,
+  balancerArgs: ['--environment-file', envFile, '--tunnel-drain', `${DRAIN_MS / 1000}s`, '--shutdown-timeout', '5s'],
+});
+const sockets = new Set<WebSocket>();
+before(async () => { await stack.start(); }, { timeout: 90_000 });
+after(async () => {
+  for (const ws of sockets) ws.terminate();
+  await stack.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const wsUrl = () => `ws://127.0.0.1:${stack.ports.balancer}/ws`;
+
+function reload(): { code: number; out: string; ms: number } {
+  const started = Date.now();
+  const run = spawnSync(join(code, 'bin/sempre-balancer-reload'), ['--run-dir', stack.balancerRunDir], { encoding: 'utf8', timeout: 60_000 });
+  return { code: run.status ?? -1, out: `${run.stdout}${run.stderr}`, ms: Date.now() - started };
+}
+
+async function strategy(): Promise<string> {
+  return (await stack.status() as unknown as { strategy: string }).strategy;
+}
+
+async function codeMarker(): Promise<string | null> {
+  return (await fetch(stack.url)).headers.get('x-sempre-code');
+}
+
+function assertNoFailure(records: readonly RequestRecord[], what: string): void {
+  const summary = summarize(records);
+  assert.ok(summary.total >= RATE * 3, `${what}: only ${summary.total} requests ran`);
+  assert.equal(summary.failed, 0, `${what}: ${describeSummary(summary)}`);
+}
+
+test(`reload with a changed option and a changed file of code at ${RATE} GET/s with ${TUNNELS} WebSockets open: no failed GET, no refused connection; the new code and option serve; the WebSockets end only at the drain deadline`, { timeout: 120_000 }, async () => {
+  assert.equal(await strategy(), 'least-outstanding');
+  assert.equal(await codeMarker(), null);
+  const tunnels: Tunnel[] = await openTunnels(wsUrl(), sockets, TUNNELS, { perAddress: 100, addressPrefix: '127.0.7' });
+  const load = startLoad({ url: stack.url, rate: RATE, durationMs: 12_000 });
+  await waitFor('two seconds of load', () => load.records.length >= RATE * 2, 10_000);
+  // The option, in the file systemd would have read only at start; the code, in the request path.
+  writeFileSync(envFile, 'SEMPRE_STRATEGY=round-robin\n');
+  const httpPath = join(code, 'balancer/proxy/http-path.ts');
+  const before = readFileSync(httpPath, 'utf8');
+  const changed = before.replace("out.push('x-served-by', servedBy);", "out.push('x-served-by', servedBy, 'x-sempre-code', 'changed');");
+  assert.notEqual(changed, before, 'the line the test changes is in http-path.ts');
+  writeFileSync(httpPath, changed);
+  const reloaded = reload();
+  const reloadedAt = Date.now();
+  assert.equal(reloaded.code, 0, reloaded.out);
+  assert.match(reloaded.out, /reloaded: generation 2 serves/);
+  // Before the drain deadline the old worker's WebSockets still carry messages.
+  await Promise.all(tunnels.map((t, i) => echo(t, `during the drain ${i}`, 3000)));
+  const records = await load.done;
+  assertNoFailure(records, 'GETs across the reload');
+  assert.equal(await strategy(), 'round-robin', 'the changed option is in effect');
+  assert.equal(await codeMarker(), 'changed', 'the changed code serves');
+  const closedAt = await Promise.all(tunnels.map((t) => t.closed));
+  const after = closedAt.map((at) => at - reloadedAt);
+  assert.ok(Math.min(...after) >= DRAIN_MS - 1000, `a WebSocket closed ${Math.min(...after)} ms after the reload, before the ${DRAIN_MS} ms drain`);
+  assert.ok(Math.max(...after) <= DRAIN_MS + 4000, `a WebSocket was still open ${Math.max(...after)} ms after the reload`);
+  recordFigure(`balancer reload (changed option and code) at ${RATE} GET/s with ${TUNNELS} WebSockets: failed GETs`, `0 of ${records.length}, reload took ${reloaded.ms} ms, WebSockets closed ${Math.round(Math.min(...after) / 100) / 10}–${Math.round(Math.max(...after) / 100) / 10} s after it (drain ${DRAIN_MS / 1000} s)`);
+  await closeTunnels(tunnels);
+});
+
+test('a reload with a bad option is refused with the reason; the running workers keep serving with no failed GET', { timeout: 60_000 }, async () => {
+  const load = startLoad({ url: stack.url, rate: RATE, durationMs: 6000 });
+  writeFileSync(envFile, 'SEMPRE_STRATEGY=round-robin\nSEMPRE_RETRIES=99\n');
+  const refused = reload();
+  writeFileSync(envFile, 'SEMPRE_STRATEGY=round-robin\nSEMPRE_TLS_CERT=/nonexistent/cert.pem\nSEMPRE_TLS_KEY=/nonexistent/key.pem\n');
+  const refusedFile = reload();
+  writeFileSync(envFile, 'SEMPRE_STRATEGY=round-robin\n');
+  assertNoFailure(await load.done, 'GETs across refused reloads');
+  assert.equal(refused.code, 1, refused.out);
+  assert.match(refused.out, /reload refused.*balancer\.retries/);
+  assert.equal(refusedFile.code, 1, refusedFile.out);
+  assert.match(refusedFile.out, /reload refused.*tlsCert/);
+  assert.equal(readReloadOutcome(stack.balancerRunDir)?.generation, 2, 'generation 2 still serves');
+  assert.equal(await codeMarker(), 'changed');
+});
+
+for (const victim of ['main process', 'worker'] as const) {
+  test(`kill -9 of the balancer's ${victim} at ${RATE} GET/s: no connection refused while it is started again; the failed requests and the time until it serves again`, { timeout: 60_000 }, async () => {
+    const mainBefore = readMainPid(stack.balancerRunDir)!;
+    const workersBefore = stack.balancerWorkerPids();
+    assert.equal(workersBefore.length, 1);
+    const load = startLoad({ url: stack.url, rate: RATE, durationMs: 8000 });
+    await waitFor('two seconds of load', () => load.records.length >= RATE * 2, 10_000);
+    const killedAt = Date.now();
+    process.kill(victim === 'worker' ? workersBefore[0]! : mainBefore, 'SIGKILL');
+    // Serving again: a request on a new connection answered by a worker that did not exist before.
+    const servingAt = await waitFor('a new worker to serve', async () => {
+      const worker = stack.balancerWorkerPids().find((pid) => !workersBefore.includes(pid));
+      if (!worker) return undefined;
+      const response = await fetch(stack.url, { headers: { connection: 'close' } });
+      return response.status === 200 && !stack.balancerWorkerPids().includes(workersBefore[0]!) ? Date.now() : undefined;
+    }, 20_000, 20);
+    const records = await load.done;
+    const summary = summarize(records);
+    assert.equal(summary.byClass.refused ?? 0, 0, `connections refused: ${describeSummary(summary)}`);
+    if (victim === 'main process') assert.notEqual(readMainPid(stack.balancerRunDir), mainBefore, 'a new main process');
+    recordFigure(`balancer kill -9 of its ${victim} at ${RATE} GET/s: failed requests, refused connections, time until a new worker serves`, `${summary.failed} of ${summary.total} failed (${describeSummary(summary)}), 0 refused, ${servingAt - killedAt} ms`);
+  });
+}
