@@ -10,44 +10,16 @@
 //             (the workers), and the start again after RestartSec (100 ms by
 //             default). Nothing holds their sockets meanwhile: a connection
 //             in between is refused.
-import { readdirSync, readFileSync } from 'node:fs';
 import { isAlive, KEEPER_RESTART_DELAY_MS, killAll, startInHost, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
+import { processTree } from '../lab/process-tree.ts';
 import type { Front } from '../drill/faults/fault.ts';
 
 /** How long a reload may take to show a new worker before it counts as refused. */
 const RELOAD_TIMEOUT_MS = 10_000;
 
-/** Every process's parent, from /proc. */
-function parents(): Map<number, number> {
-  const map = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Fields after the command name (which may hold spaces and parentheses): state, then the parent's PID.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      map.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone in between
-    }
-  }
-  return map;
-}
-
-export function childPids(pid: number): number[] {
-  return [...parents()].filter(([, parent]) => parent === pid).map(([child]) => child).filter(isAlive);
-}
-
-/** Every process below `pid`, children first. */
-export function descendantPids(pid: number): number[] {
-  const all = parents();
-  const found: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, parent] of all) if (parent === p) { found.push(child); walk(child); }
-  };
-  walk(pid);
-  return found;
-}
+/** The processes below a peer's master: its workers (and nginx's cache processes, HAProxy's old workers while they finish). */
+const workersOf = (pid: number) => processTree(pid).slice(1);
 
 /** A peer started by the bench as lab process `process` (its master in the foreground), reloaded with `reloadSignal`. */
 export function peerFront(lab: LabState, name: string, processName: string, url: string, reloadSignal: NodeJS.Signals): Front {
@@ -65,17 +37,17 @@ export function peerFront(lab: LabState, name: string, processName: string, url:
     },
     async reload() {
       const { pid } = master();
-      const before = new Set(childPids(pid));
+      const before = new Set(workersOf(pid));
       process.kill(pid, reloadSignal);
       const fresh = await waitFor(`a new ${name} worker`, () => {
-        const now = childPids(pid).filter((p) => !before.has(p));
+        const now = workersOf(pid).filter((p) => !before.has(p));
         return now.length > 0 ? now : undefined;
       }, RELOAD_TIMEOUT_MS, 5).catch(() => undefined);
       return { action: `kill -${reloadSignal.replace(/^SIG/, '')} ${pid} (${name}'s master)`, ok: fresh !== undefined, detail: fresh ? `new worker pid ${fresh.join(', ')}` : `no new worker within ${RELOAD_TIMEOUT_MS / 1000} s` };
     },
     async crash() {
       const proc = master();
-      const workers = descendantPids(proc.pid);
+      const workers = workersOf(proc.pid);
       process.kill(proc.pid, 'SIGKILL');
       killAll(workers);
       // Started again whatever happens, as systemd would: the bench must not go on without it.

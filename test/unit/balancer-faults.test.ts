@@ -1,14 +1,10 @@
 // balancer-reload and balancer-restart need the single balancer host's
-// keeper (or a bench contender's own controls), and the bench's peers are
-// restarted with their workers, found through /proc.
+// keeper, or a bench contender's own controls.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { DrillError, validateDrill, type DrillOptions } from '../../drill/drill.ts';
 import type { Front } from '../../drill/faults/fault.ts';
-import { childPids, descendantPids } from '../../bench/peer-front.ts';
 import type { LabState } from '../../lab/netns-lab.ts';
-import { waitFor } from '../../lab/processes.ts';
 
 const options = (fault: string): DrillOptions => ({ fault, target: 'app1', atMs: 2000, forMs: 3000, rate: 500, durationMs: 8000, method: 'GET', path: '/' });
 const labRecord = (name: string, extra: object = {}) => ({ name, host: name === 'balancer' ? 'infra' : name, pid: 1, command: [], log: '', ...extra });
@@ -26,19 +22,5 @@ test('balancer-reload and balancer-restart run on the single balancer under its 
     assert.throws(() => validateDrill(options(fault), lab({}, {})), /does not run under the socket keeper .* lab down/);
     // A bench contender brings its own reload and restart.
     assert.doesNotThrow(() => validateDrill(options(fault), lab({}, {}), front));
-  }
-});
-
-test("a peer's workers are found below its master through /proc, children and grandchildren", async () => {
-  const parent = spawn('sh', ['-c', 'sleep 30 & sh -c "sleep 30 & wait" & wait'], { stdio: 'ignore' });
-  try {
-    const below = await waitFor('the three processes below the shell', () => (descendantPids(parent.pid!).length >= 3 ? descendantPids(parent.pid!) : undefined), 5000);
-    const children = childPids(parent.pid!);
-    assert.equal(children.length, 2, `two children: ${children.join(', ')}`);
-    for (const child of children) assert.ok(below.includes(child));
-    assert.deepEqual(childPids(below.find((p) => !children.includes(p))!), [], 'a leaf has no children');
-  } finally {
-    for (const pid of descendantPids(parent.pid!)) process.kill(pid, 'SIGKILL');
-    parent.kill('SIGKILL');
   }
 });
