@@ -2,6 +2,7 @@
 // offered beside HTTP/1.1, with the client guard in front of the handlers.
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createSecureServer as createHttp2Server } from 'node:http2';
 import { createServer as createTlsServer } from 'node:https';
@@ -32,7 +33,7 @@ export function createPublicServer(
     // Node checks the two timeouts above every 30 s by default: a slowloris would get that long.
     connectionsCheckingInterval: 1000,
   };
-  const tls = options.tlsCert ? { cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), minVersion: 'TLSv1.2' as const } : undefined;
+  const tls = options.tlsCert ? loadCertificate(options.tlsCert, options.tlsKey) : undefined;
   // HTTP/2 (with HTTP/1.1 on the same port): Node's compatibility API gives
   // the handler request and response objects shaped like HTTP/1's. The cast is that seam.
   const server: Server = tls && options.http2
@@ -46,6 +47,17 @@ export function createPublicServer(
   const limits = { ...options, ...(tls && options.http2 ? { http1HeadersTimeoutMs: options.headersTimeout } : {}) };
   server.on('request', guardServer(server, limits, { logger: deps.logger, metrics: deps.metrics }, handlers.request, handlers.upgrade));
   return server;
+}
+
+/** The certificate and key, checked now: a broken pair is a clear error at start or reload, not at the first handshake. */
+function loadCertificate(certFile: string, keyFile: string): { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } {
+  const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' as const };
+  try {
+    createSecureContext(tls);
+  } catch (error) {
+    throw new Error(`balancer.tlsCert: ${certFile} with ${keyFile} is not a usable certificate and key: ${(error as Error).message}`);
+  }
+  return tls;
 }
 
 /** Listens on host:port, or on an inherited socket's descriptor (lifecycle/held-sockets.ts). */

@@ -10,11 +10,15 @@
 // - reloads with a bad option and a bad certificate: refused with the reason
 //   (exit 1), the running workers keep serving;
 // - kill -9 of the main process and of the serving worker: no connection
-//   refused, the failed requests counted, the time until it serves again.
+//   refused, the failed requests counted, the time until it serves again;
+// - over HTTPS, a renewed certificate served after a reload, a broken one refused.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
+import { connect as connectTls } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
@@ -147,3 +151,61 @@ for (const victim of ['main process', 'worker'] as const) {
     recordFigure(`balancer kill -9 of its ${victim} at ${RATE} GET/s: failed requests, refused connections, time until a new worker serves`, `${summary.failed} of ${summary.total} failed (${describeSummary(summary)}), 0 refused, ${servingAt - killedAt} ms`);
   });
 }
+
+// HTTPS: certbot's deploy hook renews the files, then reloads.
+const tlsDir = join(work, 'tls');
+mkdirSync(tlsDir);
+const certFile = join(tlsDir, 'fullchain.pem');
+const keyFile = join(tlsDir, 'privkey.pem');
+/** A throwaway certificate into cert/key; its SHA-256 fingerprint as Node prints it. */
+function makeCertificate(cert: string, key: string, name: string): string {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`], { stdio: 'ignore' });
+  return new X509Certificate(readFileSync(cert)).fingerprint256;
+}
+const firstFingerprint = makeCertificate(certFile, keyFile, 'first.localhost');
+const tlsStack = testStack('balancer-reload-tls', 39_500, {
+  lab: false,
+  appScript: join(PROJECT_ROOT, 'test/apps/real-app.ts'),
+  keepBalancer: true,
+  balancerArgs: ['--tls-cert', certFile, '--tls-key', keyFile],
+});
+before(async () => { await tlsStack.start(); }, { timeout: 90_000 });
+after(async () => { await tlsStack.stop(); });
+
+function servedFingerprint(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls({ host: '127.0.0.1', port: tlsStack.ports.balancer, servername: 'localhost', rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerX509Certificate()!.fingerprint256);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+function slowGet(ms: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpsGet({ host: '127.0.0.1', port: tlsStack.ports.balancer, path: `/slow?ms=${ms}`, rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    }).on('error', reject);
+  });
+}
+
+test('a certificate renewed on disk is served to the next handshake after a reload; a broken one is refused with the reason; requests in flight are unaffected', { timeout: 60_000 }, async () => {
+  assert.equal(await servedFingerprint(), firstFingerprint);
+  const inFlight = Array.from({ length: 10 }, () => slowGet(4000));
+  const reloadTls = () => spawnSync(join(PROJECT_ROOT, 'bin/sempre-balancer-reload'), ['--run-dir', tlsStack.balancerRunDir], { encoding: 'utf8', timeout: 60_000 });
+  // A renewal gone wrong: the certificate file holds no certificate.
+  writeFileSync(certFile, 'not a certificate\n');
+  const broken = reloadTls();
+  assert.equal(broken.status, 1, `${broken.stdout}${broken.stderr}`);
+  assert.match(broken.stdout, /reload refused.*balancer\.tlsCert: .* is not a usable certificate and key/);
+  assert.equal(await servedFingerprint(), firstFingerprint, 'the running workers keep the certificate they had');
+  // The renewal done right.
+  const renewed = makeCertificate(certFile, keyFile, 'renewed.localhost');
+  const ok = reloadTls();
+  assert.equal(ok.status, 0, `${ok.stdout}${ok.stderr}`);
+  assert.equal(await servedFingerprint(), renewed, 'the next handshake gets the renewed certificate');
+  assert.deepEqual(await Promise.all(inFlight), Array(10).fill(200), 'requests in flight across both reloads');
+  recordFigure('certificate renewal: broken one refused, renewed one served to the next handshake after reload; slow requests in flight answered', `${broken.stdout.trim().slice(0, 160)}`);
+});
