@@ -273,3 +273,16 @@ export function boundedStdout(capacity: number): BoundedLogOutput {
   process.once('exit', () => output.flushAtExit());
   return output;
 }
+
+/**
+ * Puts standard output back in non-blocking mode after a child process that
+ * shares it started or exited. The mode belongs to the open file, which a
+ * child inherits: libuv makes fds 0–2 blocking in a child before exec, and
+ * Node restores the mode it found at start when it exits, so the balancer's
+ * main process (and the socket keeper) would otherwise write to a blocking
+ * stdout from then on, and block in the write at exit while nobody reads
+ * it (measured: SIGTERM never finished).
+ */
+export function restoreNonBlockingStdout(): void {
+  (process.stdout as unknown as { _handle?: { setBlocking?: (blocking: boolean) => number } })._handle?.setBlocking?.(false);
+}

@@ -14,18 +14,37 @@
 // keeps serving; the reason is logged and written to the run directory,
 // where bin/sempre-balancer-reload reads it for its exit status.
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../../shared/logger.ts';
 import { ConfigError, loadOptions } from '../../shared/config/options.ts';
 import { balancerCommand, type BalancerOptions } from '../options.ts';
+import { restoreNonBlockingStdout } from '../../shared/log-output.ts';
 import { announceGone, relayFromWorker } from '../worker-link.ts';
 import { envFilePaths, withEnvFiles } from './env-files.ts';
 import { bindHeldSocket, inheritedSockets, type HeldSocket, type SocketName } from './held-sockets.ts';
 import { runDirFor, writeMainPid, writeReloadOutcome, type ReloadOutcome } from './run-dir.ts';
 import { isWorkerToMain, WORKER_ADMIN_FD, WORKER_ENV, WORKER_PUBLIC_FD, type Retire } from './worker-messages.ts';
+
+/** The main process's own code: a reload runs new workers, not a new main process. */
+const MAIN_PROCESS_FILES = ['main.ts', 'options.ts', 'worker-link.ts', 'lifecycle/main-process.ts', 'lifecycle/held-sockets.ts', 'lifecycle/env-files.ts', 'lifecycle/run-dir.ts', 'lifecycle/worker-messages.ts']
+  .map((file) => join(import.meta.dirname, '..', file));
+
+function mainProcessCodeHash(): string {
+  const hash = createHash('sha256');
+  for (const file of MAIN_PROCESS_FILES) {
+    try {
+      hash.update(readFileSync(file));
+    } catch {
+      hash.update(`missing ${file}`);
+    }
+  }
+  return hash.digest('hex');
+}
 
 /** How long a new worker may take to listen and hear from Consul (it waits 5 s for Consul at most). */
 const READY_TIMEOUT_MS = 30_000;
@@ -71,6 +90,7 @@ class MainProcess {
   /** Kept for every generation, so sticky cookies and the dashboard token survive reloads. */
   private readonly stickySecret = randomBytes(32).toString('base64url');
   private readonly adminToken = randomBytes(12).toString('base64url');
+  private readonly codeAtStart = mainProcessCodeHash();
 
   private readonly deps: MainProcessDeps;
 
@@ -146,7 +166,10 @@ class MainProcess {
     const outcome = await this.startGeneration(options, env);
     if (!outcome.ok) return outcome;
     this.retire(previous);
-    return { ok: true, reason: `reloaded: generation ${this.current!.id} serves, generation ${previous.id} retires` };
+    // New workers run the new code; this process keeps the code it started with.
+    const mainChanged = mainProcessCodeHash() !== this.codeAtStart;
+    if (mainChanged) this.logger.warn('the main process\'s own code changed on disk: a restart applies it (the socket is held: no connection refused)');
+    return { ok: true, reason: `reloaded: generation ${this.current!.id} serves, generation ${previous.id} retires${mainChanged ? '; the main process\'s own code changed too: `systemctl restart sempre-balancer` applies it' : ''}` };
   }
 
   /** Starts a generation and makes it current once all its workers are ready; stops it if one cannot be. */
@@ -184,6 +207,7 @@ class MainProcess {
       env: this.workerEnv(generation, index),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', generation.sockets.public.fd, generation.sockets.admin.fd],
     });
+    restoreNonBlockingStdout();
     generation.workers.set(index, worker);
     let failure: string | undefined;
     worker.on('message', (message: unknown) => {
@@ -200,6 +224,7 @@ class MainProcess {
   }
 
   private workerExited(generation: Generation, index: number, worker: ChildProcess, code: number | null, signal: NodeJS.Signals | null, failure: string | undefined, settle?: (result: { ok: boolean; reason: string }) => void): void {
+    restoreNonBlockingStdout();
     if (generation.workers.get(index) === worker) generation.workers.delete(index);
     announceGone(index, generation.workers);
     if (!generation.ready.has(index)) {

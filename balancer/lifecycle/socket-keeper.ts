@@ -10,7 +10,7 @@ import { runCommand } from '../../shared/command.ts';
 import type { CommandSpec } from '../../shared/config/options.ts';
 import { duration, text } from '../../shared/config/values.ts';
 import { loggingOptions } from '../../shared/config/logging-options.ts';
-import { boundedStdout } from '../../shared/log-output.ts';
+import { boundedStdout, restoreNonBlockingStdout } from '../../shared/log-output.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { bindHeldSocket, type HeldSocket } from './held-sockets.ts';
 
@@ -73,10 +73,12 @@ async function keep(argv: string[], names: string[], sockets: HeldSocket[], rest
     const env: NodeJS.ProcessEnv = { ...process.env, LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: names.join(':') };
     delete env.LISTEN_PID; // unknown before the spawn; the balancer takes the fds without it
     child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['inherit', 'inherit', 'inherit', ...sockets.map((s) => s.fd)] });
+    restoreNonBlockingStdout();
     logger.info({ pid: child.pid, start: starts }, starts === 1 ? 'started' : 'started again');
   };
   return new Promise<number>((resolve) => {
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      restoreNonBlockingStdout();
       if (stopping) return resolve(code ?? 1);
       logger.error({ code, signal, restartInMs: restartDelay }, 'the command exited; starting it again (the sockets stay open: new connections wait)');
       setTimeout(() => {

@@ -14,7 +14,7 @@ import type { Dispatcher, Pool as PoolType } from 'undici';
 import type { Instance } from '../../shared/instance.ts';
 import { instanceOrigin } from '../../shared/instance.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { connectionTokens, HOP_BY_HOP, requestIdSource, upstreamRequestHeaders, type RequestFacts } from './forwarding.ts';
+import { connectionTokens, HOP_BY_HOP, requestIdSource, upstreamRequestHeaders, type RequestFacts, type RequestIdSource } from './forwarding.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
 import { readRequestBody, type RequestBody } from './request-body.ts';
@@ -125,17 +125,42 @@ function clientResponseHeaders(raw: Buffer[], servedBy: string, setCookie: strin
   return out;
 }
 
-export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
-  const { settings, logger, states, picker, sticky, counters } = deps;
-  const now = deps.now ?? Date.now;
-  const retryStatus = new Set(settings.retryOnStatus.map(Number));
-  const nextRequestId = requestIdSource();
-  const inFlightByInstance = new Map<string, InFlightList<Attempt>>();
-  const pools = new Map<string, { instance: Instance; origin: string; pool: Pool }>();
-  let inFlight = 0;
+/**
+ * What every exchange and attempt of one proxy handler shares: its
+ * dependencies, pools and in-flight bookkeeping. One per handler; each
+ * exchange holds it in a field, so the request path makes no closures.
+ */
+class ProxyContext {
+  readonly settings: ProxySettings;
+  readonly logger: Logger;
+  readonly states: InstanceStates;
+  readonly picker: Picker;
+  readonly sticky: Sticky;
+  readonly counters: ProxyCounters;
+  readonly deps: ProxyDeps;
+  readonly now: () => number;
+  readonly retryStatus: ReadonlySet<number>;
+  readonly nextRequestId: RequestIdSource;
+  readonly inFlightByInstance = new Map<string, InFlightList<Attempt>>();
+  readonly pools = new Map<string, { instance: Instance; origin: string; pool: Pool }>();
+  /** Client requests not yet closed. */
+  inFlight = 0;
 
-  const poolFor = (instance: Instance): Pool => {
-    const known = pools.get(instance.id);
+  constructor(deps: ProxyDeps) {
+    this.deps = deps;
+    this.settings = deps.settings;
+    this.logger = deps.logger;
+    this.states = deps.states;
+    this.picker = deps.picker;
+    this.sticky = deps.sticky;
+    this.counters = deps.counters;
+    this.now = deps.now ?? Date.now;
+    this.retryStatus = new Set(deps.settings.retryOnStatus.map(Number));
+    this.nextRequestId = requestIdSource();
+  }
+
+  poolFor(instance: Instance): Pool {
+    const known = this.pools.get(instance.id);
     // The same Instance object (the usual case): no origin string to build.
     if (known?.instance === instance) return known.pool;
     const origin = instanceOrigin(instance);
@@ -148,9 +173,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     // is 5 s), so a socket the app is closing is rarely reused.
     const pool = new Pool(origin, {
       // Host names (compose's app1) through the shared lookup: a dead container's name cannot tie up the thread pool.
-      connect: { timeout: settings.connectTimeout, lookup: hostLookup },
-      keepAliveTimeout: settings.upstreamIdleTimeout,
-      keepAliveMaxTimeout: settings.upstreamIdleTimeout,
+      connect: { timeout: this.settings.connectTimeout, lookup: hostLookup },
+      keepAliveTimeout: this.settings.upstreamIdleTimeout,
+      keepAliveMaxTimeout: this.settings.upstreamIdleTimeout,
       // --response-timeout is the sweep below, not undici's headersTimeout:
       // undici keeps each request's timer until its next 500 ms tick, so
       // thousands of them outlive two young-generation collections and are
@@ -160,314 +185,26 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       // A stream (SSE, a long download) runs as long as the client stays.
       bodyTimeout: 0,
     });
-    pools.set(instance.id, { instance, origin, pool });
+    this.pools.set(instance.id, { instance, origin, pool });
     return pool;
-  };
-
-  /** One attempt on one instance; undici calls it back as the exchange goes. */
-  class Attempt implements InFlightEntry<Attempt> {
-    prevInFlight: Attempt | undefined = undefined;
-    nextInFlight: Attempt | undefined = undefined;
-    inFlightList: unknown = undefined;
-    readonly exchange: Exchange;
-    readonly instance: Instance;
-    /** now() since when the instance owes an answer: dispatch, then when the request was fully sent (the stall detector's clock). */
-    unansweredSince: number;
-    /** performance.now() since when the attempt waits for its answer: dispatch, then when its request was fully sent. */
-    waitingSince = performance.now();
-    /** The whole request, body included, has been written to the instance. */
-    sent = false;
-    readonly statusRetryAllowed: boolean;
-    readonly setCookie: string | undefined;
-    settled = false;
-    connected = false;
-    responded = false;
-    /** A retryable status: its body is discarded, then the attempt fails. */
-    discarding = false;
-    abortUpstream: ((error?: Error) => void) | undefined;
-    resumeUpstream: (() => void) | undefined;
-    onDrain: (() => void) | undefined;
-    failure: AttemptFailure | undefined;
-
-    constructor(exchange: Exchange, instance: Instance, statusRetryAllowed: boolean, setCookie: string | undefined) {
-      this.exchange = exchange;
-      this.instance = instance;
-      this.unansweredSince = now();
-      this.statusRetryAllowed = statusRetryAllowed;
-      this.setCookie = setCookie;
-    }
-
-    onConnect(abort: (error?: Error) => void): void {
-      if (this.settled) {
-        abort();
-        return;
-      }
-      this.abortUpstream = abort;
-      this.connected = true;
-    }
-
-    onRequestSent(): void {
-      this.sent = true;
-      this.waitingSince = performance.now();
-      this.unansweredSince = now();
-    }
-
-    onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-      if (this.settled) return false;
-      // The front door already answered the client (its body broke: client-guard.ts).
-      if (this.exchange.res.headersSent) {
-        this.exchange.settle(this, new ClientGone());
-        return false;
-      }
-      if (statusCode < 200) return true; // 100 Continue, 103 Early Hints: the final answer follows
-      this.responded = true;
-      states.answered(this.instance.id, now());
-      if (this.statusRetryAllowed && retryStatus.has(statusCode)) {
-        this.discarding = true;
-        this.failure = new AttemptFailure('status', this.instance, `answered HTTP ${statusCode}`);
-        return true;
-      }
-      this.resumeUpstream = resume;
-      this.exchange.res.writeHead(statusCode, statusText, clientResponseHeaders(rawHeaders, this.instance.id, this.setCookie));
-      return true;
-    }
-
-    onData(chunk: Buffer): boolean {
-      if (this.discarding || this.settled) return true;
-      const { res } = this.exchange;
-      if (res.write(chunk)) return true;
-      // The client reads slower than the instance sends: pause until it drains.
-      this.onDrain ??= () => this.resumeUpstream?.();
-      this.exchange.res.once('drain', this.onDrain);
-      return false;
-    }
-
-    onComplete(): void {
-      if (this.settled) return;
-      if (this.discarding) return this.exchange.settle(this, this.failure!);
-      this.exchange.res.end();
-      this.exchange.settle(this, undefined);
-    }
-
-    onError(error: Error & { code?: string }): void {
-      if (this.settled) return;
-      const { res } = this.exchange;
-      if (res.destroyed || res.writableEnded) return this.exchange.settle(this, new ClientGone());
-      if (res.headersSent) {
-        // The response broke mid-body: nothing can be retried, the client sees a cut response.
-        this.exchange.settle(this, new AttemptFailure('reset', this.instance, error.message));
-        res.destroy();
-        return;
-      }
-      const { req } = this.exchange;
-      const fault = whoseFault(error, { connected: this.connected, requestBroken: req.errored !== null || (req.destroyed && !req.complete) });
-      if (fault.who === 'request') return this.exchange.settle(this, new RequestAtFault(fault.status, fault.message));
-      const kind = fault.kind;
-      const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
-      this.exchange.settle(this, this.failure ?? new AttemptFailure(kind, this.instance, detail));
-    }
-
-    /** Given up on (no answer in time, or its instance left rotation): settled now as a timeout, the upstream request aborted. */
-    abandon(code: 'ERESPONSETIMEOUT' | 'EINSTANCEGONE', message: string): void {
-      if (this.abortUpstream) this.abortUpstream(Object.assign(new Error(message), { code }));
-      if (!this.settled) this.exchange.settle(this, new AttemptFailure('timeout', this.instance, message));
-    }
   }
 
-  /** One client request, across its attempts. */
-  class Exchange {
-    readonly req: IncomingMessage;
-    readonly res: ServerResponse;
-    readonly method: string;
-    readonly reqId: string;
-    readonly started = performance.now();
-    readonly headers: string[];
-    readonly facts: RequestFacts = { hasBody: false, cookie: undefined, reqId: '' };
-    readonly target: RouteTarget | undefined;
-    body: RequestBody | undefined;
-    retries = 0;
-    bound: string | undefined;
-    stickyOn = false;
-    tried: Set<string> | undefined;
-    firstTried: string | undefined;
-    failures: string[] | undefined;
-    current: Attempt | undefined;
-    servedBy: string | undefined;
-    /** Why the request was answered 4xx/5xx as its own fault, for the access log. */
-    refused: string | undefined;
-    /** Set while p-retry drives the attempts after the first. */
-    waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
-
-    constructor(req: IncomingMessage, res: ServerResponse, target: RouteTarget | undefined) {
-      this.req = req;
-      this.res = res;
-      this.target = target;
-      this.method = req.method ?? 'GET';
-      const socket = req.socket as Socket & { encrypted?: boolean };
-      this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, nextRequestId, this.facts);
-      this.reqId = this.facts.reqId;
-    }
-
-    closed(): void {
-      inFlight -= 1;
-      const attempt = this.current;
-      if (attempt && !attempt.settled) this.settle(attempt, new ClientGone());
-      const durationMs = Math.round((performance.now() - this.started) * 10) / 10;
-      const status = this.res.writableFinished ? this.res.statusCode : 499;
-      counters.request(status, durationMs);
-      deps.onRequest?.(status, durationMs, this.servedBy);
-      if (settings.accessLog) {
-        // `failures` is left out (undefined is not serialized) when every attempt went well.
-        logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures, refused: this.refused }, 'request');
-      }
-    }
-
-    /** The instances this request may go to: the service's, or the matched route's. */
-    table(): RoutingTable {
-      return this.target ? this.target.table : deps.table();
-    }
-
-    attempts(): number {
-      return this.tried?.size ?? (this.firstTried ? 1 : 0);
-    }
-
-    hasTried(id: string): boolean {
-      return this.tried ? this.tried.has(id) : this.firstTried === id;
-    }
-
-    triedSet(): ReadonlySet<string> {
-      if (!this.tried) this.tried = new Set(this.firstTried ? [this.firstTried] : []);
-      return this.tried;
-    }
-
-    start(body: RequestBody): void {
-      this.body = body;
-      this.retries = body.replayable ? settings.retries : 0;
-      // Sticky: the instance the client's cookie names is tried first; any
-      // other instance that serves it sends a cookie naming itself.
-      const table = this.table();
-      this.stickyOn = sticky.enabled(table);
-      this.bound = this.stickyOn ? sticky.boundInstance(table, this.facts.cookie) : undefined;
-      const instance = picker.pick(table, EMPTY_SET, now(), this.bound);
-      if (!instance) return this.finish(new NoInstanceLeft());
-      this.dispatch(instance, 1);
-    }
-
-    dispatch(instance: Instance, attemptNumber: number): void {
-      if (this.firstTried === undefined) this.firstTried = instance.id;
-      else (this.triedSet() as Set<string>).add(instance.id);
-      // A 502/503/504 is passed through when no other instance could take over.
-      const statusRetryAllowed = attemptNumber <= this.retries && retryStatus.size > 0 && mayRetry(this.method, 'status') && picker.hasAlternative(this.table(), this.tried ?? this.firstTried!);
-      const attempt = new Attempt(this, instance, statusRetryAllowed, this.stickyOn && instance.id !== this.bound ? sticky.setCookie(instance.id) : undefined);
-      this.current = attempt;
-      let running = inFlightByInstance.get(instance.id);
-      if (!running) inFlightByInstance.set(instance.id, (running = new InFlightList()));
-      running.add(attempt);
-      states.begin(instance.id);
-      const body = this.body!;
-      poolFor(instance).dispatch({
-        // Each instance gets the path it declared: with its route's prefix taken off if it asked (;strip).
-        path: this.target?.strips.has(instance.id) ? stripPrefix(this.req.url ?? '/', this.target.route.path) : (this.req.url ?? '/'),
-        method: this.method as Dispatcher.HttpMethod,
-        headers: this.headers,
-        body: body.replayable ? (body.bytes.length > 0 ? body.bytes : null) : body.stream,
-      }, attempt as unknown as Dispatcher.DispatchHandler);
-    }
-
-    settle(attempt: Attempt, failure: AttemptFailure | ClientGone | RequestAtFault | undefined): void {
-      if (attempt.settled) return;
-      attempt.settled = true;
-      const id = attempt.instance.id;
-      inFlightByInstance.get(id)?.delete(attempt);
-      if (failure === undefined) {
-        states.succeeded(id);
-        counters.attempt(id, 'ok');
-        this.servedBy = id;
-        if (this.waiting) this.waiting.resolve();
-        return;
-      }
-      if (failure instanceof ClientGone || failure instanceof RequestAtFault) {
-        // Not the instance's doing: no failure, no retry, no ejection.
-        states.abandoned(id);
-        attempt.abortUpstream?.();
-        if (this.waiting) return this.waiting.reject(failure);
-        if (failure instanceof RequestAtFault) this.finish(failure);
-        return;
-      }
-      const counts = countsAgainstInstance(failure.kind, false);
-      counters.attempt(id, failure.kind);
-      // Ejected: the balancer stops routing to it and abandons its unanswered requests.
-      if (states.failed(id, failure.kind, failure.message, counts, now())) deps.onEjected(attempt.instance, failure.kind, failure.message);
-      if (this.waiting) return this.waiting.reject(failure);
-      this.afterFirstFailure(failure);
-    }
-
-    afterFirstFailure(failure: AttemptFailure): void {
-      (this.failures ??= []).push(`${failure.instance.id} ${failure.kind}: ${failure.message}`);
-      if (this.retries === 0 || !this.mayContinue(failure)) return this.finish(failure);
-      counters.retry(failure.kind);
-      // A retry is due: p-retry drives the remaining attempts.
-      pRetry(
-        (attemptNumber) => new Promise<void>((resolve, reject) => {
-          if (this.res.destroyed) throw new AbortError(new ClientGone());
-          const instance = picker.pick(this.table(), this.triedSet(), now(), this.bound);
-          if (!instance) throw new AbortError(new NoInstanceLeft());
-          this.waiting = { resolve, reject };
-          this.dispatch(instance, attemptNumber + 1);
-        }),
-        {
-          retries: this.retries - 1,
-          minTimeout: 0,
-          maxTimeout: 0,
-          randomize: false,
-          shouldRetry: ({ error }) => error instanceof AttemptFailure && this.mayContinue(error),
-          onFailedAttempt: ({ error, retriesLeft }) => {
-            if (!(error instanceof AttemptFailure)) return;
-            (this.failures ??= []).push(`${error.instance.id} ${error.kind}: ${error.message}`);
-            if (retriesLeft > 0 && this.mayContinue(error)) counters.retry(error.kind);
-          },
-        },
-      ).then(() => undefined, (error: unknown) => this.finish(error));
-    }
-
-    mayContinue(failure: AttemptFailure): boolean {
-      return mayRetry(this.method, failure.kind) && !this.res.headersSent && !this.res.destroyed;
-    }
-
-    /** No attempt answered: say why. */
-    finish(error: unknown): void {
-      const { res, method } = this;
-      if (error instanceof ClientGone || res.destroyed) return;
-      if (error instanceof RequestAtFault) {
-        this.refused = error.message;
-        return sendError(res, error.status, `${error.message} (the request was not sent to any instance)`);
-      }
-      const tried = this.attempts();
-      const table = this.table();
-      if (error instanceof NoInstanceLeft && tried === 0 && settings.maxPerInstance > 0 && table.instances.length > 0) {
-        // Every instance is at its in-flight cap: answer now rather than queue behind a slow one.
-        counters.saturated += 1;
-        return sendError(res, 503, `every instance already has ${settings.maxPerInstance} requests in flight; try again shortly`);
-      }
-      if (error instanceof NoInstanceLeft && tried === 0) {
-        counters.noInstance += 1;
-        return sendError(res, 503, deps.emptyReason());
-      }
-      if (error instanceof AttemptFailure && !mayRetry(method, error.kind)) {
-        return sendError(res, 502, `${error.instance.id} failed (${error.kind}: ${error.message}); a ${method} that may have reached the app is not retried`);
-      }
-      return sendError(res, 502, `no instance could answer after ${tried} attempt(s): ${this.failures?.join('; ') || String(error)}`);
-    }
+  /** Consul no longer lists the instance: close its idle connections (running responses finish). */
+  forget(instanceId: string): void {
+    const known = this.pools.get(instanceId);
+    if (!known) return;
+    this.pools.delete(instanceId);
+    void known.pool.close();
   }
 
-  function abandon(instanceId: string, reason: string): number {
+  abandon(instanceId: string, reason: string): number {
     let count = 0;
-    for (const attempt of inFlightByInstance.get(instanceId)?.entries() ?? []) {
+    for (const attempt of this.inFlightByInstance.get(instanceId)?.entries() ?? []) {
       if (attempt.settled || attempt.responded || !mayRetry(attempt.exchange.method, 'timeout')) continue;
       count += 1;
       attempt.abandon('EINSTANCEGONE', `abandoned unanswered: ${reason}`);
     }
-    if (count > 0) logger.warn({ instance: instanceId, requests: count, reason }, 'retrying unanswered requests of an instance that left rotation');
+    if (count > 0) this.logger.warn({ instance: instanceId, requests: count, reason }, 'retrying unanswered requests of an instance that left rotation');
     return count;
   }
 
@@ -476,59 +213,372 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   // dispatch while it is queued or connecting). An upload still streaming to
   // the instance is not timed out: the client's --request-timeout bounds it.
   // Monotonic time, so a clock step cannot time out every request at once.
-  const responseTimeouts = setInterval(() => {
-    const deadline = performance.now() - settings.responseTimeout;
-    for (const running of inFlightByInstance.values()) {
+  sweepResponseTimeouts(): void {
+    const { responseTimeout } = this.settings;
+    const deadline = performance.now() - responseTimeout;
+    for (const running of this.inFlightByInstance.values()) {
       for (const attempt of running.entries()) {
         if (attempt.settled || attempt.responded || (attempt.connected && !attempt.sent) || attempt.waitingSince > deadline) continue;
-        attempt.abandon('ERESPONSETIMEOUT', `no response within ${settings.responseTimeout} ms`);
+        attempt.abandon('ERESPONSETIMEOUT', `no response within ${responseTimeout} ms`);
       }
     }
-  }, Math.min(1000, Math.max(20, Math.floor(settings.responseTimeout / 10))));
-  responseTimeouts.unref();
+  }
 
-  const handle = (req: IncomingMessage, res: ServerResponse, target?: RouteTarget) => {
-    inFlight += 1;
-    const exchange = new Exchange(req, res, target);
+  // The list is in dispatch order: the first unanswered attempt is the oldest.
+  // An upload the client is still streaming is waiting on the client, not the instance
+  // (unless undici paused the client's body: the instance stopped reading it).
+  oldestUnanswered(instanceId: string): number | undefined {
+    return this.inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded && !(attempt.connected && !attempt.sent && attempt.exchange.req.readableFlowing !== false))?.unansweredSince;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, target: RouteTarget | undefined): void {
+    this.inFlight += 1;
+    const exchange = new Exchange(this, req, res, target);
     // One listener function for every response, which finds its exchange on
     // the response: no closure per request ('close' comes once, so on() and
     // not once(), which would wrap it).
     (res as ExchangeResponse)[EXCHANGE] = exchange;
     res.on('close', onResponseClose);
     if (exchange.table().instances.length === 0) {
-      counters.noInstance += 1;
+      this.counters.noInstance += 1;
       req.resume();
-      return sendError(res, 503, deps.emptyReason());
+      return sendError(res, 503, this.deps.emptyReason());
     }
     if (!exchange.facts.hasBody) return exchange.start(NO_BODY);
-    readRequestBody(req, settings.maxReplayBody).then((body) => exchange.start(body), () => undefined /* the client went away while sending its body */);
-  };
+    readRequestBody(req, this.settings.maxReplayBody).then((body) => exchange.start(body), () => undefined /* the client went away while sending its body */);
+  }
 
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map(({ pool }) => pool.destroy()));
+    this.pools.clear();
+  }
+}
+
+/** One attempt on one instance; undici calls it back as the exchange goes. */
+class Attempt implements InFlightEntry<Attempt> {
+  prevInFlight: Attempt | undefined = undefined;
+  nextInFlight: Attempt | undefined = undefined;
+  inFlightList: unknown = undefined;
+  readonly exchange: Exchange;
+  readonly instance: Instance;
+  /** now() since when the instance owes an answer: dispatch, then when the request was fully sent (the stall detector's clock). */
+  unansweredSince: number;
+  /** performance.now() since when the attempt waits for its answer: dispatch, then when its request was fully sent. */
+  waitingSince = performance.now();
+  /** The whole request, body included, has been written to the instance. */
+  sent = false;
+  readonly statusRetryAllowed: boolean;
+  readonly setCookie: string | undefined;
+  settled = false;
+  connected = false;
+  responded = false;
+  /** A retryable status: its body is discarded, then the attempt fails. */
+  discarding = false;
+  abortUpstream: ((error?: Error) => void) | undefined;
+  resumeUpstream: (() => void) | undefined;
+  onDrain: (() => void) | undefined;
+  failure: AttemptFailure | undefined;
+
+  constructor(exchange: Exchange, instance: Instance, statusRetryAllowed: boolean, setCookie: string | undefined) {
+    this.exchange = exchange;
+    this.instance = instance;
+    this.unansweredSince = exchange.ctx.now();
+    this.statusRetryAllowed = statusRetryAllowed;
+    this.setCookie = setCookie;
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    if (this.settled) {
+      abort();
+      return;
+    }
+    this.abortUpstream = abort;
+    this.connected = true;
+  }
+
+  onRequestSent(): void {
+    this.sent = true;
+    this.waitingSince = performance.now();
+    this.unansweredSince = this.exchange.ctx.now();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.settled) return false;
+    // The front door already answered the client (its body broke: client-guard.ts).
+    if (this.exchange.res.headersSent) {
+      this.exchange.settle(this, new ClientGone());
+      return false;
+    }
+    if (statusCode < 200) return true; // 100 Continue, 103 Early Hints: the final answer follows
+    this.responded = true;
+    const { ctx } = this.exchange;
+    ctx.states.answered(this.instance.id, ctx.now());
+    if (this.statusRetryAllowed && ctx.retryStatus.has(statusCode)) {
+      this.discarding = true;
+      this.failure = new AttemptFailure('status', this.instance, `answered HTTP ${statusCode}`);
+      return true;
+    }
+    this.resumeUpstream = resume;
+    this.exchange.res.writeHead(statusCode, statusText, clientResponseHeaders(rawHeaders, this.instance.id, this.setCookie));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discarding || this.settled) return true;
+    const { res } = this.exchange;
+    if (res.write(chunk)) return true;
+    // The client reads slower than the instance sends: pause until it drains.
+    this.onDrain ??= () => this.resumeUpstream?.();
+    this.exchange.res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    if (this.discarding) return this.exchange.settle(this, this.failure!);
+    this.exchange.res.end();
+    this.exchange.settle(this, undefined);
+  }
+
+  onError(error: Error & { code?: string }): void {
+    if (this.settled) return;
+    const { res } = this.exchange;
+    if (res.destroyed || res.writableEnded) return this.exchange.settle(this, new ClientGone());
+    if (res.headersSent) {
+      // The response broke mid-body: nothing can be retried, the client sees a cut response.
+      this.exchange.settle(this, new AttemptFailure('reset', this.instance, error.message));
+      res.destroy();
+      return;
+    }
+    const { req } = this.exchange;
+    const fault = whoseFault(error, { connected: this.connected, requestBroken: req.errored !== null || (req.destroyed && !req.complete) });
+    if (fault.who === 'request') return this.exchange.settle(this, new RequestAtFault(fault.status, fault.message));
+    const kind = fault.kind;
+    const detail = !error.code || error.message.includes(error.code) || kind === 'timeout' ? error.message : `${error.code}: ${error.message}`;
+    this.exchange.settle(this, this.failure ?? new AttemptFailure(kind, this.instance, detail));
+  }
+
+  /** Given up on (no answer in time, or its instance left rotation): settled now as a timeout, the upstream request aborted. */
+  abandon(code: 'ERESPONSETIMEOUT' | 'EINSTANCEGONE', message: string): void {
+    if (this.abortUpstream) this.abortUpstream(Object.assign(new Error(message), { code }));
+    if (!this.settled) this.exchange.settle(this, new AttemptFailure('timeout', this.instance, message));
+  }
+}
+
+/** One client request, across its attempts. */
+class Exchange {
+  readonly ctx: ProxyContext;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
+  readonly reqId: string;
+  readonly started = performance.now();
+  readonly headers: string[];
+  readonly facts: RequestFacts = { hasBody: false, cookie: undefined, reqId: '' };
+  readonly target: RouteTarget | undefined;
+  body: RequestBody | undefined;
+  retries = 0;
+  bound: string | undefined;
+  stickyOn = false;
+  tried: Set<string> | undefined;
+  firstTried: string | undefined;
+  failures: string[] | undefined;
+  current: Attempt | undefined;
+  servedBy: string | undefined;
+  /** Why the request was answered 4xx/5xx as its own fault, for the access log. */
+  refused: string | undefined;
+  /** Set while p-retry drives the attempts after the first. */
+  waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
+
+  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, target: RouteTarget | undefined) {
+    this.ctx = ctx;
+    this.req = req;
+    this.res = res;
+    this.target = target;
+    this.method = req.method ?? 'GET';
+    const socket = req.socket as Socket & { encrypted?: boolean };
+    this.headers = upstreamRequestHeaders(req.rawHeaders, socket.remoteAddress ?? '', socket.encrypted === true, ctx.nextRequestId, this.facts);
+    this.reqId = this.facts.reqId;
+  }
+
+  closed(): void {
+    const { ctx } = this;
+    ctx.inFlight -= 1;
+    const attempt = this.current;
+    if (attempt && !attempt.settled) this.settle(attempt, new ClientGone());
+    const durationMs = Math.round((performance.now() - this.started) * 10) / 10;
+    const status = this.res.writableFinished ? this.res.statusCode : 499;
+    ctx.counters.request(status, durationMs);
+    ctx.deps.onRequest?.(status, durationMs, this.servedBy);
+    if (ctx.settings.accessLog) {
+      // `failures` is left out (undefined is not serialized) when every attempt went well.
+      ctx.logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures, refused: this.refused }, 'request');
+    }
+  }
+
+  /** The instances this request may go to: the service's, or the matched route's. */
+  table(): RoutingTable {
+    return this.target ? this.target.table : this.ctx.deps.table();
+  }
+
+  attempts(): number {
+    return this.tried?.size ?? (this.firstTried ? 1 : 0);
+  }
+
+  hasTried(id: string): boolean {
+    return this.tried ? this.tried.has(id) : this.firstTried === id;
+  }
+
+  triedSet(): ReadonlySet<string> {
+    if (!this.tried) this.tried = new Set(this.firstTried ? [this.firstTried] : []);
+    return this.tried;
+  }
+
+  start(body: RequestBody): void {
+    const { ctx } = this;
+    this.body = body;
+    this.retries = body.replayable ? ctx.settings.retries : 0;
+    // Sticky: the instance the client's cookie names is tried first; any
+    // other instance that serves it sends a cookie naming itself.
+    const table = this.table();
+    this.stickyOn = ctx.sticky.enabled(table);
+    this.bound = this.stickyOn ? ctx.sticky.boundInstance(table, this.facts.cookie) : undefined;
+    const instance = ctx.picker.pick(table, EMPTY_SET, ctx.now(), this.bound);
+    if (!instance) return this.finish(new NoInstanceLeft());
+    this.dispatch(instance, 1);
+  }
+
+  dispatch(instance: Instance, attemptNumber: number): void {
+    const { ctx } = this;
+    if (this.firstTried === undefined) this.firstTried = instance.id;
+    else (this.triedSet() as Set<string>).add(instance.id);
+    // A 502/503/504 is passed through when no other instance could take over.
+    const statusRetryAllowed = attemptNumber <= this.retries && ctx.retryStatus.size > 0 && mayRetry(this.method, 'status') && ctx.picker.hasAlternative(this.table(), this.tried ?? this.firstTried!);
+    const attempt = new Attempt(this, instance, statusRetryAllowed, this.stickyOn && instance.id !== this.bound ? ctx.sticky.setCookie(instance.id) : undefined);
+    this.current = attempt;
+    let running = ctx.inFlightByInstance.get(instance.id);
+    if (!running) ctx.inFlightByInstance.set(instance.id, (running = new InFlightList()));
+    running.add(attempt);
+    ctx.states.begin(instance.id);
+    const body = this.body!;
+    ctx.poolFor(instance).dispatch({
+      // Each instance gets the path it declared: with its route's prefix taken off if it asked (;strip).
+      path: this.target?.strips.has(instance.id) ? stripPrefix(this.req.url ?? '/', this.target.route.path) : (this.req.url ?? '/'),
+      method: this.method as Dispatcher.HttpMethod,
+      headers: this.headers,
+      body: body.replayable ? (body.bytes.length > 0 ? body.bytes : null) : body.stream,
+    }, attempt as unknown as Dispatcher.DispatchHandler);
+  }
+
+  settle(attempt: Attempt, failure: AttemptFailure | ClientGone | RequestAtFault | undefined): void {
+    if (attempt.settled) return;
+    attempt.settled = true;
+    const { ctx } = this;
+    const id = attempt.instance.id;
+    ctx.inFlightByInstance.get(id)?.delete(attempt);
+    if (failure === undefined) {
+      ctx.states.succeeded(id);
+      ctx.counters.attempt(id, 'ok');
+      this.servedBy = id;
+      if (this.waiting) this.waiting.resolve();
+      return;
+    }
+    if (failure instanceof ClientGone || failure instanceof RequestAtFault) {
+      // Not the instance's doing: no failure, no retry, no ejection.
+      ctx.states.abandoned(id);
+      attempt.abortUpstream?.();
+      if (this.waiting) return this.waiting.reject(failure);
+      if (failure instanceof RequestAtFault) this.finish(failure);
+      return;
+    }
+    const counts = countsAgainstInstance(failure.kind, false);
+    ctx.counters.attempt(id, failure.kind);
+    // Ejected: the balancer stops routing to it and abandons its unanswered requests.
+    if (ctx.states.failed(id, failure.kind, failure.message, counts, ctx.now())) ctx.deps.onEjected(attempt.instance, failure.kind, failure.message);
+    if (this.waiting) return this.waiting.reject(failure);
+    this.afterFirstFailure(failure);
+  }
+
+  afterFirstFailure(failure: AttemptFailure): void {
+    const { ctx } = this;
+    (this.failures ??= []).push(`${failure.instance.id} ${failure.kind}: ${failure.message}`);
+    if (this.retries === 0 || !this.mayContinue(failure)) return this.finish(failure);
+    ctx.counters.retry(failure.kind);
+    // A retry is due: p-retry drives the remaining attempts.
+    pRetry(
+      (attemptNumber) => new Promise<void>((resolve, reject) => {
+        if (this.res.destroyed) throw new AbortError(new ClientGone());
+        const instance = ctx.picker.pick(this.table(), this.triedSet(), ctx.now(), this.bound);
+        if (!instance) throw new AbortError(new NoInstanceLeft());
+        this.waiting = { resolve, reject };
+        this.dispatch(instance, attemptNumber + 1);
+      }),
+      {
+        retries: this.retries - 1,
+        minTimeout: 0,
+        maxTimeout: 0,
+        randomize: false,
+        shouldRetry: ({ error }) => error instanceof AttemptFailure && this.mayContinue(error),
+        onFailedAttempt: ({ error, retriesLeft }) => {
+          if (!(error instanceof AttemptFailure)) return;
+          (this.failures ??= []).push(`${error.instance.id} ${error.kind}: ${error.message}`);
+          if (retriesLeft > 0 && this.mayContinue(error)) ctx.counters.retry(error.kind);
+        },
+      },
+    ).then(() => undefined, (error: unknown) => this.finish(error));
+  }
+
+  mayContinue(failure: AttemptFailure): boolean {
+    return mayRetry(this.method, failure.kind) && !this.res.headersSent && !this.res.destroyed;
+  }
+
+  /** No attempt answered: say why. */
+  finish(error: unknown): void {
+    const { res, method, ctx } = this;
+    if (error instanceof ClientGone || res.destroyed) return;
+    if (error instanceof RequestAtFault) {
+      this.refused = error.message;
+      return sendError(res, error.status, `${error.message} (the request was not sent to any instance)`);
+    }
+    const tried = this.attempts();
+    const table = this.table();
+    const { maxPerInstance } = ctx.settings;
+    if (error instanceof NoInstanceLeft && tried === 0 && maxPerInstance > 0 && table.instances.length > 0) {
+      // Every instance is at its in-flight cap: answer now rather than queue behind a slow one.
+      ctx.counters.saturated += 1;
+      return sendError(res, 503, `every instance already has ${maxPerInstance} requests in flight; try again shortly`);
+    }
+    if (error instanceof NoInstanceLeft && tried === 0) {
+      ctx.counters.noInstance += 1;
+      return sendError(res, 503, ctx.deps.emptyReason());
+    }
+    if (error instanceof AttemptFailure && !mayRetry(method, error.kind)) {
+      return sendError(res, 502, `${error.instance.id} failed (${error.kind}: ${error.message}); a ${method} that may have reached the app is not retried`);
+    }
+    return sendError(res, 502, `no instance could answer after ${tried} attempt(s): ${this.failures?.join('; ') || String(error)}`);
+  }
+}
+
+export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
+  const ctx = new ProxyContext(deps);
+  const responseTimeouts = setInterval(() => ctx.sweepResponseTimeouts(), Math.min(1000, Math.max(20, Math.floor(deps.settings.responseTimeout / 10))));
+  responseTimeouts.unref();
   return {
     handle: (req, res, target) => {
       try {
-        handle(req, res, target);
+        ctx.handle(req, res, target);
       } catch (error) {
-        logger.error({ err: error }, 'unexpected error while proxying');
+        ctx.logger.error({ err: error }, 'unexpected error while proxying');
         sendError(res, 502, 'internal balancer error');
       }
     },
-    abandon,
-    forget: (instanceId) => {
-      const known = pools.get(instanceId);
-      if (!known) return;
-      pools.delete(instanceId);
-      void known.pool.close();
-    },
-    // The list is in dispatch order: the first unanswered attempt is the oldest.
-    // An upload the client is still streaming is waiting on the client, not the instance
-    // (unless undici paused the client's body: the instance stopped reading it).
-    oldestUnanswered: (instanceId) => inFlightByInstance.get(instanceId)?.first((attempt) => !attempt.settled && !attempt.responded && !(attempt.connected && !attempt.sent && attempt.exchange.req.readableFlowing !== false))?.unansweredSince,
-    inFlight: () => inFlight,
+    abandon: (instanceId, reason) => ctx.abandon(instanceId, reason),
+    forget: (instanceId) => ctx.forget(instanceId),
+    oldestUnanswered: (instanceId) => ctx.oldestUnanswered(instanceId),
+    inFlight: () => ctx.inFlight,
     close: async () => {
       clearInterval(responseTimeouts);
-      await Promise.all([...pools.values()].map(({ pool }) => pool.destroy()));
-      pools.clear();
+      await ctx.close();
     },
   };
 }

@@ -72,7 +72,7 @@ test('ss endpoints: IPv4, IPv6, mapped, wildcard, with an interface', () => {
   assert.ok(Number.isNaN(parseEndpoint('0.0.0.0:*').port));
 });
 
-test('/proc/PID/stat: fields count from the last ")" (a command name may hold both), CPU is utime + stime', () => {
+test('/proc/PID/stat: fields count from the last ")" (a command name may hold both), the parent is field 4, CPU is utime + stime', () => {
   // /proc/1/stat on this machine, its name changed to one with spaces and parentheses.
   const text = '1 (my (odd) app) S 0 0 0 0 -1 4194560 27831 18647860 0 1987 152 852 67529 17009 10 -10 16 0 25 46579712 2946 18446744073709551615 1 1 0 0 0 0 0 4096 1256 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n';
   assert.deepEqual(parseProcStat(text), { state: 'S', ppid: 0, cpuTicks: 1004, threads: 16, startTicks: 25 });
