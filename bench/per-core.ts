@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
-import { isAlive, type LabState } from '../lab/netns-lab.ts';
+import { isAlive, namespacePids, type LabState } from '../lab/netns-lab.ts';
 import { PER_CORE, PER_CORE_NAMES } from './contenders.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
@@ -111,8 +111,10 @@ function rssMb(lab: LabState, name: string): number {
 }
 
 export async function runPerCore(lab: LabState, options: { seconds: number; rounds: number; memorySeconds: number; say: (line: string) => void }): Promise<PerCoreResult> {
-  // An app's restarter and the app itself (a child started before the pinning keeps its own affinity).
-  const labPids = Object.values(lab.processes).flatMap((p) => [p.pid, targetPid(p) ?? p.pid]).filter((pid, i, all) => isAlive(pid) && all.indexOf(pid) === i);
+  // Every process of every lab host: an app's restarter and the app, the balancer's keeper, its main
+  // process and its workers (a child started before the pinning keeps its own affinity).
+  const labPids = [...Object.values(lab.processes).flatMap((p) => [p.pid, targetPid(p) ?? p.pid]), ...Object.values(lab.hosts).flatMap((h) => namespacePids(h.namespace))]
+    .filter((pid, i, all) => isAlive(pid) && all.indexOf(pid) === i);
   for (const pid of labPids) pin(pid, '0');
   try {
     for (const c of PER_CORE) await c.start(lab);
