@@ -269,13 +269,13 @@ export class LocalStack {
     return join(this.options.logDir, 'balancer-run');
   }
 
-  /** The balancer's worker processes (those serving): below its main process, which may be below the keeper. */
+  /** The balancer's worker processes (those serving): the children of its main process, which may be below the keeper. */
   balancerWorkerPids(): number[] {
     if (!this.balancer) return [];
-    const script = join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts');
-    const runs = descendantsRunning(this.balancer.pid, script);
-    const mains = new Set([this.balancer.pid, ...runs].filter((pid) => runs.some((worker) => parentOf(worker) === pid)));
-    return runs.filter((pid) => !mains.has(pid));
+    const runs = descendantsRunning(this.balancer.pid, join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts'));
+    // Without the keeper the balancer process is the main process; with it, the main process is one of `runs`.
+    const mains = this.options.keepBalancer ? new Set(runs.filter((pid) => parentOf(pid) === this.balancer!.pid)) : new Set([this.balancer.pid]);
+    return runs.filter((pid) => mains.has(parentOf(pid) ?? -1));
   }
 
   async status(): Promise<BalancerStatus> {
