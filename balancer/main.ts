@@ -1,12 +1,12 @@
 // bin/sempre-balancer. Without SEMPRE_WORKER_INDEX this is the main process
 // (lifecycle/main-process.ts): it holds the sockets and runs the workers.
-// With it, a worker: it serves on the sockets it inherited.
+// With it, a worker: it serves on the sockets it inherited. The serving code
+// (balancer.ts, undici, the Consul client) is imported by workers only: the
+// main process stays small (about 50 MB of RSS instead of 100).
 import { loadOptions, ConfigError } from '../shared/config/options.ts';
-import { createConsulClient } from '../shared/consul-client.ts';
 import { runCommand } from '../shared/command.ts';
 import { boundedStdout } from '../shared/log-output.ts';
 import { createLogger } from '../shared/logger.ts';
-import { runBalancer } from './balancer.ts';
 import { envFilePaths, withEnvFiles } from './lifecycle/env-files.ts';
 import { runMainProcess } from './lifecycle/main-process.ts';
 import { isRetire, WORKER_ENV, type WorkerToMain } from './lifecycle/worker-messages.ts';
@@ -65,6 +65,7 @@ async function runWorker(): Promise<void> {
     if (isRetire(message)) stopFor('retire');
   });
   process.on('disconnect', () => stopFor('orphaned'));
+  const [{ createConsulClient }, { runBalancer }] = await Promise.all([import('../shared/consul-client.ts'), import('./balancer.ts')]);
   const consul = createConsulClient({ url: options.consul, token: options.consulToken });
   try {
     await runBalancer(options, {

@@ -9,6 +9,8 @@ import { startLoad } from '../drill/load-generator.ts';
 import { percentiles } from '../drill/metrics.ts';
 import { countFailuresByKind, describeKinds, type FailureKind } from '../drill/records.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
+import { SINGLE_BALANCER_FAULTS } from '../drill/faults/index.ts';
+import type { Front } from '../drill/faults/fault.ts';
 import { perCoreSummary, runPerCore, type PerCoreResult } from './per-core.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
@@ -18,7 +20,8 @@ const PER_CORE_ROUNDS = 3;
 // agents-frozen: every agent at once, so Consul lists no passing instance and its DNS answers NXDOMAIN (sempre fails open).
 // haproxy-consul keeps its servers a few seconds after that: with the default --for 5s it lost none here, with 15 s 4,503 of 10,000.
 // agents-tokens-revoked is left to --faults: Consul's catalog keeps the last status, so it changes nothing for any contender.
-export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out', 'agents-frozen'] as const;
+// balancer-reload and balancer-restart act on the proxy itself (contender.front): a contender without one is not measured for them.
+export const BENCH_FAULTS = ['crash', 'hang', 'partition', 'errors', 'agent-crash', 'scale-out', 'agents-frozen', 'balancer-reload', 'balancer-restart'] as const;
 
 export interface BenchOptions {
   contenders: string[];
@@ -69,6 +72,12 @@ export interface FaultRow {
   newInstanceMs: number | null;
   p99Ms: number;
   maxMs: number;
+  /** Failed requests whose connection was refused (none when the listening socket is held). */
+  refused: number;
+  /** balancer-reload / balancer-restart: the reload's answer, or the kill until a new connection is answered (null: other faults). */
+  actionMs: number | null;
+  /** … and whether the reload was taken, or the proxy served again. */
+  actionOk: boolean | null;
 }
 
 export interface BenchResult {
@@ -129,7 +138,20 @@ function faultRow(contender: string, result: DrillResult): FaultRow {
     newInstanceMs: fault.name === 'scale-out' ? (metrics.firstServedMs === null ? null : Math.round(metrics.firstServedMs)) : null,
     p99Ms: metrics.faultLatency.p99,
     maxMs: metrics.faultLatency.max,
+    refused: metrics.failedByClass.refused ?? 0,
+    actionMs: result.faultOutcome?.durationMs ?? null,
+    actionOk: result.faultOutcome?.ok ?? null,
   };
+}
+
+/** How balancer-reload and balancer-restart act on the contender, or why they cannot. */
+function frontOf(c: Contender, lab: LabState): Front | string {
+  if (!c.front) return `${c.name} is not reloaded or restarted here`;
+  try {
+    return c.front(lab);
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 export function selectContenders(names: string[]): Contender[] {
@@ -170,13 +192,19 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
     for (const c of contenders) {
       for (const fault of options.faults) {
         if (interrupted.aborted) throw new Error('bench interrupted');
+        const front = SINGLE_BALANCER_FAULTS.some((f) => f.name === fault) ? frontOf(c, lab) : undefined;
+        if (typeof front === 'string') {
+          say(`${c.name} × ${fault}: not measured (${front})`);
+          continue;
+        }
         await waitBalanced(c.url(lab), lab);
         say(`${c.name} × ${fault}…`);
-        const result = await runDrill({ fault, target: 'app1', atMs: options.atMs, forMs: options.forMs, rate: options.rate, durationMs: options.durationMs, method: 'GET', path: '/', url: c.url(lab) }, lab, { say: () => undefined, interrupted });
+        const result = await runDrill({ fault, target: 'app1', atMs: options.atMs, forMs: options.forMs, rate: options.rate, durationMs: options.durationMs, method: 'GET', path: '/', url: c.url(lab) }, lab, { say: () => undefined, interrupted, front });
         drills.push({ contender: c.name, result });
         const row = faultRow(c.name, result);
         faults.push(row);
-        say(`  ${row.failed} failed of ${row.total}${row.failed ? ` (${describeKinds(row.failedByKind)})` : ''}, disruption ${row.disruptionMs ?? '–'} ms, recover ${row.recoverMs ?? '–'} ms${fault === 'scale-out' ? `, new instance's first request ${row.newInstanceMs ?? 'never'} ms` : ''}, p99 ${row.p99Ms} ms, max ${row.maxMs} ms`);
+        const action = row.actionMs === null ? '' : `${fault === 'balancer-restart' ? 'serving again after' : 'reload answered in'} ${row.actionMs} ms${row.actionOk ? '' : ' (FAILED)'}, refused connections ${row.refused}, `;
+        say(`  ${action}${row.failed} failed of ${row.total}${row.failed ? ` (${describeKinds(row.failedByKind)})` : ''}, disruption ${row.disruptionMs ?? '–'} ms, recover ${row.recoverMs ?? '–'} ms${fault === 'scale-out' ? `, new instance's first request ${row.newInstanceMs ?? 'never'} ms` : ''}, p99 ${row.p99Ms} ms, max ${row.maxMs} ms`);
       }
     }
   } finally {

@@ -6,6 +6,9 @@ import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { BALANCER_NODE_FLAGS } from '../lab/balancer-node-flags.ts';
 import { appHosts, hostAddress, isAlive, startInHost, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
+import { labFront } from '../drill/faults/balancer-control.ts';
+import type { Front } from '../drill/faults/fault.ts';
+import { peerFront } from './peer-front.ts';
 
 export interface Contender {
   name: string;
@@ -14,6 +17,8 @@ export interface Contender {
   url(lab: LabState): string;
   start(lab: LabState): Promise<void>;
   stop(lab: LabState): Promise<void>;
+  /** How balancer-reload and balancer-restart act on it (absent: those faults are not measured for it). */
+  front?(lab: LabState): Front;
 }
 
 export interface PaperContender {
@@ -30,11 +35,13 @@ async function waitAnswering(url: string): Promise<void> {
   await waitFor(`${url} to answer`, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status < 500, 15_000);
 }
 
-function processContender(name: string, description: string, port: number, config: (lab: LabState) => string, command: (file: string, lab: LabState) => string[]): Contender {
+/** With `reloadSignal`, the contender can be reloaded (that signal to its master) and restarted (bench/peer-front.ts). */
+function processContender(name: string, description: string, port: number, config: (lab: LabState) => string, command: (file: string, lab: LabState) => string[], reloadSignal?: NodeJS.Signals): Contender {
   return {
     name,
     description,
     url: () => `http://${infra()}:${port}/`,
+    ...(reloadSignal ? { front: (lab: LabState) => peerFront(lab, name, `bench-${name}`, `http://${infra()}:${port}/`, reloadSignal) } : {}),
     async start(lab) {
       mkdirSync(CONFIG_DIR, { recursive: true });
       const file = join(CONFIG_DIR, `${name}.conf`);
@@ -53,10 +60,16 @@ function processContender(name: string, description: string, port: number, confi
   };
 }
 
+// Master-worker mode (-W, as Debian's unit runs it: -Ws) so that a reload is
+// seamless: kill -USR2 to the master, whose new worker takes the listening
+// sockets over from the old one (the master passes -x itself; the stats
+// socket exposes them too, as HAProxy's docs for seamless reloads say).
 const haproxyGlobal = (name: string) => `global
   maxconn 8000
   pidfile ${join(CONFIG_DIR, `${name}.pid`)}
+  stats socket ${join(CONFIG_DIR, `${name}.sock`)} mode 600 level admin expose-fd listeners
 `;
+const haproxyCommand = (name: string) => (file: string) => ['haproxy', '-W', '-db', '-S', join(CONFIG_DIR, `${name}-master.sock`), '-f', file];
 
 export const CONTENDERS: readonly Contender[] = [
   {
@@ -65,10 +78,11 @@ export const CONTENDERS: readonly Contender[] = [
     url: (lab) => lab.url,
     start: async () => undefined,
     stop: async () => undefined,
+    front: labFront,
   },
   processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core) and `--rate-limit 0`, same defaults otherwise', 8094, () => '', () => [process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
     '--admin-host', infra(), '--admin-port', '8095', '--consul', 'http://127.0.0.1:8500', '--workers', '2', '--rate-limit', '0', '--log-format', 'json']),
-  processContender('haproxy-stock', 'HAProxy 2.6 (Debian), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
+  processContender('haproxy-stock', 'HAProxy 2.6 (Debian) in master-worker mode (-W), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
 defaults
   mode http
   timeout connect 5s
@@ -80,8 +94,8 @@ frontend fe
 backend be
   balance roundrobin
 ${apps(lab).map((a, i) => `  server app${i + 1} ${a} check`).join('\n')}
-`, (file) => ['haproxy', '-f', file, '-db']),
-  processContender('haproxy-consul', 'HAProxy 2.6 with the same discovery: Consul DNS `server-template`, fast checks, `observe layer7`, `redispatch`, `retry-on` (tuned)', 8091, () => `${haproxyGlobal('haproxy-consul')}
+`, haproxyCommand('haproxy-stock'), 'SIGUSR2'),
+  processContender('haproxy-consul', 'HAProxy 2.6 (-W) with the same discovery: Consul DNS `server-template`, fast checks, `observe layer7`, `redispatch`, `retry-on` (tuned)', 8091, () => `${haproxyGlobal('haproxy-consul')}
 resolvers consul
   nameserver consul 127.0.0.1:8600
   accepted_payload_size 8192
@@ -110,15 +124,15 @@ backend be
   option httpchk GET /healthz
   default-server check inter 500ms fall 2 rise 2 observe layer7 error-limit 1 on-error mark-down
   server-template web 5 _web._tcp.service.consul resolvers consul resolve-prefer ipv4 init-addr none
-`, (file) => ['haproxy', '-f', file, '-db']),
-  processContender('nginx-stock', 'Nginx 1.22 (Debian), `upstream` + `proxy_pass`, static servers, defaults', 8092, (lab) => nginxConfig('nginx-stock', 8092, apps(lab).map((a) => `server ${a};`), ''), (file) => ['nginx', '-c', file, '-p', CONFIG_DIR]),
+`, haproxyCommand('haproxy-consul'), 'SIGUSR2'),
+  processContender('nginx-stock', 'Nginx 1.22 (Debian), `upstream` + `proxy_pass`, static servers, defaults', 8092, (lab) => nginxConfig('nginx-stock', 8092, apps(lab).map((a) => `server ${a};`), ''), (file) => ['nginx', '-c', file, '-p', CONFIG_DIR], 'SIGHUP'),
   processContender('nginx-tuned', 'Nginx 1.22 tuned: `max_fails=1`, `proxy_next_upstream` on errors/timeouts/5xx, short timeouts, upstream keep-alive', 8093, (lab) => nginxConfig('nginx-tuned', 8093, [...apps(lab).map((a) => `server ${a} max_fails=1 fail_timeout=2s;`), 'keepalive 64;'], `
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_connect_timeout 500ms;
       proxy_read_timeout 1s;
       proxy_next_upstream error timeout http_500 http_502 http_503 http_504;
-      proxy_next_upstream_tries 3;`), (file) => ['nginx', '-c', file, '-p', CONFIG_DIR]),
+      proxy_next_upstream_tries 3;`), (file) => ['nginx', '-c', file, '-p', CONFIG_DIR], 'SIGHUP'),
 ];
 
 function nginxConfig(name: string, port: number, upstream: string[], proxyExtra: string): string {

@@ -32,11 +32,17 @@ const benchCommand: CommandSpec<typeof options> = {
   examples: [
     'sudo ./sempre lab up && sudo ./sempre bench --report bench.html      # the full run (about 8 minutes)',
     'sudo ./sempre bench --contenders sempre,nginx-stock --faults crash,hang --duration 6s',
+    'sudo ./sempre bench --contenders sempre,haproxy-stock,nginx-stock --faults balancer-reload,balancer-restart --per-core 0',
     'sudo ./sempre bench --json > bench.json',
     'sudo ./sempre bench --contenders sempre --faults crash --per-core 30   # mostly the per-core rounds',
     'sudo ./sempre bench --contenders sempre --faults crash --per-core 10 --memory 300   # and sempre\'s RSS after 5 minutes at full rate',
   ],
-  notes: [`Contenders: ${CONTENDERS.map((c) => `\n  ${c.name.padEnd(15)} ${c.description}`).join('')}\nFaults are the drill's (./sempre drill --help). Every contender is started inside the lab's infra host and stopped at the end.`],
+  notes: [`Contenders: ${CONTENDERS.map((c) => `\n  ${c.name.padEnd(15)} ${c.description}`).join('')}\nFaults are the drill's (./sempre drill --help). Every contender is started inside the lab's infra host and stopped at the end.
+balancer-reload and balancer-restart act on the proxy itself, as its operators and systemd would: reload is
+bin/sempre-balancer-reload for sempre, kill -USR2 to HAProxy's master (-W; its new worker takes the listening
+sockets over) and kill -HUP to nginx's; restart is kill -9 of the main process: sempre's keeper starts it again
+with the sockets it held, HAProxy's and nginx's masters are started again by the bench after killing their
+workers and 100 ms (systemd's KillMode=mixed and RestartSec). sempre-cluster is not measured for these two.`],
 };
 
 await runCommand(benchCommand, async (o) => {

@@ -16,8 +16,9 @@ export function overheadTable(result: BenchResult): string {
 }
 
 export function faultTable(result: BenchResult): string {
-  return table(['contender', 'fault', 'requests', 'failed GETs', 'availability', 'disruption ms', 'recover ms', 'new instance ms', 'p99 ms (fault)', 'max ms (fault)'],
-    result.faults.map((f) => [f.contender, f.fault, String(f.total), f.failed ? `${f.failed} (${describeKinds(f.failedByKind)})` : '0', `${(f.availability * 100).toFixed(2)}%`, ms(f.disruptionMs), ms(f.recoverMs), f.fault === 'scale-out' ? ms(f.newInstanceMs) ?? 'never' : '', String(f.p99Ms), String(f.maxMs)]));
+  return table(['contender', 'fault', 'requests', 'failed GETs', 'of which refused', 'availability', 'disruption ms', 'recover ms', 'new instance ms', 'reload / restart ms', 'p99 ms (fault)', 'max ms (fault)'],
+    result.faults.map((f) => [f.contender, f.fault, String(f.total), f.failed ? `${f.failed} (${describeKinds(f.failedByKind)})` : '0', String(f.refused), `${(f.availability * 100).toFixed(2)}%`, ms(f.disruptionMs), ms(f.recoverMs), f.fault === 'scale-out' ? ms(f.newInstanceMs) ?? 'never' : '',
+      f.actionMs === null ? '' : `${f.actionMs}${f.actionOk ? '' : ' (failed)'}`, String(f.p99Ms), String(f.maxMs)]));
 }
 
 export function notMeasuredTable(): string {

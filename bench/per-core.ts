@@ -11,10 +11,10 @@ import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { rssMiB, treeCpuSeconds, treeRssMiB, treeThreadTimes, workersRunning } from '../lab/process-tree.ts';
+import { descendantsRunning, parentOf, rssMiB, treeCpuSeconds, treeRssMiB, treeThreadTimes } from '../lab/process-tree.ts';
 import { targetPid } from '../lab/app-restarts.ts';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
-import { isAlive, type LabState } from '../lab/netns-lab.ts';
+import { isAlive, namespacePids, type LabState } from '../lab/netns-lab.ts';
 import { PER_CORE, PER_CORE_NAMES } from './contenders.ts';
 import { busiestThreadBusyShare, busyShare, median, parseProcStatCpus, SATURATED_BUSY_SHARE } from './per-core-stats.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
@@ -150,13 +150,16 @@ function cpuSeconds(lab: LabState, name: string): number {
 function sempreRssMb(lab: LabState): { tree: number; worker: number } {
   const proc = lab.processes[`bench-${PER_CORE_NAMES.sempre}`];
   if (!proc || !isAlive(proc.pid)) return { tree: NaN, worker: NaN };
-  const workers = workersRunning(proc.pid, BALANCER_SCRIPT);
+  // No keeper here: the process the bench started is the main process, its workers are its children.
+  const workers = descendantsRunning(proc.pid, BALANCER_SCRIPT).filter((pid) => parentOf(pid) === proc.pid);
   return { tree: Math.round(treeRssMiB(proc.pid)), worker: workers.length ? Math.round(workers.reduce((sum, pid) => sum + (rssMiB(pid) || 0), 0)) : NaN };
 }
 
 export async function runPerCore(lab: LabState, options: PerCoreOptions): Promise<PerCoreResult> {
-  // An app's restarter and the app itself (a child started before the pinning keeps its own affinity).
-  const labPids = Object.values(lab.processes).flatMap((p) => [p.pid, targetPid(p) ?? p.pid]).filter((pid, i, all) => isAlive(pid) && all.indexOf(pid) === i);
+  // Every process of every lab host: an app's restarter and the app, the balancer's keeper, its main
+  // process and its workers (a child started before the pinning keeps its own affinity).
+  const labPids = [...Object.values(lab.processes).flatMap((p) => [p.pid, targetPid(p) ?? p.pid]), ...Object.values(lab.hosts).flatMap((h) => namespacePids(h.namespace))]
+    .filter((pid, i, all) => isAlive(pid) && all.indexOf(pid) === i);
   for (const pid of labPids) pin(pid, '0');
   try {
     for (const c of PER_CORE) await c.start(lab);

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { appHosts, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
-import { findFault, FAULTS, PAIR_FAULTS } from './faults/index.ts';
-import type { Revert } from './faults/fault.ts';
+import { ALL_FAULTS, findFault, SINGLE_BALANCER_FAULTS } from './faults/index.ts';
+import type { FaultOutcome, Front, Revert } from './faults/fault.ts';
+import { keeperMissing } from './faults/balancer-control.ts';
 import { computeMetrics, type DrillMetrics, type FaultWindow, type TimelineEvent } from './metrics.ts';
 import type { RequestRecord } from './records.ts';
 import type { HealReport } from '../shared/heal-report.ts';
@@ -43,6 +44,15 @@ export interface DrillResult {
   metrics: DrillMetrics;
   /** A fault that lasts until healed: the report that ended it; null when none came. */
   heal?: HealReport | null;
+  /** A fault that measures its own action (balancer-reload, balancer-restart): what it did, how it went, how long it took. */
+  faultOutcome?: FaultOutcome;
+}
+
+export interface DrillHooks {
+  say: (line: string) => void;
+  interrupted: AbortSignal;
+  /** The proxy under the load when it is not the lab's balancer (the bench's contenders), for balancer-reload and balancer-restart. */
+  front?: Front;
 }
 
 export class DrillError extends Error {}
@@ -53,8 +63,10 @@ export const HEAL_ALLOWANCE_MS = 30_000;
 const AFTER_HEAL_MS = 2000;
 
 /** Checks the request against the lab before anything is injected. */
-export function validateDrill(options: DrillOptions, lab: LabState): void {
-  if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`);
+export function validateDrill(options: DrillOptions, lab: LabState, front?: Front): void {
+  if (!findFault(options.fault)) throw new DrillError(`drill.fault: unknown fault "${options.fault}"; one of ${ALL_FAULTS.map((f) => f.name).join(', ')}`);
+  const missing = SINGLE_BALANCER_FAULTS.some((f) => f.name === options.fault) && !front ? keeperMissing(lab) : '';
+  if (missing) throw new DrillError(`drill.fault: ${options.fault} needs the single balancer host's keeper; ${missing}`);
   if (!/^app\d+$/.test(options.target) || !lab.processes[options.target]) {
     throw new DrillError(`drill.target: no app host "${options.target}" in the lab; one of ${appHosts(lab).join(', ')}`);
   }
@@ -103,8 +115,8 @@ export async function startLabLoad(lab: LabState, options: { url: string; rate: 
   return { records, startedAt, finished, worker };
 }
 
-export async function runDrill(options: DrillOptions, lab: LabState, hooks: { say: (line: string) => void; interrupted: AbortSignal }): Promise<DrillResult> {
-  validateDrill(options, lab);
+export async function runDrill(options: DrillOptions, lab: LabState, hooks: DrillHooks): Promise<DrillResult> {
+  validateDrill(options, lab, hooks.front);
   const fault = findFault(options.fault)!;
   await waitForFullRotation(lab);
   const healing = fault.lastsUntilHealed === true;
@@ -119,6 +131,7 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   let revert: Revert | undefined;
   let active = false;
   let heal: HealReport | null = null;
+  let faultOutcome: FaultOutcome | undefined;
   const elapsed = () => Date.now() - startedAt;
   const progress = setInterval(() => {
     const failed = records.filter((r) => r.errorClass !== 'ok').length;
@@ -133,13 +146,19 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
     await sleepUntil(window.startMs);
     if (hooks.interrupted.aborted) throw new DrillError('interrupted before the fault');
     window.startMs = elapsed();
-    revert = await fault.inject({ lab, target: options.target, say: (m) => hooks.say(`  · ${m}`), setTarget: (name) => { window.target = name; } });
+    revert = await fault.inject({ lab, target: options.target, say: (m) => hooks.say(`  · ${m}`), setTarget: (name) => { window.target = name; }, front: hooks.front, report: (outcome) => { faultOutcome = outcome; } });
     active = true;
     hooks.say(`  fault ${fault.name} injected on ${options.target} at t=${(window.startMs / 1000).toFixed(1)} s`);
     if (healing) {
       heal = await waitForHeal(lab, options.target, startedAt + window.startMs, healWaitMs, hooks.interrupted);
       hooks.say(heal ? `  ${options.target}'s agent: ${heal.outcome} (${heal.diagnosis})` : `  no heal of ${options.target} reported within ${healWaitMs / 1000} s`);
     } else await sleepUntil(options.atMs + options.forMs);
+  } catch (error) {
+    // A fault that could not be injected (or a wait that failed) must not leave the load and the timers running.
+    worker.kill('SIGTERM');
+    clearInterval(progress);
+    timeline.stop();
+    throw error;
   } finally {
     try {
       if (revert) {
@@ -169,5 +188,5 @@ export async function runDrill(options: DrillOptions, lab: LabState, hooks: { sa
   timeline.stop();
   if (hooks.interrupted.aborted) throw new DrillError('drill interrupted: the fault was reverted');
   records.sort((a, b) => a.intendedMs - b.intendedMs);
-  return { options, startedAt, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window), ...(healing ? { heal } : {}) };
+  return { options, startedAt, fault: window, records, timeline: timeline.events, metrics: computeMetrics(records, timeline.events, window), ...(healing ? { heal } : {}), ...(faultOutcome ? { faultOutcome } : {}) };
 }

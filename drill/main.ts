@@ -7,13 +7,13 @@ import type { CommandSpec } from '../shared/config/options.ts';
 import { boolean, duration, integer, oneOf, text, urlPath } from '../shared/config/values.ts';
 import { abortOnCtrlC, labOrExplain } from '../lab/cli-helpers.ts';
 import { DrillError, runDrill, waitForFullRotation, type DrillOptions, type DrillResult } from './drill.ts';
-import { FAULTS, findFault, PAIR_FAULTS } from './faults/index.ts';
+import { ALL_FAULTS, FAULTS, findFault, PAIR_FAULTS, SINGLE_BALANCER_FAULTS } from './faults/index.ts';
 import { checkSlo, computeMetrics, parseSlo, type DrillMetrics } from './metrics.ts';
 import { renderReport } from './report.ts';
 import { classifyStatus, describeKinds, type RequestRecord } from './records.ts';
 
 const options = {
-  fault: { flag: 'fault', env: 'SEMPRE_DRILL_FAULT', placeholder: 'NAME', default: 'crash', description: `the fault: ${[...FAULTS, ...PAIR_FAULTS].map((f) => f.name).join(', ')}`, schema: text(40) },
+  fault: { flag: 'fault', env: 'SEMPRE_DRILL_FAULT', placeholder: 'NAME', default: 'crash', description: `the fault: ${ALL_FAULTS.map((f) => f.name).join(', ')}`, schema: text(40) },
   target: { flag: 'target', env: 'SEMPRE_DRILL_TARGET', placeholder: 'HOST', default: 'app1', description: 'the app host the fault hits', schema: text(20) },
   at: { flag: 'at', env: 'SEMPRE_DRILL_AT', placeholder: 'DURATION', default: '3s', description: 'when the fault starts, from the start of the load', schema: duration(0, 3_600_000) },
   for: { flag: 'for', env: 'SEMPRE_DRILL_FOR', placeholder: 'DURATION', default: '5s', description: 'how long the fault lasts before it is reverted', schema: duration(0, 3_600_000) },
@@ -31,7 +31,7 @@ const options = {
 };
 
 /** The faults' names in --help line up in one column. */
-const NAME_WIDTH = Math.max(...[...FAULTS, ...PAIR_FAULTS].map((f) => f.name.length));
+const NAME_WIDTH = Math.max(...ALL_FAULTS.map((f) => f.name.length));
 
 const drillCommand: CommandSpec<typeof options> = {
   command: './sempre drill',
@@ -45,10 +45,13 @@ const drillCommand: CommandSpec<typeof options> = {
     'sudo ./sempre drill --all --report drills.html          # every fault, a scoreboard',
     'sudo ./sempre drill --method POST --fault hang            # POSTs sent to a hung instance are not retried',
     'sudo ./sempre drill --fault hung-stopped                  # stays hung until app1\'s agent heals it: time to full redundancy',
+    'sudo ./sempre drill --fault balancer-reload               # reload the balancer under load: its outcome, duration and failed requests',
+    'sudo ./sempre drill --fault balancer-restart              # kill -9 its main process: time until it serves again, refused connections',
     'sudo ./sempre lab up --balancers 2 && sudo ./sempre drill --fault balancer-host-crash --client-retry',
     './sempre drill --from crash.ndjson --report crash.html    # re-render a saved drill',
   ],
   notes: [`Faults: ${FAULTS.map((f) => `\n  ${f.name.padEnd(NAME_WIDTH)} ${f.summary}`).join('')}`,
+    `With the single balancer host (the lab's default, its balancer under the socket keeper), also: ${SINGLE_BALANCER_FAULTS.map((f) => `\n  ${f.name.padEnd(NAME_WIDTH)} ${f.summary}`).join('')}`,
     `With the balancer pair (sudo ./sempre lab up --balancers 2) the load goes to the virtual address, and also: ${PAIR_FAULTS.map((f) => `\n  ${f.name.padEnd(NAME_WIDTH)} ${f.summary}`).join('')}`],
 };
 
@@ -62,33 +65,44 @@ function healLine(result: DrillResult): string {
 
 const msOrDash = (v: number | null) => (v === null ? '–' : `${Math.round(v)} ms`);
 
+/** What a fault that measures its own action did (balancer-reload, balancer-restart; '' for other faults), with the refused connections. */
+function outcomeLine(result: DrillResult): string {
+  const o = result.faultOutcome;
+  if (!o) return '';
+  const refused = result.metrics.failedByClass.refused ?? 0;
+  const verdict = result.fault.name === 'balancer-restart'
+    ? (o.ok ? `serving again after ${o.durationMs} ms` : `NOT serving again after ${o.durationMs} ms`)
+    : `${o.ok ? 'taken' : 'REFUSED (the old workers serve on)'} in ${o.durationMs} ms`;
+  return `\n  ${o.action}: ${verdict}${o.detail ? ` (${o.detail})` : ''}; refused connections ${refused}, reset ${result.metrics.failedByClass.reset ?? 0}`;
+}
+
 function line(result: DrillResult): string {
   const m = result.metrics;
   const kinds = describeKinds(m.failedByKind);
   const classes = Object.entries(m.failedByClass).map(([k, v]) => `${k} ${v}`).join(', ');
   return [
-    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${kinds ? ` (${kinds}; ${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%, time to full redundancy ${msOrDash(m.fullRedundancyMs)}${healLine(result)}`,
+    `${result.fault.name} on ${result.fault.target}: ${m.total} requests, ${m.failed} failed${kinds ? ` (${kinds}; ${classes})` : ''}, availability ${(m.availability * 100).toFixed(3)}%, time to full redundancy ${msOrDash(m.fullRedundancyMs)}${healLine(result)}${outcomeLine(result)}`,
     `  detect ${m.detectMs ?? '–'} ms, recover ${m.recoverMs === null ? '–' : Math.round(m.recoverMs)} ms,${result.fault.name === 'scale-out' ? ` new instance's first request ${m.firstServedMs === null ? '–' : Math.round(m.firstServedMs)} ms after the fault started,` : ''} error window ${m.errorWindow ? `${m.errorWindow[0]}–${m.errorWindow[1]} ms` : 'none'}, interruption ${m.interruptionMs === null ? 'none' : `${m.interruptionMs} ms`}`,
     `  latency p50 ${m.latency.p50} / p90 ${m.latency.p90} / p99 ${m.latency.p99} / p99.9 ${m.latency.p999} / max ${m.latency.max} ms; fault window p99 ${m.faultLatency.p99} / max ${m.faultLatency.max} ms`,
   ].join('\n');
 }
 
 function scoreboard(results: DrillResult[]): string {
-  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), describeKinds(r.metrics.failedByKind) || '–', `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.fullRedundancyMs === null ? '–' : `${r.metrics.fullRedundancyMs}`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`]);
-  const head = ['fault', 'target', 'requests', 'failed', 'failed by kind', 'availability', 'full redundancy ms', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)'];
+  const rows = results.map((r) => [r.fault.name, r.fault.target, String(r.metrics.total), String(r.metrics.failed), describeKinds(r.metrics.failedByKind) || '–', `${(r.metrics.availability * 100).toFixed(3)}%`, r.metrics.fullRedundancyMs === null ? '–' : `${r.metrics.fullRedundancyMs}`, r.metrics.detectMs === null ? '–' : `${r.metrics.detectMs}`, r.metrics.recoverMs === null ? '–' : `${Math.round(r.metrics.recoverMs)}`, `${r.metrics.faultLatency.p99}`, `${r.metrics.faultLatency.max}`, r.faultOutcome ? `${r.faultOutcome.durationMs}${r.faultOutcome.ok ? '' : ' (failed)'}` : '–']);
+  const head = ['fault', 'target', 'requests', 'failed', 'failed by kind', 'availability', 'full redundancy ms', 'detect ms', 'recover ms', 'p99 ms (fault)', 'max ms (fault)', 'reload / restart ms'];
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
 function slim(result: DrillResult): unknown {
   const { perSecond, ...metrics } = result.metrics as DrillMetrics;
-  return { fault: result.fault, options: result.options, metrics, perSecond, timeline: result.timeline, ...(result.heal === undefined ? {} : { heal: result.heal }) };
+  return { fault: result.fault, options: result.options, metrics, perSecond, timeline: result.timeline, ...(result.heal === undefined ? {} : { heal: result.heal }), ...(result.faultOutcome ? { faultOutcome: result.faultOutcome } : {}) };
 }
 
 async function load(file: string): Promise<DrillResult[]> {
   const results: DrillResult[] = [];
   for await (const text of createInterface({ input: createReadStream(file) })) {
     const entry = JSON.parse(text) as { type: string } & Record<string, unknown>;
-    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, startedAt: Number(entry.startedAt ?? 0), fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never, ...(entry.heal === undefined ? {} : { heal: entry.heal as DrillResult['heal'] }) });
+    if (entry.type === 'drill') results.push({ options: entry.options as DrillOptions, startedAt: Number(entry.startedAt ?? 0), fault: entry.fault as DrillResult['fault'], records: [], timeline: [], metrics: undefined as never, ...(entry.heal === undefined ? {} : { heal: entry.heal as DrillResult['heal'] }), ...(entry.faultOutcome ? { faultOutcome: entry.faultOutcome as DrillResult['faultOutcome'] } : {}) });
     else if (entry.type === 'event') results.at(-1)!.timeline.push(entry.event as never);
     else if (entry.type === 'record') {
       // Classified again from its status: a file saved before 4xx answers counted as failures says 'ok' for them.
@@ -116,7 +130,7 @@ await runCommand(drillCommand, async (o) => {
     const lab = labOrExplain('./sempre drill');
     if (!lab) return 2;
     const interrupted = abortOnCtrlC('interrupted: reverting the fault');
-    const faults = o.all ? [...FAULTS, ...(lab.vip ? PAIR_FAULTS : [])].map((f) => f.name) : [o.fault];
+    const faults = o.all ? [...FAULTS, ...(lab.vip ? PAIR_FAULTS : SINGLE_BALANCER_FAULTS)].map((f) => f.name) : [o.fault];
     for (const fault of faults) {
       const drill: DrillOptions = { fault, target: o.target, atMs: o.at, forMs: o.for, rate: o.rate, durationMs: o.duration, method: o.method, path: o.path, clientRetry: o.clientRetry };
       const until = findFault(fault)?.lastsUntilHealed ? `until ${o.target}'s agent heals it (the load runs on until it serves again)` : `for ${o.for / 1000} s`;
@@ -134,7 +148,7 @@ await runCommand(drillCommand, async (o) => {
   if (o.save) {
     const lines: string[] = [];
     for (const r of results) {
-      lines.push(JSON.stringify({ type: 'drill', options: r.options, startedAt: r.startedAt, fault: r.fault, ...(r.heal === undefined ? {} : { heal: r.heal }) }));
+      lines.push(JSON.stringify({ type: 'drill', options: r.options, startedAt: r.startedAt, fault: r.fault, ...(r.heal === undefined ? {} : { heal: r.heal }), ...(r.faultOutcome ? { faultOutcome: r.faultOutcome } : {}) }));
       for (const event of r.timeline) lines.push(JSON.stringify({ type: 'event', event }));
       for (const record of r.records) lines.push(JSON.stringify({ type: 'record', record }));
     }

@@ -13,14 +13,20 @@ export interface Restarted {
   pidFile?: string;
   /** While this file exists, the restarter does not start the app again. */
   holdFile?: string;
+  /**
+   * A balancer under bin/sempre-socket-keeper: its --run-dir (main.pid,
+   * reload.json); `pidFile` is then the main process's PID file, and the
+   * record's own PID the keeper's.
+   */
+  runDir?: string;
 }
 
-export function restartFiles(dir: string, name: string): Required<Restarted> {
+export function restartFiles(dir: string, name: string): Required<Pick<Restarted, 'pidFile' | 'holdFile'>> {
   return { pidFile: join(dir, `${name}.pid`), holdFile: join(dir, `${name}.hold`) };
 }
 
 /** The restarter's command line around the app's. */
-export function restartedCommand(node: string, files: Required<Restarted>, app: readonly string[]): string[] {
+export function restartedCommand(node: string, files: Required<Pick<Restarted, 'pidFile' | 'holdFile'>>, app: readonly string[]): string[] {
   return [node, RESTARTER_SCRIPT, '--pid-file', files.pidFile, '--hold-file', files.holdFile, '--', ...app];
 }
 

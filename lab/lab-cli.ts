@@ -16,10 +16,15 @@ tokens of \`sempre secrets\`); infra runs the balancer; each app host runs the
 demo app and its agent (app3 and later: a Consul client). Each app runs
 under a restarter that starts it again when it exits (systemd's
 Restart=always on the servers), and its agent heals it when it stays hung.
+The balancer runs under bin/sempre-socket-keeper (a .socket unit and
+Restart=always): the keeper holds its listening sockets and starts it again
+when it exits, with --run-dir .run/lab/balancer (main.pid, reload.json;
+\`bin/sempre-balancer-reload --run-dir .run/lab/balancer\` reloads it).
 
   up       create the hosts and start everything (about 4 s); needs root.
            --balancers 2: a second balancer on app1, and keepalived on infra
-           and app1 sharing the virtual address 10.213.47.10 (VRRP, unicast)
+           and app1 sharing the virtual address 10.213.47.10 (VRRP, unicast);
+           each balancer binds its own sockets then (no keeper)
            --heal-after: how long an app must stay hung before its agent
            restarts it (default ${LAB_HEAL_AFTER_MS / 1000}s here; 20s in production)
   down     stop every lab process and remove the namespaces, the bridge and
@@ -34,6 +39,7 @@ Examples:
   sudo ./sempre lab up
   curl -s http://10.213.47.1:8080/ | grep Hello       # the page, through the balancer on infra
   sudo ./sempre lab restart-app app1 --version 1.1.0
+  sudo bin/sempre-balancer-reload --run-dir .run/lab/balancer   # reload infra's balancer (hitless)
   sudo ./sempre lab down
 `;
 
@@ -98,7 +104,8 @@ try {
       say(`lab up since ${state.startedAt}: ${state.url}`);
       for (const p of Object.values(state.processes)) {
         const app = p.pidFile ? targetPid(p) : undefined;
-        say(`  ${p.name.padEnd(14)} ${p.host.padEnd(7)} pid ${String(p.pid).padEnd(8)} ${isAlive(p.pid) ? 'running' : 'NOT RUNNING'}${p.pidFile ? ` (restarter; app pid ${app ?? '–'} ${app !== undefined && isAlive(app) ? 'running' : 'NOT RUNNING'})` : ''}`);
+        const [supervisor, child] = p.runDir ? ['socket keeper', 'main'] : ['restarter', 'app'];
+        say(`  ${p.name.padEnd(14)} ${p.host.padEnd(7)} pid ${String(p.pid).padEnd(8)} ${isAlive(p.pid) ? 'running' : 'NOT RUNNING'}${p.pidFile ? ` (${supervisor}; ${child} pid ${app ?? '–'} ${app !== undefined && isAlive(app) ? 'running' : 'NOT RUNNING'})` : ''}`);
       }
     }
   } else {

@@ -9,7 +9,7 @@ import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
 import { parseProcStat } from '../agent/heal/evidence.ts';
 import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
-import { workersRunning } from './process-tree.ts';
+import { descendantsRunning, parentOf } from './process-tree.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
 export interface StackPorts {
@@ -269,11 +269,13 @@ export class LocalStack {
     return join(this.options.logDir, 'balancer-run');
   }
 
-  /** The balancer's worker processes (those serving): below its main process, which may be below the keeper. */
+  /** The balancer's worker processes (those serving): the children of its main process, which may be below the keeper. */
   balancerWorkerPids(): number[] {
     if (!this.balancer) return [];
-    const script = join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts');
-    return workersRunning(this.balancer.pid, script);
+    const runs = descendantsRunning(this.balancer.pid, join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts'));
+    // Without the keeper the balancer process is the main process; with it, the main process is one of `runs`.
+    const mains = this.options.keepBalancer ? new Set(runs.filter((pid) => parentOf(pid) === this.balancer!.pid)) : new Set([this.balancer.pid]);
+    return runs.filter((pid) => mains.has(parentOf(pid) ?? -1));
   }
 
   async status(): Promise<BalancerStatus> {

@@ -3,8 +3,10 @@
 // servers. As in deploy/, infra, app1 and app2 each run a Consul server
 // (ACLs default-deny, gossip encrypted, RPC under TLS with verified
 // certificates, the tokens and certificates from `sempre secrets`);
-// infra runs the balancer; each app host runs its app and its agent; app3 and
-// later run a Consul client. Each app runs under the lab's restarter (systemd's
+// infra runs the balancer under the socket keeper (a .socket unit and
+// Restart=always: bin/sempre-socket-keeper holds its listening sockets, so a
+// balancer that dies is started again and refuses no connection meanwhile);
+// each app host runs its app and its agent; app3 and later run a Consul client. Each app runs under the lab's restarter (systemd's
 // Restart=always: lab/restarter.ts) and its agent heals it (--heal true with the
 // app's PID file, log and an evidence folder). Needs root. Everything it creates is recorded in .run/lab/state.json, and `down`
 // removes it all: processes, namespaces, the bridge, nftables rules.
@@ -33,6 +35,17 @@ const STATE_DIR = join(PROJECT_ROOT, '.run', 'lab');
 const STATE_FILE = join(STATE_DIR, 'state.json');
 /** The apps' PID and hold files (lab/restarter.ts). */
 const APPS_DIR = join(STATE_DIR, 'apps');
+/**
+ * The single balancer host's --run-dir: main.pid (the balancer's main
+ * process, which the keeper starts again) and reload.json (the last reload's
+ * outcome), what bin/sempre-balancer-reload reads. The pair (--balancers 2)
+ * runs its balancers as before, without a keeper.
+ */
+export const BALANCER_RUN_DIR = join(STATE_DIR, 'balancer');
+const SOCKET_KEEPER = join(PROJECT_ROOT, 'bin/sempre-socket-keeper');
+const BALANCER_BIN = join(PROJECT_ROOT, 'bin/sempre-balancer');
+/** The keeper's --restart-delay: systemd's RestartSec default, as the apps' restarter waits. */
+export const KEEPER_RESTART_DELAY_MS = 100;
 /** Where each app host's agent keeps the evidence of its heals. */
 export const EVIDENCE_DIR = join(STATE_DIR, 'evidence');
 /**
@@ -195,7 +208,7 @@ export function restartProcess(state: LabState, name: string): LabProcess {
   const proc = state.processes[name];
   if (!proc) throw new LabError(`no process ${name} in the lab`);
   if (isAlive(proc.pid)) throw new LabError(`${name} is still running (pid ${proc.pid})`);
-  return startInHost(state, proc.host, name, proc.command, { pidFile: proc.pidFile, holdFile: proc.holdFile });
+  return startInHost(state, proc.host, name, proc.command, { pidFile: proc.pidFile, holdFile: proc.holdFile, runDir: proc.runDir });
 }
 
 async function fetchOk(url: string): Promise<boolean> {
@@ -330,12 +343,31 @@ export function balancerProcess(host: string): string {
   return host === 'infra' ? 'balancer' : `${host}-balancer`;
 }
 
-function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets): string[] {
-  const address = state.hosts[host]!.address;
-  // All addresses: with a pair, requests arrive on the virtual address too.
+/** The public listener on all addresses (with a pair, requests arrive on the virtual address too), the admin one on the host's. */
+const PUBLIC_LISTEN = { host: '0.0.0.0', port: 8080 };
+const ADMIN_PORT = 8081;
+
+/**
+ * The balancer's command on a host. Alone (no pair), as on a server with the
+ * .socket unit: bin/sempre-socket-keeper binds both listeners and runs
+ * bin/sempre-balancer with them and --run-dir, starting it again when it
+ * exits. In the pair, each balancer binds its own, as before (keepalived
+ * moves the address when one dies).
+ */
+function balancerCommand(state: LabState, host: string, secrets: ClusterSecrets): { command: string[]; restarted: Restarted } {
+  const args = balancerArgs(state, host, secrets);
+  if (state.vip) return { command: [NODE, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), ...args], restarted: {} };
+  return {
+    command: [SOCKET_KEEPER, '--listen', `public=${PUBLIC_LISTEN.host}:${PUBLIC_LISTEN.port},admin=${hostAddress(host)}:${ADMIN_PORT}`,
+      '--restart-delay', `${KEEPER_RESTART_DELAY_MS}ms`, '--log-format', 'json', '--', BALANCER_BIN, '--run-dir', BALANCER_RUN_DIR, ...args],
+    restarted: { pidFile: join(BALANCER_RUN_DIR, 'main.pid'), runDir: BALANCER_RUN_DIR },
+  };
+}
+
+function balancerArgs(state: LabState, host: string, secrets: ClusterSecrets): string[] {
   // "--admin-token=": a base64url token may start with "-", which parseArgs would take for a flag.
-  return [NODE, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', state.service, '--host', '0.0.0.0', '--port', '8080',
-    '--admin-host', address, '--admin-port', '8081', `--admin-token=${state.adminToken}`, '--consul', 'http://127.0.0.1:8500',
+  return ['--service', state.service, '--host', PUBLIC_LISTEN.host, '--port', String(PUBLIC_LISTEN.port),
+    '--admin-host', hostAddress(host), '--admin-port', String(ADMIN_PORT), `--admin-token=${state.adminToken}`, '--consul', 'http://127.0.0.1:8500',
     '--consul-token', secrets.hosts[host]!.sempreBalancer!.secretId,
     // One sticky-session key for the pair, as sempre secrets writes it for production.
     `--sticky-secret=${secrets.stickySecret ?? ''}`,
@@ -383,6 +415,7 @@ export async function labUp({ instances, balancers = 1, healAfterMs = LAB_HEAL_A
   rmSync(state.secretsDir, { recursive: true, force: true });
   rmSync(APPS_DIR, { recursive: true, force: true });
   rmSync(EVIDENCE_DIR, { recursive: true, force: true });
+  rmSync(BALANCER_RUN_DIR, { recursive: true, force: true });
   rmSync(join(STATE_DIR, 'logs'), { recursive: true, force: true });
   saveLabState(state);
   try {
@@ -414,7 +447,9 @@ export async function labUp({ instances, balancers = 1, healAfterMs = LAB_HEAL_A
 
     for (const host of state.balancerHosts) {
       say(`starting the balancer on ${host}…`);
-      startInHost(state, host, balancerProcess(host), balancerCommand(state, host, secrets));
+      const { command, restarted } = balancerCommand(state, host, secrets);
+      if (restarted.runDir) mkdirSync(restarted.runDir, { recursive: true });
+      startInHost(state, host, balancerProcess(host), command, restarted);
       await waitFor(`the balancer on ${host} to list every instance`, async () => {
         const status = await (await fetch(`http://${hostAddress(host)}:8081/_sempre/status`, { signal: AbortSignal.timeout(1000) })).json() as { instances: unknown[] };
         return status.instances.length >= instances;
@@ -495,7 +530,8 @@ export function labDown(say: (message: string) => void): void {
   const consulHosts = existsSync(STATE_DIR) ? readdirSync(STATE_DIR).map((f) => /^consul-(.+?)(\.d)?$/.exec(f)?.[1]).filter((h): h is string => Boolean(h)) : [];
   for (const host of new Set([...Object.keys(state?.hosts ?? {}), ...consulHosts])) removeConsulFiles(host);
   rmSync(join(STATE_DIR, 'secrets'), { recursive: true, force: true });
-  // The evidence of the lab's heals stays, like the logs; the PID and hold files go.
+  // The evidence of the lab's heals stays, like the logs; the PID and hold files go, and the balancer's run directory.
   rmSync(APPS_DIR, { recursive: true, force: true });
+  rmSync(BALANCER_RUN_DIR, { recursive: true, force: true });
   say(`lab down: ${namespaces.size} namespace(s), the bridge and every lab process removed`);
 }

@@ -40,13 +40,6 @@ export function descendantsRunning(pid: number, script: string): number[] {
   return processTree(pid).slice(1).filter((p) => (read(`/proc/${p}/cmdline`) ?? '').includes(script));
 }
 
-/** The processes below `pid` that run `script` and start no other one running it: the balancer's workers, below its main process (which may be below the keeper). */
-export function workersRunning(pid: number, script: string): number[] {
-  const runs = descendantsRunning(pid, script);
-  const mains = new Set([pid, ...runs].filter((p) => runs.some((worker) => parentOf(worker) === p)));
-  return runs.filter((p) => !mains.has(p));
-}
-
 /** CPU seconds (user + system, all threads) the tree has used so far; NaN if `pid` is gone. */
 export function treeCpuSeconds(pid: number): number {
   const pids = processTree(pid);

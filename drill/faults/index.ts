@@ -5,6 +5,8 @@ import { agentsFrozen } from './agents-frozen.ts';
 import { agentsTokensRevoked } from './agents-tokens-revoked.ts';
 import { balancerCrash } from './balancer-crash.ts';
 import { balancerHostCrash } from './balancer-host-crash.ts';
+import { balancerReload } from './balancer-reload.ts';
+import { balancerRestart } from './balancer-restart.ts';
 import { consulDown } from './consul-down.ts';
 import { crash } from './crash.ts';
 import { errors } from './errors.ts';
@@ -27,6 +29,12 @@ export const FAULTS: readonly Fault[] = [crash, hang, stop, slow, errors, agentC
 /** Faults of the front door: they need the balancer pair (`lab up --balancers 2`). */
 export const PAIR_FAULTS: readonly Fault[] = [balancerCrash, balancerHostCrash];
 
+/** Faults of the single balancer host, run under its socket keeper (the lab without --balancers 2). */
+export const SINGLE_BALANCER_FAULTS: readonly Fault[] = [balancerReload, balancerRestart];
+
+/** Every fault, whatever lab it needs. */
+export const ALL_FAULTS: readonly Fault[] = [...FAULTS, ...PAIR_FAULTS, ...SINGLE_BALANCER_FAULTS];
+
 export function findFault(name: string): Fault | undefined {
-  return FAULTS.find((f) => f.name === name) ?? PAIR_FAULTS.find((f) => f.name === name);
+  return ALL_FAULTS.find((f) => f.name === name);
 }

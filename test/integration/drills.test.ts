@@ -7,9 +7,12 @@
 // that keeps the last status when the tokens are refused). An app that stays
 // hung (stopped, busy loop, deadlocked with a full accept queue) is healed by
 // its agent: zero failed GETs, its diagnosis, the time to full redundancy.
+// The balancer runs under its socket keeper: a reload fails no request, and a
+// kill -9 of its main process refuses no connection; the time until it serves
+// again is printed.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DrillError, runDrill, validateDrill, waitForFullRotation, type DrillOptions } from '../../drill/drill.ts';
@@ -128,6 +131,50 @@ for (const [name, diagnosis] of HUNG) {
     recordFigure(`drill ${name} at 500 GET/s (lab --heal-after ${lab.healAfterMs! / 1000} s): time to full redundancy / failed GETs / diagnosis`, `${m.fullRedundancyMs} ms / ${m.failed} of ${m.total} / ${heal.diagnosis}`);
   });
 }
+
+test('balancer-reload at 500 GET/s: bin/sempre-balancer-reload is taken, zero failed requests, the same main process and keeper', { skip, timeout: 120_000 }, async () => {
+  const balancer = lab.processes.balancer!;
+  const mainPid = targetPid(balancer);
+  const result = await runDrill({ ...base, fault: 'balancer-reload' }, lab, { say: quiet, interrupted: never });
+  results.push(result);
+  const m = result.metrics;
+  const outcome = result.faultOutcome;
+  assert.ok(outcome, 'the reload\'s outcome is in the drill\'s result');
+  assert.equal(outcome.ok, true, `the reload was taken: ${JSON.stringify(outcome)}`);
+  assert.match(outcome.action, /^bin\/sempre-balancer-reload --run-dir /);
+  assert.ok(m.total >= 3900, `the load ran at its rate (${m.total} requests)`);
+  assert.equal(m.failed, 0, `balancer-reload: ${JSON.stringify(m.failedByClass)}`);
+  assert.equal(targetPid(balancer), mainPid, 'a reload keeps the main process (new workers only)');
+  assert.equal(isAlive(balancer.pid), true, 'the keeper runs on');
+  await waitForFullRotation(lab, 30_000);
+  recordFigure('drill balancer-reload at 500 GET/s: reload answered in / failed / fault-window p99 / max', `${outcome.durationMs} ms / ${m.failed} of ${m.total} / ${m.faultLatency.p99} / ${m.faultLatency.max} ms`);
+});
+
+test('balancer-restart at 500 GET/s (./sempre drill): kill -9 of the main process refuses no connection; its keeper starts it again; the time until it serves again is printed', { skip, timeout: 120_000 }, async () => {
+  const balancer = lab.processes.balancer!;
+  const mainPid = targetPid(balancer);
+  const saved = join(RESULTS_DIR, 'drills', 'balancer-restart.ndjson');
+  mkdirSync(join(RESULTS_DIR, 'drills'), { recursive: true });
+  const drill = spawnSync(process.execPath, [join(PROJECT_ROOT, 'drill/main.ts'), '--fault', 'balancer-restart', '--at', '2s', '--for', '3s', '--duration', '8s', '--save', saved], { encoding: 'utf8', timeout: 90_000 });
+  const output = `${drill.stdout}${drill.stderr}`;
+  assert.equal(drill.status, 0, output);
+  const served = /kill -9 (\d+) \(the balancer's main process; its keeper starts it again\): serving again after (\d+) ms \(main pid \d+ → (\d+)\); refused connections (\d+), reset (\d+)/.exec(output);
+  assert.ok(served, `the drill printed the time until the balancer served again: ${output}`);
+  const [, killed, serveMs, newPid, refused, reset] = served.map(Number) as [number, number, number, number, number, number];
+  assert.equal(killed, mainPid, 'the main process from main.pid was killed');
+  assert.equal(refused, 0, `no connection refused while the keeper held the sockets: ${output}`);
+  assert.notEqual(newPid, mainPid, 'a new main process serves');
+  assert.equal(targetPid(balancer), newPid, 'main.pid names it');
+  assert.equal(isAlive(balancer.pid), true, 'the keeper runs on');
+  assert.ok(serveMs < 15_000, `serving again within 15 s (${serveMs} ms)`);
+  // The saved records say the same: no request was refused.
+  const records = readFileSync(saved, 'utf8').split('\n').filter((l) => l.includes('"type":"record"')).map((l) => (JSON.parse(l) as { record: { errorClass: string } }).record);
+  assert.ok(records.length >= 3900, `the load ran at its rate (${records.length} requests)`);
+  assert.equal(records.filter((r) => r.errorClass === 'refused').length, 0);
+  const failed = /: (\d+) requests, (\d+) failed/.exec(output);
+  await waitForFullRotation(lab, 30_000);
+  recordFigure('drill balancer-restart at 500 GET/s: kill -9 → serving again / failed (refused, reset)', `${serveMs} ms / ${failed?.[2] ?? '?'} of ${failed?.[1] ?? '?'} (${refused}, ${reset})`);
+});
 
 test('POSTs sent to a hung instance are never sent again elsewhere: each waits for it or gets the balancer\'s 502', { skip, timeout: 120_000 }, async () => {
   const metricsBefore = await (await fetch(`${lab.adminUrl}/metrics`)).text();
