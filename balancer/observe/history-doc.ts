@@ -109,10 +109,11 @@ export function storedIncidentOf(record: IncidentRecord, self: string): StoredIn
  * the bounds above, and under the byte cap, older entries dropped first.
  */
 export function serializeHistory(doc: HistoryDoc): string {
-  let events = [...doc.events].sort(newestFirst).slice(0, HISTORY_LIMITS.events);
+  let events = [...doc.events].sort(newestFirst).slice(0, HISTORY_LIMITS.events)
+    .map((e) => ({ ...e, ...(e.cause !== undefined ? { cause: cut(e.cause) } : {}), ...(e.detail !== undefined ? { detail: cut(e.detail) } : {}) }));
   const latest = (list: StoredIncident[]) => list.reduce((max, r) => Math.max(max, r.until ?? Number.POSITIVE_INFINITY, r.since), Number.NEGATIVE_INFINITY);
-  const instances = Object.entries(doc.incidents)
-    .map(([id, list]) => [id, [...list].sort((a, b) => b.since - a.since || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).slice(0, HISTORY_LIMITS.incidentsPerInstance)] as const)
+  let instances = Object.entries(doc.incidents)
+    .map(([id, list]) => [id, [...list].sort((a, b) => b.since - a.since || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).slice(0, HISTORY_LIMITS.incidentsPerInstance).map((r) => storedIncidentOf(r, r.by))] as const)
     .filter(([, list]) => list.length > 0)
     .sort(([a, x], [b, y]) => latest(y) - latest(x) || (a < b ? -1 : 1))
     .slice(0, HISTORY_LIMITS.instances);
@@ -121,9 +122,10 @@ export function serializeHistory(doc: HistoryDoc): string {
   for (;;) {
     const incidents = Object.fromEntries([...instances].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, list]) => [id, list.slice(0, perInstance)]));
     const value = JSON.stringify({ version: 1, events, incidents, alerts });
-    if (Buffer.byteLength(value) <= HISTORY_LIMITS.maxBytes || (events.length === 0 && perInstance <= 1)) return value;
-    // Too big: halve the older half of whichever list is longer.
-    if (events.length >= perInstance * instances.length || perInstance <= 1) events = events.slice(0, Math.floor(events.length / 2));
-    else perInstance = Math.max(1, Math.floor(perInstance / 2));
+    if (Buffer.byteLength(value) <= HISTORY_LIMITS.maxBytes || (events.length === 0 && instances.length === 0)) return value;
+    // Too big: halve the longer of the events and the incidents per instance, then the instances (least recent out first).
+    if (events.length > 0 && (events.length >= perInstance * instances.length || perInstance <= 1)) events = events.slice(0, Math.floor(events.length / 2));
+    else if (perInstance > 1) perInstance = Math.floor(perInstance / 2);
+    else instances = instances.slice(0, Math.floor(instances.length / 2));
   }
 }
