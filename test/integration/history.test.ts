@@ -13,6 +13,7 @@ import type { AlertPayload } from '../../balancer/observe/alerts.ts';
 import type { DashboardSnapshot } from '../../balancer/observe/dashboard-model.ts';
 import { historyKey, parseHistory } from '../../balancer/observe/history-doc.ts';
 import { waitFor } from '../../lab/processes.ts';
+import { launchChromium } from '../support/browser.ts';
 import { inRotation, testStack } from '../support/stack.ts';
 
 const alerts: AlertPayload[] = [];
@@ -85,6 +86,19 @@ test('an incident and the event log survive a balancer restart; the incident goe
   for (const cause of summaryOf(before, 'app1')!.lastCauses) assert.ok(incident.lastCauses.some((c) => c.at === cause.at && c.cause === cause.cause), `cause ${cause.cause} kept`);
   assert.equal(restored.instances.find((i) => i.id === 'app1')?.state, 'critical');
 
+  // On the page: the restored events as before, with a discreet mark; the new process's without.
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ locale: 'en-US' });
+    await page.goto(stack.dashboardUrl);
+    const marked = page.locator('#events li[data-history="before-restart"] .history').first();
+    await marked.waitFor({ timeout: 10_000 });
+    assert.equal(await marked.textContent(), 'before restart');
+    assert.equal(await page.locator('#events li:not([data-history]) .history').count(), 0, "the new process's events carry no mark");
+  } finally {
+    await browser.close();
+  }
+
   // Alerts go out in order: a second "left" sent at the restart would reach the receiver before this "returned".
   await stack.startApp('app1');
   await stack.waitForStatus('app1 back in rotation', (s) => inRotation(s, 'app1'), 20_000);
@@ -112,7 +126,6 @@ test('a history key that is not a history is replaced, and the balancer serves m
     return value && 'doc' in value && value.doc.events.length > 0 ? value.doc : undefined;
   }, 10_000);
   assert.ok(doc.events.some((e) => e.kind === 'registered'), 'the new process\'s own events');
-  const log = readFileSync(stack.balancer!.logFile, 'utf8');
-  assert.match(log, /the history in Consul is not readable: it will be replaced/);
+  await waitFor('the warning in the balancer\'s log', () => /the history in Consul is not readable: it will be replaced/.test(readFileSync(stack.balancer!.logFile, 'utf8')) || undefined, 10_000);
   assert.deepEqual(alertList(), ['instance.left app1', 'instance.returned app1'], 'no alert from the restart');
 });
