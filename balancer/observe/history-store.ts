@@ -49,8 +49,9 @@ export interface HistoryStoreOptions {
 export interface HistoryStore {
   /** The name this balancer's entries carry. */
   readonly self: string;
-  /** Stops following the key; flush() then writes what is left. */
+  /** Stops following the key and writes what is left at once (a reload's new worker reads it sooner). */
   stop(): void;
+  /** Resolves once that last write is done, or gave up (at most FLUSH_DEADLINE_MS). */
   flush(): Promise<void>;
 }
 
@@ -181,23 +182,26 @@ export function startHistoryStore(o: HistoryStoreOptions): HistoryStore {
     },
   });
 
+  let last: Promise<void> = Promise.resolve();
   return {
     self,
     stop: () => {
+      if (stopped) return;
       stopped = true;
       query.stop();
       clearTimeout(timer);
       timer = undefined;
       clearTimeout(holdTimer);
-    },
-    flush: async () => {
       if (!restored || readOnly) return;
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_DEADLINE_MS).unref());
-      const last = (async () => {
+      last = (async () => {
         await writing;
         await writeNow().catch((error: unknown) => warn(describeConsulError(error).message, 'cannot write the history to Consul at shutdown'));
       })();
-      await Promise.race([last, deadline]);
+    },
+    flush: async () => {
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([last, new Promise<void>((resolve) => { deadline = setTimeout(resolve, FLUSH_DEADLINE_MS); })]);
+      clearTimeout(deadline);
     },
   };
 }

@@ -4,31 +4,20 @@
 // incident goes on without a second alert, and a history key that is not a
 // history (or a Consul that says so) never stops the balancer.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import type { AlertPayload } from '../../balancer/observe/alerts.ts';
 import type { DashboardSnapshot } from '../../balancer/observe/dashboard-model.ts';
 import { historyKey, parseHistory } from '../../balancer/observe/history-doc.ts';
 import { waitFor } from '../../lab/processes.ts';
+import { startAlertReceiver } from '../support/alert-receiver.ts';
 import { launchChromium } from '../support/browser.ts';
 import { inRotation, testStack } from '../support/stack.ts';
 
-const alerts: AlertPayload[] = [];
-const receiver = createServer((req, res) => {
-  let body = '';
-  req.on('data', (chunk: Buffer) => { body += chunk.toString(); }).on('end', () => {
-    alerts.push(JSON.parse(body) as AlertPayload);
-    res.writeHead(204).end();
-  });
-});
-receiver.listen(0, '127.0.0.1');
-await once(receiver, 'listening');
+const receiver = await startAlertReceiver();
+const alerts = receiver.alerts;
 
 const stack = testStack('history', 38_000, {
-  balancerArgs: ['--alert-webhook', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`],
+  balancerArgs: ['--alert-webhook', receiver.url],
 });
 before(async () => { await stack.start(); }, { timeout: 60_000 });
 after(async () => {
