@@ -156,12 +156,12 @@ export class IncidentTracker {
     this.emit({ kind: 'left', id, at: now, cause, detail });
   }
 
-  /** Another cause seen while already down (e.g. the check output); after an incident, it joins the latest one. */
+  /** Another cause seen while already down (e.g. the check output); after an incident, it joins this process's latest one (never another balancer's). */
   note(id: string, cause: string, detail: string, now: number): void {
     const track = this.track(id, now);
     const entry = { at: now, cause, detail };
     const same = (c: IncidentCause | undefined) => c !== undefined && c.cause === cause && c.detail === detail;
-    const record = track.current ?? this.records.get(id)?.[0];
+    const record = track.current ?? this.records.get(id)?.find((r) => r.by === undefined);
     if (record && !same(record.causes.at(-1))) {
       record.causes.push(entry);
       if (record.causes.length > 5) record.causes.shift();

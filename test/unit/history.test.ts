@@ -68,6 +68,9 @@ test('two balancers merge by id: each holds the union, and both write the same b
   assert.equal(summary.count, 1, 'two balancers seeing one failure: one incident');
   assert.equal(summary.totalDownMs, 2100, 'from the first to see it leave to the last to see it back');
   assert.deepEqual(summary.lastCauses.map((c) => c.cause), ['refused', 'reset']);
+  a.incidents.note('app1', 'hung', 'busy loop', 7000);
+  assert.deepEqual(roundTrip(serializeHistory(a.toHistory('a'))).incidents.app1!.map((r) => [r.by, r.causes.map((c) => c.cause).join(' ')]), [['b', 'reset'], ['a', 'refused hung']],
+    "a later note joins this balancer's own incident, never the other's");
 });
 
 test('bounds: the newest 200 events, 50 incidents per instance, details cut, and the value under its byte cap', () => {
