@@ -19,6 +19,9 @@
 //   a warning (at most one a minute) and the model goes on in memory. A
 //   document of a newer schema is read as far as it parses and never
 //   overwritten.
+// - Each entry names the balancer that recorded it: its host name and admin
+//   address ("infra 127.0.0.1:8081"), the same after a restart and distinct
+//   for the two hosts of a pair (or two lab namespaces sharing a host name).
 import { hostname } from 'node:os';
 import type { ConsulClient } from '../../shared/consul-client.ts';
 import { describeConsulError } from '../../shared/consul-client.ts';
