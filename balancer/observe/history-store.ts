@@ -10,9 +10,9 @@
 //   announced again.
 // - Followed with a blocking query: what the pair's other balancer writes
 //   (same Consul, same key) joins the model too.
-// - Written by the process that keeps the model (worker 0) at most once per
-//   WRITE_EVERY_MS after a change, and at shutdown, with check-and-set on
-//   the key's ModifyIndex: on a conflict it reads, merges (union by id) and
+// - Written by the process that keeps the model (worker 0) GATHER_MS after
+//   a change but at most once per WRITE_EVERY_MS, and at shutdown, with
+//   check-and-set on the key's ModifyIndex: on a conflict it reads, merges (union by id) and
 //   writes again. Two balancers holding the same entries write the same
 //   bytes, and an unchanged document is not written.
 // - Consul unreachable, a refused write or a value that is not a history:
@@ -31,6 +31,8 @@ import type { DashboardModel } from './dashboard-model.ts';
 import { EMPTY_HISTORY, historyKey, parseHistory, serializeHistory, type HistoryDoc } from './history-doc.ts';
 
 const WRITE_EVERY_MS = 1000;
+/** A change waits this long at least, so that a burst (an ejection's events, a heal's) goes out as one write. */
+const GATHER_MS = 250;
 const HOLD_ALERTS_MS = 3000;
 const WARN_EVERY_MS = 60_000;
 const FLUSH_DEADLINE_MS = 3000;
@@ -165,7 +167,7 @@ export function startHistoryStore(o: HistoryStoreOptions): HistoryStore {
 
   function schedule(): void {
     if (stopped || !restored || readOnly || timer) return;
-    timer = setTimeout(write, Math.max(0, lastWrite + writeEveryMs - now()));
+    timer = setTimeout(write, Math.max(Math.min(GATHER_MS, writeEveryMs), lastWrite + writeEveryMs - now()));
     timer.unref();
   }
 
