@@ -19,6 +19,7 @@ import { startStallDetector } from './health/stall-detector.ts';
 import { connectAlerts } from './observe/alert-wiring.ts';
 import { watchHealReports, type HealReportWatch } from './observe/heal-reports.ts';
 import { DashboardModel } from './observe/dashboard-model.ts';
+import { startHistoryStore } from './observe/history-store.ts';
 import { failOpenNotifier } from './observe/fail-open-notice.ts';
 import { balancerStatus, instanceStatus, type InstanceStatus } from './observe/status.ts';
 import type { BalancerOptions } from './options.ts';
@@ -98,6 +99,8 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
   const states = new InstanceStates({ ejectAfter: options.ejectAfter, ejectForMs: options.ejectFor, slowStartMs: options.slowStart });
   const picker = createPicker(options.strategy, states, Math.random, options.maxPerInstance);
   const model = new DashboardModel(service);
+  // Events, incidents and alert state kept in Consul across restarts, shared with a pair's other balancer.
+  const history = deps.isAdmin ? startHistoryStore({ consul: deps.consul, service, model, logger, now, options, serving: (id) => watch.table().byId.has(id) && !states.isEjected(id) }) : undefined;
   const counters = new ProxyCounters();
   // Set once the proxy and tunnels exist; the watch may report a table before that.
   const departures: Departures = { removed: () => undefined, added: () => undefined };
@@ -149,8 +152,11 @@ export function startServiceRuntime(service: string, options: BalancerOptions, d
       readmission.stop();
       stallDetector.stop();
       clearInterval(absorber);
+      history?.stop();
     },
-    close: () => proxy.close(),
+    close: async () => {
+      await Promise.all([proxy.close(), history?.flush()]);
+    },
   };
 }
 

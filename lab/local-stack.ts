@@ -235,8 +235,11 @@ export class LocalStack {
     return (await passingInstanceIds(this.consulUrl, this.options.service)).includes(name);
   }
 
-  /** `stdout`: where its standard output goes instead of its log file (a file descriptor, or a pipe). */
-  async startBalancer(stdout?: number | 'pipe'): Promise<ManagedProcess> {
+  /**
+   * `stdout`: where its standard output goes instead of its log file (a file descriptor, or a pipe).
+   * `instances`: how many it must list before it counts as up (every agent's, by default; fewer when one of them is down).
+   */
+  async startBalancer(stdout?: number | 'pipe', instances?: number): Promise<ManagedProcess> {
     this.progress('starting the balancer…');
     const root = this.options.balancerRoot ?? PROJECT_ROOT;
     const balancerArgs = [...BALANCER_NODE_FLAGS, join(root, 'balancer/main.ts'), '--service', this.options.service, '--host', '127.0.0.1', '--port', String(this.ports.balancer),
@@ -255,7 +258,7 @@ export class LocalStack {
     // With Consul up, wait until the balancer lists every registered instance;
     // without it, until the balancer answers its status endpoint.
     const consulUp = this.consul?.running() ?? false;
-    const expected = consulUp ? this.agents.size : 0;
+    const expected = consulUp ? (instances ?? this.agents.size) : 0;
     await waitUntilUp(balancer, `the balancer to list ${expected} instance(s)`, async () => {
       const status = await this.status();
       return status.instances.length >= expected;

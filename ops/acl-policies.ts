@@ -53,20 +53,23 @@ export function sempreAgentPolicy(service: string, id: string, node: string): Po
 
 /**
  * The balancer: reads the health of its services; writes only the
- * maintenance flags the dashboard sets. With several services it may read
+ * maintenance flags the dashboard sets and its dashboard's history (one key
+ * per service, shared by a pair: balancer/observe/history-store.ts). With several services it may read
  * each (Consul's service list shows a token only those, which is what
  * --routing routes follows) and nothing else.
  */
 export function balancerPolicy(services: readonly string[]): PolicySpec {
   return {
     name: 'sempre-balancer',
-    description: `sempre-balancer for ${services.join(', ')}: read health, set maintenance flags`,
+    description: `sempre-balancer for ${services.join(', ')}: read health, set maintenance flags, keep the dashboard's history`,
     rules: [
       ...services.map((service) => `service "${service}" { policy = "read" }`),
       'node_prefix "" { policy = "read" }',
       ...services.map((service) => `key_prefix "sempre/maintenance/${service}/" { policy = "write" }`),
       // The agents' heal reports, for the dashboard and alerts.
       ...services.map((service) => `key_prefix "sempre/heal-report/${service}/" { policy = "read" }`),
+      // The dashboard's events, incidents and alert state, kept across restarts.
+      ...services.map((service) => `key "sempre/history/${service}" { policy = "write" }`),
       '',
     ].join('\n'),
   };

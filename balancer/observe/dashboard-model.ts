@@ -7,7 +7,8 @@ import type { CatalogInstance } from '../discovery/catalog-watch.ts';
 import type { FailOpenState } from '../discovery/fail-open.ts';
 import type { HealReport } from '../../shared/heal-report.ts';
 import { EventLog, type DashboardEvent } from './events.ts';
-import { IncidentTracker, type IncidentSummary } from './incidents.ts';
+import { IncidentTracker, type IncidentRecord, type IncidentSummary } from './incidents.ts';
+import { HISTORY_LIMITS, storedEventOf, storedIncidentOf, type HistoryDoc } from './history-doc.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { RoutingTable, TableDiff } from '../discovery/routing-table.ts';
 import { TrafficSeries, type SecondPoint } from './traffic-series.ts';
@@ -63,6 +64,8 @@ export class DashboardModel {
   private failOpen: { since: number; text: string; served: Array<{ id: string; reason: string }> } | null = null;
   private readonly heals = new Map<string, HealReport>();
   private readonly failOpenListeners: Array<(active: boolean, text: string, at: number) => void> = [];
+  /** The other balancers' alert state, as last read from the history store (theirs to change). */
+  private alertsOfOthers: HistoryDoc['alerts'] = {};
 
   constructor(service: string) {
     this.service = service;
@@ -145,6 +148,33 @@ export class DashboardModel {
       this.events.add({ at: now, kind: 'deregistered', instance: gone.id, detail: gone.health === 'maintenance' ? 'after draining' : `was ${gone.health}` });
       if (gone.health !== 'maintenance') this.incidents.wentDown(gone.id, 'deregistered', `was ${gone.health}`, false, now);
     }
+  }
+
+  /** What the history store writes for this balancer (`self` names it): see history-doc.ts. */
+  toHistory(self: string): HistoryDoc {
+    const incidents: HistoryDoc['incidents'] = {};
+    for (const [id, records] of this.incidents.allRecords()) if (records.length > 0) incidents[id] = records.map((r) => storedIncidentOf(r, self));
+    return {
+      version: 1,
+      events: this.events.recent(HISTORY_LIMITS.events).map((e) => storedEventOf(e, self)),
+      incidents,
+      alerts: { ...this.alertsOfOthers, [self]: { open: this.incidents.announcedOpen() } },
+    };
+  }
+
+  /**
+   * Entries read from the history store join the model, as history: no
+   * listener hears of them (no alert, no metric). `restore` at start: this
+   * balancer's own open incidents go on (incidents.ts, merge). Returns
+   * whether anything was new here.
+   */
+  mergeHistory(doc: HistoryDoc, self: string, now: number, restore?: { serving: (id: string) => boolean }): boolean {
+    const added = this.events.merge(doc.events.map((e) => ({ ...e, history: restore || e.by === self ? 'before-restart' as const : 'other-balancer' as const })));
+    const records = new Map<string, IncidentRecord[]>(Object.entries(doc.incidents));
+    const announced = new Set(doc.alerts[self]?.open ?? []);
+    const changed = this.incidents.merge(records, now, restore && { announced, mine: (r) => r.by === self, serving: restore.serving });
+    this.alertsOfOthers = Object.fromEntries(Object.entries(doc.alerts).filter(([by]) => by !== self));
+    return added > 0 || changed;
   }
 
   consulReachability(reachable: boolean, detail: string, now: number): void {

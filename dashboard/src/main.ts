@@ -89,10 +89,18 @@ function renderIncidents(snapshot: DashboardSnapshot): void {
     </div>`).join('');
 }
 
+/** A discreet mark on events read back from Consul (history-store.ts): before the restart, or the pair's other balancer's. */
+function historyMark(e: DashboardEvent): string {
+  if (!e.history) return '';
+  const by = (e.by ?? '').split(' ')[0] ?? '';
+  const [label, help] = e.history === 'before-restart' ? [t(lang, 'beforeRestart'), t(lang, 'historyHelp')] : [t(lang, 'fromBalancer', { by }), t(lang, 'otherHelp', { by })];
+  return ` <span class="history" title="${escapeHtml(help)}">${escapeHtml(label)}</span>`;
+}
+
 function renderEvents(events: DashboardEvent[]): void {
   $('events').innerHTML = events.slice().reverse().slice(0, 100).map((e) => `
-    <li data-kind="${e.kind}" data-instance="${escapeHtml(e.instance ?? '')}" data-cause="${escapeHtml(e.cause ?? '')}">
-      <time>${clock(e.at)}</time> ${e.instance ? `<strong>${escapeHtml(e.instance)}</strong> ` : ''}${escapeHtml(t(lang, `ev_${e.kind.replace(/-/g, '_')}` as LabelKey))}${e.cause ? ` <b>${escapeHtml(e.cause)}</b>` : ''}
+    <li data-kind="${e.kind}" data-instance="${escapeHtml(e.instance ?? '')}" data-cause="${escapeHtml(e.cause ?? '')}"${e.history ? ` data-history="${e.history}"` : ''}>
+      <time>${clock(e.at)}</time>${historyMark(e)} ${e.instance ? `<strong>${escapeHtml(e.instance)}</strong> ` : ''}${escapeHtml(t(lang, `ev_${e.kind.replace(/-/g, '_')}` as LabelKey))}${e.cause ? ` <b>${escapeHtml(e.cause)}</b>` : ''}
       ${e.detail ? `<span class="muted output">${escapeHtml(e.detail)}</span>` : ''}</li>`).join('');
 }
 

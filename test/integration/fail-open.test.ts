@@ -3,33 +3,22 @@
 // and never against an operator's maintenance or the app's own word. A real
 // Consul, the demo apps and their agents, real signals, 500 GET/s.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import type { AlertPayload } from '../../balancer/observe/alerts.ts';
 import { startLoad, type RunningLoad } from '../../drill/load-generator.ts';
 import { describeSummary, summarize } from '../../drill/summary.ts';
 import { waitFor } from '../../lab/processes.ts';
+import { startAlertReceiver } from '../support/alert-receiver.ts';
 import { launchChromium } from '../support/browser.ts';
 import { recordFigure, testStack, waitForRequests } from '../support/stack.ts';
 
-const alerts: AlertPayload[] = [];
-const receiver = createServer((req, res) => {
-  let body = '';
-  req.on('data', (chunk: Buffer) => { body += chunk.toString(); }).on('end', () => {
-    alerts.push(JSON.parse(body) as AlertPayload);
-    res.writeHead(204).end();
-  });
-});
-receiver.listen(0, '127.0.0.1');
-await once(receiver, 'listening');
+const receiver = await startAlertReceiver();
+const alerts = receiver.alerts;
 
 const stack = testStack('fail-open', 35_000, {
   lab: true,
-  balancerArgs: ['--alert-webhook', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`],
+  balancerArgs: ['--alert-webhook', receiver.url],
 });
 const INSTANCES = ['app1', 'app2'];
 const loads = new Set<RunningLoad>();

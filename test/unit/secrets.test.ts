@@ -35,7 +35,7 @@ test("policies: an agent may write its service and read only its own flag; the b
   const rules = (name: string) => items.find((i) => i.policy.name === name)!.policy.rules;
   assert.equal(rules('sempre-agent-app1'), agentRules('web', 'app1', 'app1'));
   assert.match(rules('sempre-balancer'), /service "web" \{ policy = "read" \}/);
-  assert.deepEqual(rules('sempre-balancer').split('\n').filter((l) => l.includes('"write"')), ['key_prefix "sempre/maintenance/web/" { policy = "write" }'], 'its only write is the maintenance flags');
+  assert.deepEqual(rules('sempre-balancer').split('\n').filter((l) => l.includes('"write"')), ['key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key "sempre/history/web" { policy = "write" }'], 'its only writes are the maintenance flags and its service\'s history');
   assert.match(rules('consul-agent-app2'), /^node "app2" \{ policy = "write" \}/);
 });
 
@@ -92,7 +92,8 @@ test('a second service: an agent token per app host for it, its own files, and a
     assert.equal(rules('sempre-balancer'), [
       'service "web" { policy = "read" }', 'service "api" { policy = "read" }', 'node_prefix "" { policy = "read" }',
       'key_prefix "sempre/maintenance/web/" { policy = "write" }', 'key_prefix "sempre/maintenance/api/" { policy = "write" }',
-      'key_prefix "sempre/heal-report/web/" { policy = "read" }', 'key_prefix "sempre/heal-report/api/" { policy = "read" }', '',
+      'key_prefix "sempre/heal-report/web/" { policy = "read" }', 'key_prefix "sempre/heal-report/api/" { policy = "read" }',
+      'key "sempre/history/web" { policy = "write" }', 'key "sempre/history/api" { policy = "write" }', '',
     ].join('\n'));
     // Init again with only web keeps api: services are only added.
     const again = planSecrets(reread, { ...roles, apps: ['app1', 'app2', 'app3'] });
