@@ -7,6 +7,8 @@
 //   file of its code (in a copy of the project): no failed GET, no refused
 //   connection, both changes in effect after, WebSockets kept until
 //   --tunnel-drain;
+// - after each, the dashboard in Chromium still shows the incident (app1
+//   killed and started again) and the events recorded before;
 // - reloads with a bad option and a bad certificate: refused with the reason
 //   (exit 1), the running workers keep serving;
 // - kill -9 of the main process and of the serving worker: no connection
@@ -28,7 +30,10 @@ import type { RequestRecord } from '../../drill/records.ts';
 import { PROJECT_ROOT } from '../../lab/consul-binary.ts';
 import { waitFor } from '../../lab/processes.ts';
 import { readMainPid, readReloadOutcome } from '../../balancer/lifecycle/run-dir.ts';
-import { recordFigure, testStack } from '../support/stack.ts';
+import type { Browser } from 'playwright-core';
+import type { LocalStack } from '../../lab/local-stack.ts';
+import { launchChromium } from '../support/browser.ts';
+import { inRotation, recordFigure, testStack } from '../support/stack.ts';
 import { closeTunnels, echo, openTunnels, type Tunnel } from '../support/websockets.ts';
 
 const RATE = 500;
@@ -52,12 +57,40 @@ const stack = testStack('balancer-reload', 39_000, {
   balancerArgs: ['--environment-file', envFile, '--tunnel-drain', `${DRAIN_MS / 1000}s`, '--shutdown-timeout', '5s'],
 });
 const sockets = new Set<WebSocket>();
-before(async () => { await stack.start(); }, { timeout: 90_000 });
+let browser: Browser | undefined;
+before(async () => {
+  await stack.start();
+  browser = await launchChromium();
+  await recordAnIncident(stack);
+}, { timeout: 120_000 });
 after(async () => {
   for (const ws of sockets) ws.terminate();
+  await browser?.close();
   await stack.stop();
   rmSync(work, { recursive: true, force: true });
 });
+
+/** app1 killed and started again: an incident (cause: refused) and its events, for the dashboard to keep. */
+async function recordAnIncident(on: LocalStack): Promise<void> {
+  on.app('app1').signal('SIGKILL');
+  await on.waitForStatus('app1 out of rotation', (s) => !inRotation(s, 'app1'), 20_000);
+  await on.startApp('app1');
+  await on.waitForStatus('app1 back in rotation', (s) => inRotation(s, 'app1'), 30_000);
+}
+
+/** What the dashboard shows in Chromium, after `what`: app1's incident and the events recorded before it. */
+async function assertDashboardKeepsHistory(on: LocalStack, what: string): Promise<void> {
+  const page = await browser!.newPage({ locale: 'en-US' });
+  try {
+    await page.goto(on.dashboardUrl);
+    await page.locator('[data-incidents="app1"]').first().waitFor({ timeout: 15_000 });
+    const count = Number(await page.locator('[data-incidents="app1"]').first().getAttribute('data-count'));
+    assert.ok(count >= 1, `${what}: app1's incident on the dashboard (count ${count})`);
+    await page.locator('#events li[data-instance="app1"][data-kind="ejected"], #events li[data-instance="app1"][data-kind="check-critical"]').first().waitFor({ timeout: 15_000 });
+  } finally {
+    await page.close();
+  }
+}
 
 const wsUrl = () => `ws://127.0.0.1:${stack.ports.balancer}/ws`;
 
@@ -108,6 +141,7 @@ test(`reload with a changed option and a changed file of code at ${RATE} GET/s w
   const after = closedAt.map((at) => at - reloadedAt);
   assert.ok(Math.min(...after) >= DRAIN_MS - 1000, `a WebSocket closed ${Math.min(...after)} ms after the reload, before the ${DRAIN_MS} ms drain`);
   assert.ok(Math.max(...after) <= DRAIN_MS + 4000, `a WebSocket was still open ${Math.max(...after)} ms after the reload`);
+  await assertDashboardKeepsHistory(stack, 'after the reload');
   recordFigure(`balancer reload (changed option and code) at ${RATE} GET/s with ${TUNNELS} WebSockets: failed GETs`, `0 of ${records.length}, reload took ${reloaded.ms} ms, WebSockets closed ${Math.round(Math.min(...after) / 100) / 10}–${Math.round(Math.max(...after) / 100) / 10} s after it (drain ${DRAIN_MS / 1000} s)`);
   await closeTunnels(tunnels);
 });
@@ -126,6 +160,7 @@ test('a reload with a bad option is refused with the reason; the running workers
   assert.match(refusedFile.out, /reload refused.*tlsCert/);
   assert.equal(readReloadOutcome(stack.balancerRunDir)?.generation, 2, 'generation 2 still serves');
   assert.equal(await codeMarker(), 'changed');
+  await assertDashboardKeepsHistory(stack, 'after the refused reloads');
 });
 
 for (const victim of ['main process', 'worker'] as const) {
@@ -148,6 +183,7 @@ for (const victim of ['main process', 'worker'] as const) {
     const summary = summarize(records);
     assert.equal(summary.byClass.refused ?? 0, 0, `connections refused: ${describeSummary(summary)}`);
     if (victim === 'main process') assert.notEqual(readMainPid(stack.balancerRunDir), mainBefore, 'a new main process');
+    await assertDashboardKeepsHistory(stack, `after kill -9 of the ${victim}`);
     recordFigure(`balancer kill -9 of its ${victim} at ${RATE} GET/s: failed requests, refused connections, time until a new worker serves`, `${summary.failed} of ${summary.total} failed (${describeSummary(summary)}), 0 refused, ${servingAt - killedAt} ms`);
   });
 }
@@ -169,7 +205,10 @@ const tlsStack = testStack('balancer-reload-tls', 39_500, {
   keepBalancer: true,
   balancerArgs: ['--tls-cert', certFile, '--tls-key', keyFile],
 });
-before(async () => { await tlsStack.start(); }, { timeout: 90_000 });
+before(async () => {
+  await tlsStack.start();
+  await recordAnIncident(tlsStack);
+}, { timeout: 120_000 });
 after(async () => { await tlsStack.stop(); });
 
 function servedFingerprint(): Promise<string> {
@@ -207,5 +246,6 @@ test('a certificate renewed on disk is served to the next handshake after a relo
   assert.equal(ok.status, 0, `${ok.stdout}${ok.stderr}`);
   assert.equal(await servedFingerprint(), renewed, 'the next handshake gets the renewed certificate');
   assert.deepEqual(await Promise.all(inFlight), Array(10).fill(200), 'requests in flight across both reloads');
+  await assertDashboardKeepsHistory(tlsStack, 'after the certificate reloads');
   recordFigure('certificate renewal: broken one refused, renewed one served to the next handshake after reload; slow requests in flight answered', `${broken.stdout.trim().slice(0, 160)}`);
 });
