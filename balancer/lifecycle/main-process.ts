@@ -80,6 +80,8 @@ class MainProcess {
   private readonly bound = new Map<string, HeldSocket>();
   private readonly retiring = new Set<Generation>();
   private current: Generation | undefined;
+  /** A generation still starting (a reload in progress): stopped with the others on SIGTERM. */
+  private starting: Generation | undefined;
   private nextGeneration = 1;
   private reloads = 0;
   private reloading: Promise<void> | undefined;
@@ -182,6 +184,7 @@ class MainProcess {
     }
     const count = options.workers === 0 ? availableParallelism() : options.workers;
     const generation: Generation = { id: this.nextGeneration++, options, env, count, workers: new Map(), ready: new Set(), sockets };
+    this.starting = generation;
     const outcome = await new Promise<{ ok: boolean; reason: string }>((resolve) => {
       const timer = setTimeout(() => resolve({ ok: false, reason: `generation ${generation.id}: not every worker was ready within ${READY_TIMEOUT_MS / 1000} s` }), READY_TIMEOUT_MS);
       const settle = (result: { ok: boolean; reason: string }) => {
@@ -190,10 +193,11 @@ class MainProcess {
       };
       for (let index = 0; index < count; index += 1) this.startWorker(generation, index, settle);
     });
-    if (!outcome.ok) {
+    this.starting = undefined;
+    if (!outcome.ok || this.stopping) {
       for (const worker of generation.workers.values()) worker.kill('SIGTERM');
       this.closeSockets(this.socketsInUse());
-      return outcome;
+      return outcome.ok ? { ok: false, reason: 'the balancer is stopping' } : outcome;
     }
     this.current = generation;
     this.closeSockets(this.socketsInUse());
@@ -266,7 +270,7 @@ class MainProcess {
   }
 
   private async stopAll(): Promise<void> {
-    const all = [this.current, ...this.retiring].filter((g) => g !== undefined).flatMap((g) => [...g.workers.values()]);
+    const all = [this.current, this.starting, ...this.retiring].filter((g) => g !== undefined).flatMap((g) => [...g.workers.values()]);
     await Promise.all(all.map((worker) => new Promise<void>((resolve) => {
       if (worker.exitCode !== null || worker.signalCode !== null) return resolve();
       worker.once('exit', () => resolve());
