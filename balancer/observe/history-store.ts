@@ -8,8 +8,8 @@
 //   go on, and the alerts are held until that read answers (at most
 //   HOLD_ALERTS_MS) so an incident announced before the restart is not
 //   announced again.
-// - Followed with a blocking query: what the pair's other balancer writes
-//   (same Consul, same key) joins the model too.
+// - Followed with a blocking query (one for all services: history-watch.ts):
+//   what the pair's other balancer writes (same Consul, same key) joins the model too.
 // - Written by the process that keeps the model (worker 0) GATHER_MS after
 //   a change but at most once per WRITE_EVERY_MS, and at shutdown, with
 //   check-and-set on the key's ModifyIndex: on a conflict it reads, merges (union by id) and
@@ -26,9 +26,9 @@ import { hostname } from 'node:os';
 import type { ConsulClient } from '../../shared/consul-client.ts';
 import { describeConsulError } from '../../shared/consul-client.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { startBlockingQuery } from '../discovery/blocking-query.ts';
 import type { DashboardModel } from './dashboard-model.ts';
 import { EMPTY_HISTORY, historyKey, parseHistory, serializeHistory, type HistoryDoc } from './history-doc.ts';
+import { followHistoryKey, type KvEntry } from './history-watch.ts';
 
 const WRITE_EVERY_MS = 1000;
 /** A change waits this long at least, so that a burst (an ejection's events, a heal's) goes out as one write. */
@@ -59,8 +59,6 @@ export interface HistoryStore {
   /** Resolves once that last write is done, or gave up (at most FLUSH_DEADLINE_MS). */
   flush(): Promise<void>;
 }
-
-type KvEntry = { Key?: unknown; Value?: unknown; ModifyIndex?: unknown };
 
 export function startHistoryStore(o: HistoryStoreOptions): HistoryStore {
   const { consul, model, now } = o;
@@ -173,18 +171,9 @@ export function startHistoryStore(o: HistoryStoreOptions): HistoryStore {
 
   model.events.onEvent(() => schedule());
 
-  const query = startBlockingQuery({
-    consul, service: o.service, endpoint: 'kv-prefix', key, passing: false, waitMs: o.options.consulWait,
-    onFailure: (message) => {
-      if (!restored) releaseAlerts(); // no reason to keep alerts waiting on a Consul that does not answer
-      warn(message, 'cannot read the history from Consul');
-    },
-    onAnswer: (data) => {
-      if (data !== undefined && !Array.isArray(data)) return 'expected a JSON array of KV entries';
-      // The prefix also matches longer keys (another service named web2): only this one counts.
-      absorb(((data ?? []) as KvEntry[]).find((entry) => entry?.Key === key));
-      return undefined;
-    },
+  const query = followHistoryKey(consul, key, o.options.consulWait, absorb, (message) => {
+    if (!restored) releaseAlerts(); // no reason to keep alerts waiting on a Consul that does not answer
+    warn(message, 'cannot read the history from Consul');
   });
 
   let last: Promise<void> = Promise.resolve();
