@@ -52,7 +52,11 @@ function explain(result: DrillResult): string {
 test('one balancer holds the virtual address and serves the page there; the notify hook saw it become MASTER', { skip }, async () => {
   const holder = await waitFor('a holder', () => vipHolder(lab), 10_000);
   assert.equal(await visit(lab.vipUrl!), 200);
-  const log = eipLogs().get(holder) ?? '';
+  // The hook logs the state, then what it did about the Elastic IP: a read between the two lines saw only the first (a full run).
+  const log = await waitFor('the notify hook\'s Elastic IP line', () => {
+    const text = eipLogs().get(holder) ?? '';
+    return /no SEMPRE_EIP_ALLOCATION_ID|Elastic IP .* moved|FAILED to move/.test(text) ? text : undefined;
+  }, 5000);
   assert.match(log, /VRRP state MASTER/);
   assert.match(log, /no SEMPRE_EIP_ALLOCATION_ID: not moving an Elastic IP/, 'the lab has no Elastic IP to move');
 });
