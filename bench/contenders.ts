@@ -74,13 +74,13 @@ const haproxyCommand = (name: string) => (file: string) => ['haproxy', '-W', '-d
 export const CONTENDERS: readonly Contender[] = [
   {
     name: 'sempre',
-    description: 'sempre-balancer with its defaults (one Node process) but no per-client rate limit (the load comes from one address), the lab\'s own',
+    description: 'sempre-balancer with its defaults (one worker process under its main process) but no per-client rate limit (the load comes from one address), the lab\'s own',
     url: (lab) => lab.url,
     start: async () => undefined,
     stop: async () => undefined,
     front: labFront,
   },
-  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (node:cluster, one process per core) and `--rate-limit 0`, same defaults otherwise', 8094, () => '', () => [process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
+  processContender('sempre-cluster', 'sempre-balancer with `--workers 2` (two worker processes, one per core, on the socket their main process holds) and `--rate-limit 0`, same defaults otherwise', 8094, () => '', () => [process.execPath, ...BALANCER_NODE_FLAGS, join(PROJECT_ROOT, 'balancer/main.ts'), '--service', 'web', '--host', infra(), '--port', '8094',
     '--admin-host', infra(), '--admin-port', '8095', '--consul', 'http://127.0.0.1:8500', '--workers', '2', '--rate-limit', '0', '--log-format', 'json']),
   processContender('haproxy-stock', 'HAProxy 2.6 (Debian) in master-worker mode (-W), static servers with only `check`, Debian\'s default timeouts', 8090, (lab) => `${haproxyGlobal('haproxy-stock')}
 defaults
