@@ -64,7 +64,12 @@ async function runWorker(): Promise<void> {
   process.on('message', (message) => {
     if (isRetire(message)) stopFor('retire');
   });
-  process.on('disconnect', () => stopFor('orphaned'));
+  process.on('disconnect', () => {
+    stopFor('orphaned');
+    // The main process is gone (killed, or it gave up waiting): whatever this worker is still
+    // finishing, it does not outlive the shutdown timeout by much.
+    setTimeout(() => process.exit(1), options.shutdownTimeout + 2000).unref();
+  });
   const [{ createConsulClient }, { runBalancer }] = await Promise.all([import('../shared/consul-client.ts'), import('./balancer.ts')]);
   const consul = createConsulClient({ url: options.consul, token: options.consulToken });
   try {
@@ -85,4 +90,6 @@ async function runWorker(): Promise<void> {
   logger.info({ reason: stop.signal.reason }, 'stopped');
   // The IPC channel to the main process would keep the worker alive.
   if (process.connected) process.disconnect();
+  // Nor may anything left open (a connection a failed shutdown could not close): the log has a second to flush.
+  setTimeout(() => process.exit(), 1000).unref();
 }

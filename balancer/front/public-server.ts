@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { createSecureServer as createHttp2Server } from 'node:http2';
+import { createSecureServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../shared/logger.ts';
@@ -43,10 +44,38 @@ export function createPublicServer(
     // Idle connections (HTTP/2 sessions and HTTP/1.1 alike) close after this;
     // the HTTP/1.1 head timeout is the guard's (see client-guard.ts).
     server.setTimeout(options.clientIdleTimeout);
+    giveConnectionClosers(server);
   }
   const limits = { ...options, ...(tls && options.http2 ? { http1HeadersTimeoutMs: options.headersTimeout } : {}) };
   server.on('request', guardServer(server, limits, { logger: deps.logger, metrics: deps.metrics }, handlers.request, handlers.upgrade));
   return server;
+}
+
+/**
+ * The HTTP/2 server lacks http.Server's closeIdleConnections() and
+ * closeAllConnections(), which the shutdown calls (without them a stopping
+ * worker threw, kept its sessions open and never exited). Idle: each HTTP/2
+ * session is told GOAWAY (its streams in flight finish). All: every session
+ * and connection, HTTP/1.1 ones included, is destroyed.
+ */
+function giveConnectionClosers(server: Server): void {
+  const sessions = new Set<ServerHttp2Session>();
+  const sockets = new Set<Socket>();
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.closeIdleConnections = () => {
+    for (const session of sessions) session.close();
+  };
+  server.closeAllConnections = () => {
+    for (const session of sessions) session.destroy();
+    for (const socket of sockets) socket.destroy();
+  };
 }
 
 /** The certificate and key, checked now: a broken pair is a clear error at start or reload, not at the first handshake. */
