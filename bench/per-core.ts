@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { descendantsRunning, parentOf, rssMiB, treeCpuSeconds, treeRssMiB, treeThreadTimes } from '../lab/process-tree.ts';
+import { balancerWorkers, rssMiB, treeCpuSeconds, treeRssMiB, treeThreadTimes } from '../lab/process-tree.ts';
 import { targetPid } from '../lab/app-restarts.ts';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { isAlive, namespacePids, type LabState } from '../lab/netns-lab.ts';
@@ -151,7 +151,7 @@ function sempreRssMb(lab: LabState): { tree: number; worker: number } {
   const proc = lab.processes[`bench-${PER_CORE_NAMES.sempre}`];
   if (!proc || !isAlive(proc.pid)) return { tree: NaN, worker: NaN };
   // No keeper here: the process the bench started is the main process, its workers are its children.
-  const workers = descendantsRunning(proc.pid, BALANCER_SCRIPT).filter((pid) => parentOf(pid) === proc.pid);
+  const workers = balancerWorkers(proc.pid, BALANCER_SCRIPT);
   return { tree: Math.round(treeRssMiB(proc.pid)), worker: workers.length ? Math.round(workers.reduce((sum, pid) => sum + (rssMiB(pid) || 0), 0)) : NaN };
 }
 

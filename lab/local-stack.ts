@@ -9,7 +9,7 @@ import { findConsul, PROJECT_ROOT } from './consul-binary.ts';
 import { passingInstanceIds } from './consul-health.ts';
 import { parseProcStat } from '../agent/heal/evidence.ts';
 import { BALANCER_NODE_FLAGS } from './balancer-node-flags.ts';
-import { descendantsRunning, parentOf } from './process-tree.ts';
+import { balancerWorkers } from './process-tree.ts';
 import { startProcess, waitFor, waitUntilUp, type ManagedProcess } from './processes.ts';
 
 export interface StackPorts {
@@ -275,10 +275,7 @@ export class LocalStack {
   /** The balancer's worker processes (those serving): the children of its main process, which may be below the keeper. */
   balancerWorkerPids(): number[] {
     if (!this.balancer) return [];
-    const runs = descendantsRunning(this.balancer.pid, join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts'));
-    // Without the keeper the balancer process is the main process; with it, the main process is one of `runs`.
-    const mains = this.options.keepBalancer ? new Set(runs.filter((pid) => parentOf(pid) === this.balancer!.pid)) : new Set([this.balancer.pid]);
-    return runs.filter((pid) => mains.has(parentOf(pid) ?? -1));
+    return balancerWorkers(this.balancer.pid, join(this.options.balancerRoot ?? PROJECT_ROOT, 'balancer/main.ts'), this.options.keepBalancer);
   }
 
   async status(): Promise<BalancerStatus> {

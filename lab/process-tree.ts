@@ -15,29 +15,34 @@ function read(path: string): string | undefined {
   }
 }
 
-/** `pid` and every process below it (empty if it is gone). */
-export function processTree(pid: number): number[] {
+/** Every process's parent, from /proc. */
+function parents(): Map<number, number> {
   const parentOf = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = read(`/proc/${entry}/stat`);
     if (stat) parentOf.set(Number(entry), parseProcStat(stat).ppid);
   }
+  return parentOf;
+}
+
+/** `pid` and every process below it (empty if it is gone). */
+export function processTree(pid: number): number[] {
+  const parentOf = parents();
   if (!parentOf.has(pid)) return [];
   const tree = [pid];
   for (let i = 0; i < tree.length; i += 1) for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
   return tree;
 }
 
-/** The parent of `pid` (undefined if it is gone). */
-export function parentOf(pid: number): number | undefined {
-  const stat = read(`/proc/${pid}/stat`);
-  return stat === undefined ? undefined : parseProcStat(stat).ppid;
+/** The children of `pid` that run `script` (a balancer main process's workers: their command line names balancer/main.ts). */
+export function childrenRunning(pid: number, script: string): number[] {
+  return [...parents()].filter(([child, parent]) => parent === pid && (read(`/proc/${child}/cmdline`) ?? '').includes(script)).map(([child]) => child);
 }
 
-/** The processes below `pid` that run `script` (the balancer's workers: their command line names balancer/main.ts). */
-export function descendantsRunning(pid: number, script: string): number[] {
-  return processTree(pid).slice(1).filter((p) => (read(`/proc/${p}/cmdline`) ?? '').includes(script));
+/** The workers of the balancer whose main process is `main`, or, with `underKeeper`, is the socket keeper `main`'s child. */
+export function balancerWorkers(main: number, script: string, underKeeper = false): number[] {
+  return (underKeeper ? childrenRunning(main, script) : [main]).flatMap((pid) => childrenRunning(pid, script));
 }
 
 /** CPU seconds (user + system, all threads) the tree has used so far; NaN if `pid` is gone. */
