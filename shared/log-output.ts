@@ -6,7 +6,7 @@
 // info lines may not, so they outlive a burst of access lines. Lines are
 // written in batches of whole lines, one write in flight at a time; once the
 // reader has caught up, the caller is told how many lines were dropped.
-import { write as fsWrite, writeSync } from 'node:fs';
+import { fstatSync, readFileSync, write as fsWrite, writeSync } from 'node:fs';
 
 export interface LogOutputStats {
   /** Lines dropped since the process started. */
@@ -243,23 +243,71 @@ export function combineLogOutput(all: readonly (LogOutputStats | undefined)[]): 
   return { droppedLines, blocked: since === Infinity ? null : { since, droppedLines: blockedLines } };
 }
 
+/** O_NONBLOCK among a descriptor's file status flags (octal in /proc/PID/fdinfo). */
+const O_NONBLOCK = 0o4000;
+
+/**
+ * Whether a write to `fd` would return EAGAIN rather than wait when the
+ * reader is behind: its open file is in non-blocking mode, read from
+ * /proc/self/fdinfo (Node has no fcntl). False when it cannot be read.
+ */
+export function isNonBlocking(fd: number): boolean {
+  try {
+    const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1];
+    return flags !== undefined && (Number.parseInt(flags, 8) & O_NONBLOCK) !== 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * File descriptor 1 as a sink. Node opens a pipe or socket on fd 1 in
  * non-blocking mode when process.stdout is first touched (libuv's
  * uv_pipe_open; /proc/PID/fdinfo/1 flags 02000001 → 02004001, measured), so a
- * write to a full pipe fails at once with EAGAIN and is tried again later,
- * instead of holding one of libuv's four pool threads until the reader comes
- * back, which also kept the process from exiting. Writing with fs.write
- * rather than through process.stdout leaves nothing queued in the stream that
- * would keep the event loop alive when the reader is stuck at shutdown.
+ * write to a full pipe fails at once with EAGAIN and is tried again later.
+ *
+ * Each batch is written synchronously, on the event loop, when that cannot
+ * wait for the reader: fd 1 is a regular file (what Node's own process.stdout
+ * does for one), or its flags say non-blocking right now. Going through
+ * libuv's thread pool instead (fs.write) cost the balancer 8% of its CPU per
+ * request at full rate (a hand-off to a pool thread and back for every
+ * batch, on the same core). The flags are read again before each batch
+ * because they belong to the open file, which other processes share: a
+ * process starting a child that inherits stdout makes it blocking in the
+ * child before exec, and Node puts back the mode it found at start when it
+ * exits, until the balancer's main process restores it
+ * (restoreNonBlockingStdout). While it is blocking, a batch goes through the
+ * thread pool, so a stuck reader holds a pool thread, never the event loop.
+ * Writing with fs rather than through process.stdout leaves nothing queued in
+ * the stream that would keep the event loop alive when the reader is stuck at
+ * shutdown.
  */
-export function stdoutSink(): LogSink {
+export function stdoutSink(fd = 1): LogSink {
   void process.stdout;
+  let regularFile = false;
+  try {
+    regularFile = fstatSync(fd).isFile();
+  } catch {
+    // Closed or unknown: every write goes through the thread pool and fails there.
+  }
   return {
-    write: (chunk, done) => fsWrite(1, chunk, 0, chunk.length, null, (error, written) => done(error, written)),
+    write: (chunk, done) => {
+      if (!regularFile && !isNonBlocking(fd)) {
+        fsWrite(fd, chunk, 0, chunk.length, null, (error, written) => done(error, written));
+        return;
+      }
+      let written: number;
+      try {
+        written = writeSync(fd, chunk);
+      } catch (error) {
+        done(error as NodeJS.ErrnoException, 0);
+        return;
+      }
+      done(null, written);
+    },
     writeNow: (chunk) => {
       try {
-        return writeSync(1, chunk);
+        return writeSync(fd, chunk);
       } catch {
         return 0;
       }

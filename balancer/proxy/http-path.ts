@@ -14,6 +14,7 @@ import type { Dispatcher, Pool as PoolType } from 'undici';
 import type { Instance } from '../../shared/instance.ts';
 import { instanceOrigin } from '../../shared/instance.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { createAccessLog, type AccessLog } from '../observe/access-log.ts';
 import { connectionTokens, HOP_BY_HOP, requestIdSource, upstreamRequestHeaders, type RequestFacts, type RequestIdSource } from './forwarding.ts';
 import type { InstanceStates } from '../health/instance-state.ts';
 import type { Picker } from './picker.ts';
@@ -133,6 +134,7 @@ function clientResponseHeaders(raw: Buffer[], servedBy: string, setCookie: strin
 class ProxyContext {
   readonly settings: ProxySettings;
   readonly logger: Logger;
+  readonly accessLog: AccessLog;
   readonly states: InstanceStates;
   readonly picker: Picker;
   readonly sticky: Sticky;
@@ -150,6 +152,7 @@ class ProxyContext {
     this.deps = deps;
     this.settings = deps.settings;
     this.logger = deps.logger;
+    this.accessLog = createAccessLog(deps.logger);
     this.states = deps.states;
     this.picker = deps.picker;
     this.sticky = deps.sticky;
@@ -411,8 +414,7 @@ class Exchange {
     ctx.counters.request(status, durationMs);
     ctx.deps.onRequest?.(status, durationMs, this.servedBy);
     if (ctx.settings.accessLog) {
-      // `failures` is left out (undefined is not serialized) when every attempt went well.
-      ctx.logger.info({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures, refused: this.refused }, 'request');
+      ctx.accessLog({ reqId: this.reqId, method: this.method, url: this.req.url, status, durationMs, instance: this.servedBy, attempts: this.attempts(), failures: this.failures, refused: this.refused });
     }
   }
 

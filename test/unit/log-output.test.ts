@@ -4,7 +4,12 @@
 // says how many once the reader has caught up.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BoundedLogOutput, combineLogOutput, type LogSink } from '../../shared/log-output.ts';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from '../../lab/processes.ts';
+import { BoundedLogOutput, combineLogOutput, isNonBlocking, stdoutSink, type LogSink } from '../../shared/log-output.ts';
 import { createLogger } from '../../shared/logger.ts';
 
 /** A stdout whose reader the test stops and resumes; answers at once while it reads. */
@@ -193,4 +198,52 @@ test('log output with --workers: dropped lines added up, blocked since the earli
     { droppedLines: 1, blocked: { since: 1500, droppedLines: 1 } },
   ]), { droppedLines: 13, blocked: { since: 1500, droppedLines: 4 } });
   assert.deepEqual(combineLogOutput([{ droppedLines: 2, blocked: null }]), { droppedLines: 2, blocked: null });
+});
+
+/** A FIFO opened read-write (so opening it never waits for a reader), blocking or not, with nobody reading it. */
+function unreadFifo(nonBlocking: boolean): { fd: number; [Symbol.dispose](): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-log-'));
+  const path = join(dir, 'stdout');
+  execFileSync('mkfifo', [path]);
+  const fd = openSync(path, constants.O_RDWR | (nonBlocking ? constants.O_NONBLOCK : 0));
+  return { fd, [Symbol.dispose]: () => { closeSync(fd); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+test('stdout sink: a non-blocking pipe is written on the spot, and a full one answers EAGAIN without waiting', () => {
+  using fifo = unreadFifo(true);
+  assert.equal(isNonBlocking(fifo.fd), true);
+  const sink = stdoutSink(fifo.fd);
+  const answers: Array<string | number> = [];
+  const chunk = Buffer.alloc(4096, 'x');
+  // A pipe holds 64 KiB: the 17th write of 4 KiB finds it full.
+  for (let i = 0; i < 17; i += 1) sink.write(chunk, (error, written) => answers.push(error ? error.code! : written));
+  assert.deepEqual(answers, [...Array(16).fill(4096), 'EAGAIN'], 'every answer came before write() returned');
+});
+
+test('stdout sink: a blocking pipe nobody reads holds a thread-pool thread, never the event loop', async () => {
+  using fifo = unreadFifo(false);
+  assert.equal(isNonBlocking(fifo.fd), false);
+  const sink = stdoutSink(fifo.fd);
+  let answered = 0;
+  const chunk = Buffer.alloc(4096, 'x');
+  for (let i = 0; i < 17; i += 1) sink.write(chunk, () => { answered += 1; });
+  assert.equal(answered, 0, 'no answer on the spot: the writes went to the thread pool');
+  // The 17th write waits in the kernel for a reader; the loop still turns and the first 16 are answered.
+  await waitFor('the writes that fit to be answered', () => answered === 16, 5000);
+  const drain = Buffer.alloc(65536);
+  readSync(fifo.fd, drain, 0, drain.length, null); // the reader comes back: the 17th is taken, its pool thread freed
+  await waitFor('the waiting write to finish once the pipe was read', () => answered === 17, 5000);
+});
+
+test('stdout sink: a regular file is written on the spot', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sempre-log-'));
+  const fd = openSync(join(dir, 'out.log'), 'w');
+  try {
+    const written: number[] = [];
+    stdoutSink(fd).write(Buffer.from('{"msg":"a"}\n'), (_error, n) => written.push(n));
+    assert.deepEqual(written, [12]);
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
