@@ -43,7 +43,7 @@ export function perCoreTable(result: BenchResult): string {
     `req/s, only from rounds in which both proxies were saturated (had work ≥ ${percent(SATURATED_BUSY_SHARE)} of their run): sempre over HAProxy ${rpsMedian(rps.sempreOverHaproxy)}; the floor over HAProxy ${rpsMedian(rps.floorOverHaproxy)}; sempre over the floor ${rpsMedian(rps.sempreOverFloor)}. Every round: sempre ${rps.sempreOverHaproxy.perRound.map(percent).join(', ')} of HAProxy's, the floor ${rps.floorOverHaproxy.perRound.map(percent).join(', ')}.`,
     ...(heldBack.length ? ['', ...heldBack.map((r) => `Round ${r.round}: ${describeRound(r)}.`)] : []),
     '',
-    `p99 at full rate: sempre **${perCore.p99.sempre.median}×** HAProxy's (${times(perCore.p99.sempre.perRound)}), the floor ${perCore.p99.floor.median}×. sempre's RSS after the rounds: ${perCore.rssMb.sempreTree} MB (main process and worker), its worker ${perCore.rssMb.sempreWorker} MB.`,
+    `p99 at full rate: sempre **${perCore.p99.sempre.median}×** HAProxy's (${times(perCore.p99.sempre.perRound)}), the floor ${perCore.p99.floor.median}×. RSS after the rounds: sempre ${perCore.rssMb.sempreTree} MB (main process and worker; PSS ${perCore.rssMb.sempreTreePss} MB, the node executable's pages counted once), its worker ${perCore.rssMb.sempreWorker} MB; the floor ${perCore.rssMb.floor} MB (Node and undici alone).`,
   ];
   const paced = perCore.paced;
   lines.push('', `At one shared, moderate load (each of wrk's 32 connections pausing ${paced.gapMs} ms after every response, about half the slower one's maximum):`, '',
@@ -51,7 +51,7 @@ export function perCoreTable(result: BenchResult): string {
     '', `sempre's p99 at that load: **${paced.p99.sempre.median}×** HAProxy's (${times(paced.p99.sempre.perRound)}); the floor's ${paced.p99.floor.median}×.`);
   if (perCore.memory) {
     const m = perCore.memory;
-    lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end, its worker ${m.workerRssMb} MB (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);
+    lines.push('', `Memory: sempre alone at its maximum rate for ${m.seconds} s (${m.rps} req/s): RSS **${m.rssMb} MB** at the end (PSS ${m.pssMb} MB), its worker ${m.workerRssMb} MB (${m.samples.map((s) => `${s.atS} s: ${s.rssMb}`).join(', ')} MB).`);
   }
   return lines.join('\n');
 }

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { balancerWorkers, rssMiB, treeCpuSeconds, treeRssMiB, treeThreadTimes } from '../lab/process-tree.ts';
+import { balancerWorkers, rssMiB, treeCpuSeconds, treePssMiB, treeRssMiB, treeThreadTimes } from '../lab/process-tree.ts';
 import { targetPid } from '../lab/app-restarts.ts';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
 import { isAlive, namespacePids, type LabState } from '../lab/netns-lab.ts';
@@ -89,10 +89,12 @@ export interface PacedRounds {
 export interface MemorySoak {
   seconds: number;
   rps: number;
-  /** RSS every 30 s (and at the end): sempre's process tree (main process and worker) and its worker alone. */
-  samples: { atS: number; rssMb: number; workerRssMb: number }[];
+  /** RSS every 30 s (and at the end): sempre's process tree (main process and worker), its worker alone, and the tree's PSS. */
+  samples: { atS: number; rssMb: number; workerRssMb: number; pssMb: number }[];
   rssMb: number;
   workerRssMb: number;
+  /** The tree's proportional set size: the node executable's pages, which both processes map, counted once. */
+  pssMb: number;
 }
 
 export interface PerCoreResult {
@@ -106,8 +108,8 @@ export interface PerCoreResult {
   rps: { sempreOverHaproxy: RoundRatios; sempreOverFloor: RoundRatios; floorOverHaproxy: RoundRatios };
   /** p99 over HAProxy's at full rate, every round. */
   p99: { sempre: RoundRatios; floor: RoundRatios };
-  /** sempre's RSS after the rounds: its process tree (main process and worker) and the worker alone. */
-  rssMb: { sempreTree: number; sempreWorker: number };
+  /** RSS after the rounds: sempre's process tree (main process and worker), its worker alone and the tree's PSS; the floor's process, the reference for what Node and undici alone hold at full rate. */
+  rssMb: { sempreTree: number; sempreWorker: number; sempreTreePss: number; floor: number };
   /** p99 at a shared moderate load (about half the slower contender's maximum). */
   paced: PacedRounds;
   /** sempre at its maximum rate for --memory seconds, then its RSS (null: not asked). */
@@ -146,13 +148,19 @@ function cpuSeconds(lab: LabState, name: string): number {
   return proc && isAlive(proc.pid) ? treeCpuSeconds(proc.pid) : NaN;
 }
 
-/** sempre's RSS from /proc: its process tree (main process and worker) and its worker alone. */
-function sempreRssMb(lab: LabState): { tree: number; worker: number } {
+/** sempre's memory from /proc: its process tree's RSS (main process and worker), its worker's alone, and the tree's PSS. */
+function sempreRssMb(lab: LabState): { tree: number; worker: number; treePss: number } {
   const proc = lab.processes[`bench-${PER_CORE_NAMES.sempre}`];
-  if (!proc || !isAlive(proc.pid)) return { tree: NaN, worker: NaN };
+  if (!proc || !isAlive(proc.pid)) return { tree: NaN, worker: NaN, treePss: NaN };
   // No keeper here: the process the bench started is the main process, its workers are its children.
   const workers = balancerWorkers(proc.pid, BALANCER_SCRIPT);
-  return { tree: Math.round(treeRssMiB(proc.pid)), worker: workers.length ? Math.round(workers.reduce((sum, pid) => sum + (rssMiB(pid) || 0), 0)) : NaN };
+  return { tree: Math.round(treeRssMiB(proc.pid)), worker: workers.length ? Math.round(workers.reduce((sum, pid) => sum + (rssMiB(pid) || 0), 0)) : NaN, treePss: Math.round(treePssMiB(proc.pid)) };
+}
+
+/** The floor's RSS from /proc. */
+function floorRssMb(lab: LabState): number {
+  const proc = lab.processes[`bench-${PER_CORE_NAMES.floor}`];
+  return proc && isAlive(proc.pid) ? Math.round(treeRssMiB(proc.pid)) : NaN;
 }
 
 export async function runPerCore(lab: LabState, options: PerCoreOptions): Promise<PerCoreResult> {
@@ -169,6 +177,7 @@ export async function runPerCore(lab: LabState, options: PerCoreOptions): Promis
     const saturated = (round: number, ...roles: Role[]) => roles.every((role) => rounds.find((r) => r.round === round)!.coreBusy[role].proxy >= SATURATED_BUSY_SHARE);
     const rps = (numerator: Role, denominator: Role) => ratioByRound(rows, 'rps', numerator, denominator, (round) => saturated(round, numerator, denominator));
     const rss = sempreRssMb(lab);
+    const floorRss = floorRssMb(lab);
     const paced = pacedRounds(lab, rows, options);
     const memory = options.memorySeconds > 0 ? memorySoak(lab, options.memorySeconds, options.say) : null;
     return {
@@ -178,7 +187,7 @@ export async function runPerCore(lab: LabState, options: PerCoreOptions): Promis
       cost: { sempreOverHaproxy: ratioByRound(rows, 'cpuUsPerRequest', 'sempre', 'haproxy'), sempreOverFloor: ratioByRound(rows, 'cpuUsPerRequest', 'sempre', 'floor'), floorOverHaproxy: ratioByRound(rows, 'cpuUsPerRequest', 'floor', 'haproxy') },
       rps: { sempreOverHaproxy: rps('sempre', 'haproxy'), sempreOverFloor: rps('sempre', 'floor'), floorOverHaproxy: rps('floor', 'haproxy') },
       p99: { sempre: ratioByRound(rows, 'p99Ms', 'sempre', 'haproxy'), floor: ratioByRound(rows, 'p99Ms', 'floor', 'haproxy') },
-      rssMb: { sempreTree: rss.tree, sempreWorker: rss.worker },
+      rssMb: { sempreTree: rss.tree, sempreWorker: rss.worker, sempreTreePss: rss.treePss, floor: floorRss },
       paced,
       memory,
     };
@@ -274,20 +283,21 @@ function memorySoak(lab: LabState, seconds: number, say: (line: string) => void)
     requests += wrkOnCore0(sempre.url(lab), step).requests;
     at += step;
     const rss = sempreRssMb(lab);
-    samples.push({ atS: at, rssMb: rss.tree, workerRssMb: rss.worker });
-    say(`  memory: ${at}/${seconds} s at full rate, sempre's RSS ${rss.tree} MB (its worker ${rss.worker} MB)`);
+    samples.push({ atS: at, rssMb: rss.tree, workerRssMb: rss.worker, pssMb: rss.treePss });
+    say(`  memory: ${at}/${seconds} s at full rate, sempre's RSS ${rss.tree} MB (its worker ${rss.worker} MB; PSS of both ${rss.treePss} MB)`);
   }
-  return { seconds, rps: Math.round(requests / seconds), samples, rssMb: samples.at(-1)?.rssMb ?? NaN, workerRssMb: samples.at(-1)?.workerRssMb ?? NaN };
+  const last = samples.at(-1);
+  return { seconds, rps: Math.round(requests / seconds), samples, rssMb: last?.rssMb ?? NaN, workerRssMb: last?.workerRssMb ?? NaN, pssMb: last?.pssMb ?? NaN };
 }
 
 /** The per-core result in one line, for the bench's progress: the cost per request first, then the req/s ratio of the saturated rounds. */
 export function perCoreSummary(result: PerCoreResult): string {
   const { cpuUsPerRequest: us, cost, rps } = result;
   const heldBack = result.rounds.filter((r) => r.heldBack).map((r) => r.round);
-  const memory = result.memory ? `; ${result.memory.rssMb} MB (worker ${result.memory.workerRssMb} MB) after ${result.memory.seconds} s at ${result.memory.rps} req/s` : '';
+  const memory = result.memory ? `; ${result.memory.rssMb} MB (worker ${result.memory.workerRssMb} MB, PSS of both ${result.memory.pssMb} MB) after ${result.memory.seconds} s at ${result.memory.rps} req/s` : '';
   return `  CPU per request (median of ${result.rounds.length} rounds): HAProxy ${us.haproxy} µs, the floor ${us.floor} µs, sempre ${us.sempre} µs: sempre ${cost.sempreOverHaproxy.median}× HAProxy's, ${cost.sempreOverFloor.median}× the floor's. `
     + `req/s, from rounds with both proxies saturated: sempre over HAProxy ${rpsMedian(rps.sempreOverHaproxy)}, the floor over HAProxy ${rpsMedian(rps.floorOverHaproxy)}${heldBack.length ? ` (HAProxy held back by the client side in round${heldBack.length === 1 ? '' : 's'} ${heldBack.join(', ')})` : ''}. `
-    + `p99 ${result.p99.sempre.median}× HAProxy's at full rate and ${result.paced.p99.sempre.median}× at a shared moderate load; RSS ${result.rssMb.sempreTree} MB (worker ${result.rssMb.sempreWorker} MB)${memory}`;
+    + `p99 ${result.p99.sempre.median}× HAProxy's at full rate and ${result.paced.p99.sempre.median}× at a shared moderate load; RSS ${result.rssMb.sempreTree} MB (worker ${result.rssMb.sempreWorker} MB; the floor ${result.rssMb.floor} MB)${memory}`;
 }
 
 /** A req/s median as a percent with the rounds it is of, or that no round counted. */

@@ -58,6 +58,18 @@ export function rssMiB(pid: number): number {
   return status === undefined ? NaN : parseProcStatus(status).rssBytes / (1024 * 1024);
 }
 
+/**
+ * Proportional set size in MiB of the whole tree (NaN if gone): each page
+ * shared by n processes counts 1/n, so the pages of the node executable that
+ * a main process and its worker both map count once, where the sum of their
+ * RSS counts them twice.
+ */
+export function treePssMiB(pid: number): number {
+  const pids = processTree(pid);
+  if (pids.length === 0) return NaN;
+  return pids.reduce((sum, p) => sum + Number(/^Pss:\s+(\d+) kB/m.exec(read(`/proc/${p}/smaps_rollup`) ?? '')?.[1] ?? 0), 0) / 1024;
+}
+
 /** Resident memory in MiB of the whole tree (NaN if gone). */
 export function treeRssMiB(pid: number): number {
   const pids = processTree(pid);

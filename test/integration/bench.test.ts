@@ -87,6 +87,8 @@ test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders 
   // The memory soak ran sempre at full rate and read its RSS from /proc.
   const memory = result.perCore!.memory;
   assert.ok(memory && memory.rps > 0 && memory.workerRssMb > 30 && memory.rssMb > memory.workerRssMb, `memory soak, the tree (main process and worker) and the worker: ${JSON.stringify(memory)}`);
+  // The two processes share the node executable's pages: PSS counts them once, the sum of RSS twice.
+  assert.ok(memory.pssMb > memory.workerRssMb / 2 && memory.pssMb < memory.rssMb, `the tree's PSS is under the sum of its RSS: ${JSON.stringify(memory)}`);
   assert.match(perCoreTable(result), /^CPU per request [^\n]*HAProxy \*\*\d+ µs\*\*, the floor \*\*\d+ µs\*\*, sempre \*\*\d+ µs\*\*[\s\S]*\| CPU µs per request \|[\s\S]*req\/s, only from rounds in which both proxies were saturated[\s\S]*At one shared, moderate load[\s\S]*Memory: sempre alone at its maximum rate for 3 s/);
   for (const name of ['bench-haproxy-1core', 'bench-sempre-1core', 'bench-node-floor-1core']) assert.equal(isAlive(lab.processes[name]!.pid), false, `${name} was stopped`);
   const affinity = execFileSync('taskset', ['-pc', String(lab.processes.app1!.pid)], { encoding: 'utf8' });
