@@ -18,7 +18,8 @@ export interface WrkFigures {
 /** wrk prints latencies as 812.00us, 3.41ms or 1.02s. */
 function toMs(text: string | undefined): number {
   const m = /([\d.]+)(us|ms|s)/.exec(text ?? '');
-  return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
+  // Rounded to the microsecond wrk prints, without the float's tail (702.00us is 0.702 ms, not 0.7020000000000001).
+  return m ? Math.round(Number(m[1]) * (m[2] === 'us' ? 1 : m[2] === 's' ? 1e6 : 1000)) / 1000 : NaN;
 }
 
 export function parseWrk(stdout: string): WrkFigures {

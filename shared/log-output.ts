@@ -58,6 +58,12 @@ const URGENT_SHARE = 1 / 8;
 // request path; 250 ms is the most a line waits when traffic is light.
 const MIN_BATCH = 3072;
 const MAX_WRITE = 4096;
+// A regular file takes each write whole whatever its size (Linux holds the
+// file's lock for the whole write, and the processes share one offset), so
+// there the batches are larger: one write per about 230 access lines instead
+// of 14 (each write cost about 0.7 µs per request at full rate).
+const FILE_MIN_BATCH = 48 * 1024;
+const FILE_MAX_WRITE = 64 * 1024;
 const FLUSH_EVERY_MS = 250;
 const RETRY_MS = 50;
 
@@ -282,7 +288,7 @@ export function isNonBlocking(fd: number): boolean {
  * the stream that would keep the event loop alive when the reader is stuck at
  * shutdown.
  */
-export function stdoutSink(fd = 1): LogSink {
+export function stdoutSink(fd = 1): LogSink & { regularFile: boolean } {
   void process.stdout;
   let regularFile = false;
   try {
@@ -291,6 +297,7 @@ export function stdoutSink(fd = 1): LogSink {
     // Closed or unknown: every write goes through the thread pool and fails there.
   }
   return {
+    regularFile,
     write: (chunk, done) => {
       if (!regularFile && !isNonBlocking(fd)) {
         fsWrite(fd, chunk, 0, chunk.length, null, (error, written) => done(error, written));
@@ -317,7 +324,8 @@ export function stdoutSink(fd = 1): LogSink {
 
 /** The bounded output on standard output, flushed as far as it goes when the process exits. */
 export function boundedStdout(capacity: number): BoundedLogOutput {
-  const output = new BoundedLogOutput({ capacity, sink: stdoutSink() });
+  const sink = stdoutSink();
+  const output = new BoundedLogOutput({ capacity, sink, ...(sink.regularFile ? { minBatch: FILE_MIN_BATCH, maxWrite: FILE_MAX_WRITE } : {}) });
   process.once('exit', () => output.flushAtExit());
   return output;
 }

@@ -213,6 +213,7 @@ test('stdout sink: a non-blocking pipe is written on the spot, and a full one an
   using fifo = unreadFifo(true);
   assert.equal(isNonBlocking(fifo.fd), true);
   const sink = stdoutSink(fifo.fd);
+  assert.equal(sink.regularFile, false, 'a pipe: batches of at most PIPE_BUF, so workers sharing it never interleave mid-line');
   const answers: Array<string | number> = [];
   const chunk = Buffer.alloc(4096, 'x');
   // A pipe holds 64 KiB: the 17th write of 4 KiB finds it full.
@@ -240,7 +241,9 @@ test('stdout sink: a regular file is written on the spot', () => {
   const fd = openSync(join(dir, 'out.log'), 'w');
   try {
     const written: number[] = [];
-    stdoutSink(fd).write(Buffer.from('{"msg":"a"}\n'), (_error, n) => written.push(n));
+    const sink = stdoutSink(fd);
+    assert.equal(sink.regularFile, true, 'a regular file: batches of up to 64 KiB (boundedStdout)');
+    sink.write(Buffer.from('{"msg":"a"}\n'), (_error, n) => written.push(n));
     assert.deepEqual(written, [12]);
   } finally {
     closeSync(fd);
