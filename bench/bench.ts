@@ -14,8 +14,6 @@ import type { Front } from '../drill/faults/fault.ts';
 import { perCoreSummary, runPerCore, type PerCoreResult } from './per-core.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
-/** Alternating per-core rounds (a median of an even count, when held-back rounds are left out, is the mean of the middle two). */
-const PER_CORE_ROUNDS = 3;
 
 // agents-frozen: every agent at once, so Consul lists no passing instance and its DNS answers NXDOMAIN (sempre fails open).
 // haproxy-consul keeps its servers a few seconds after that: with the default --for 5s it lost none here, with 15 s 4,503 of 10,000.
@@ -34,6 +32,8 @@ export interface BenchOptions {
   overheadSeconds: number;
   /** Seconds of each per-core round (HAProxy nbthread 1 against one sempre process, pinned); 0: skip. */
   perCoreSeconds: number;
+  /** Alternating per-core rounds (a median of an even count, when held-back rounds are left out, is the mean of the middle two). */
+  perCoreRounds: number;
   /** Seconds of sempre alone at full rate after the per-core rounds, then its RSS (0: skip). */
   memorySeconds: number;
 }
@@ -169,8 +169,8 @@ export async function runBench(options: BenchOptions, lab: LabState, say: (line:
   const drills: BenchResult['drills'] = [];
   let perCore: PerCoreResult | null = null;
   if (options.perCoreSeconds > 0) {
-    say(`per core: HAProxy nbthread 1, one sempre balancer (main process and worker) and a bare Node proxy (the floor), each pinned to core 1; wrk -t1 -c32 and the lab on core 0; each proxy's CPU per request and each core's busy share over ${PER_CORE_ROUNDS} rounds of ${options.perCoreSeconds} s at full rate, then ${PER_CORE_ROUNDS} at a shared moderate load${options.memorySeconds > 0 ? `, then sempre alone at full rate for ${options.memorySeconds} s` : ''}…`);
-    perCore = await runPerCore(lab, { seconds: options.perCoreSeconds, rounds: PER_CORE_ROUNDS, memorySeconds: options.memorySeconds, say });
+    say(`per core: HAProxy nbthread 1, one sempre balancer (main process and worker) and a bare Node proxy (the floor), each pinned to core 1; wrk -t1 -c32 and the lab on core 0; each proxy's CPU per request and each core's busy share over ${options.perCoreRounds} rounds of ${options.perCoreSeconds} s at full rate, then ${options.perCoreRounds} at a shared moderate load${options.memorySeconds > 0 ? `, then sempre alone at full rate for ${options.memorySeconds} s` : ''}…`);
+    perCore = await runPerCore(lab, { seconds: options.perCoreSeconds, rounds: options.perCoreRounds, memorySeconds: options.memorySeconds, say });
     say(perCoreSummary(perCore));
   }
   try {

@@ -18,7 +18,8 @@ const options = {
   at: { flag: 'at', env: 'SEMPRE_BENCH_AT', placeholder: 'DURATION', default: '2s', description: 'fault start in each drill', schema: duration(0, 600_000) },
   for: { flag: 'for', env: 'SEMPRE_BENCH_FOR', placeholder: 'DURATION', default: '5s', description: 'fault length in each drill', schema: duration(0, 600_000) },
   overhead: { flag: 'overhead', env: 'SEMPRE_BENCH_OVERHEAD', placeholder: 'SECONDS', default: '5', description: 'seconds of wrk and of fixed-rate load per contender', schema: integer(1, 600) },
-  perCore: { flag: 'per-core', env: 'SEMPRE_BENCH_PER_CORE', placeholder: 'SECONDS', default: '8', description: 'seconds of each of 3 per-core rounds: HAProxy nbthread 1, one sempre balancer (main process and worker) and a bare Node proxy (the floor), each pinned to core 1; reports each one\'s CPU µs per request and flags rounds where HAProxy\'s core was not saturated (0: skip)', schema: integer(0, 600) },
+  perCore: { flag: 'per-core', env: 'SEMPRE_BENCH_PER_CORE', placeholder: 'SECONDS', default: '8', description: 'seconds of each per-core round (--rounds of them): HAProxy nbthread 1, one sempre balancer (main process and worker) and a bare Node proxy (the floor), each pinned to core 1; reports each one\'s CPU µs per request and flags rounds where HAProxy\'s core was not saturated (0: skip)', schema: integer(0, 600) },
+  rounds: { flag: 'rounds', env: 'SEMPRE_BENCH_ROUNDS', placeholder: 'N', default: '3', description: 'alternating per-core rounds, at full rate and then at a shared moderate load; on a machine with noisy neighbours, more short rounds (--rounds 10 --per-core 3) give a steadier median than 3 long ones', schema: integer(1, 30) },
   memory: { flag: 'memory', env: 'SEMPRE_BENCH_MEMORY', placeholder: 'SECONDS', default: '0', description: 'after the per-core rounds, keep the pinned sempre at its maximum rate this long and report its RSS (the issue\'s figure: 300; 0: skip)', schema: integer(0, 3600) },
   report: { flag: 'report', env: 'SEMPRE_BENCH_REPORT', placeholder: 'FILE', default: '', description: 'write a self-contained HTML report with every drill\'s charts', schema: text(500) },
   json: { flag: 'json', env: 'SEMPRE_BENCH_JSON', switch: true, default: 'false', description: 'print the results as JSON', schema: boolean() },
@@ -35,6 +36,7 @@ const benchCommand: CommandSpec<typeof options> = {
     'sudo ./sempre bench --contenders sempre,haproxy-stock,nginx-stock --faults balancer-reload,balancer-restart --per-core 0',
     'sudo ./sempre bench --json > bench.json',
     'sudo ./sempre bench --contenders sempre --faults crash --per-core 30   # mostly the per-core rounds',
+    'sudo ./sempre bench --contenders sempre --faults crash --per-core 3 --rounds 10 --overhead 1   # many short rounds: steadier on a shared machine',
     'sudo ./sempre bench --contenders sempre --faults crash --per-core 10 --memory 300   # and sempre\'s RSS after 5 minutes at full rate',
   ],
   notes: [`Contenders: ${CONTENDERS.map((c) => `\n  ${c.name.padEnd(15)} ${c.description}`).join('')}\nFaults are the drill's (./sempre drill --help). Every contender is started inside the lab's infra host and stopped at the end.
@@ -52,7 +54,7 @@ await runCommand(benchCommand, async (o) => {
   const interrupted = abortOnCtrlC('interrupted: finishing the current drill (its fault is reverted) and stopping the contenders');
   let result;
   try {
-    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead, perCoreSeconds: o.perCore, memorySeconds: o.memory }, lab, say, interrupted);
+    result = await runBench({ contenders: o.contenders, faults: o.faults, rate: o.rate, durationMs: o.duration, atMs: o.at, forMs: o.for, overheadSeconds: o.overhead, perCoreSeconds: o.perCore, perCoreRounds: o.rounds, memorySeconds: o.memory }, lab, say, interrupted);
   } catch (error) {
     process.stderr.write(`./sempre bench: ${(error as Error).message}\n`);
     return /^bench\./.test((error as Error).message) ? 2 : 1;

@@ -23,7 +23,7 @@ function assertRpsMedian(ratio: RoundRatios): void {
 }
 
 test('a quick bench: scoreboard shape, sempre with zero failed GETs, contenders stopped afterwards', { skip, timeout: 300_000 }, async () => {
-  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2, perCoreSeconds: 2, memorySeconds: 3 }, lab, () => undefined, new AbortController().signal);
+  const result = await runBench({ contenders: ['sempre', 'nginx-tuned'], faults: ['crash', 'hang'], rate: 500, durationMs: 6000, atMs: 2000, forMs: 2000, overheadSeconds: 2, perCoreSeconds: 2, perCoreRounds: 3, memorySeconds: 3 }, lab, () => undefined, new AbortController().signal);
   assert.deepEqual(result.overhead.map((o) => o.contender), ['direct', 'sempre', 'nginx-tuned']);
   for (const row of result.overhead) {
     assert.ok(row.wrkRps > 0 && Number.isFinite(row.wrkP50Ms), `${row.contender} was measured: ${JSON.stringify(row)}`);
