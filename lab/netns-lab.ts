@@ -129,6 +129,22 @@ function run(command: string, args: string[], { allowFail = false } = {}): strin
   }
 }
 
+/**
+ * Throws unless load to `url` stays on this machine: a loopback address, or
+ * a lab address routed to the lab's bridge right now. The lab can be taken
+ * down under a running bench (another terminal's `lab down`); its addresses
+ * then follow the default route off the machine, so every load sent from
+ * the root namespace (wrk) is checked first (measured once: a bench kept
+ * sending to 10.213.47.1 via the default gateway after its lab was gone).
+ */
+export function assertLoadStaysLocal(url: string): void {
+  const host = new URL(url).hostname;
+  if (host === 'localhost' || host.startsWith('127.')) return;
+  if (!LAB_ADDRESSES.includes(host)) throw new LabError(`refusing to send load to ${host}: only loopback and the lab's ${LAB_SUBNET}.0/24 are targets`);
+  const route = run('ip', ['-o', 'route', 'get', host], { allowFail: true });
+  if (!new RegExp(`\\bdev ${BRIDGE}\\b`).test(route)) throw new LabError(`refusing to send load to ${host}: it is not routed to the lab's bridge ${BRIDGE} (${route.trim() || 'no route'}); is the lab down? (sudo ./sempre lab up)`);
+}
+
 export function readLabState(): LabState | undefined {
   if (!existsSync(STATE_FILE)) return undefined;
   return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as LabState;
