@@ -2,10 +2,10 @@
 // load and faults, in one run: overhead against going direct, then every
 // contender × fault through the drill engine.
 import { spawnSync } from 'node:child_process';
-import { appHosts, assertLoadStaysLocal, LAB_ADDRESSES, type LabState } from '../lab/netns-lab.ts';
+import { appHosts, LAB_ADDRESSES, type LabState } from '../lab/netns-lab.ts';
 import { waitFor } from '../lab/processes.ts';
 import { runDrill, type DrillResult } from '../drill/drill.ts';
-import { startLoad } from '../drill/load-generator.ts';
+import { assertSafeTarget, startLoad } from '../drill/load-generator.ts';
 import { percentiles } from '../drill/metrics.ts';
 import { countFailuresByKind, describeKinds, type FailureKind } from '../drill/records.ts';
 import { CONTENDERS, DIRECT, type Contender } from './contenders.ts';
@@ -91,7 +91,7 @@ export interface BenchResult {
 const SLOW_MS = 200;
 
 function wrk(url: string, seconds: number): WrkFigures {
-  assertLoadStaysLocal(url);
+  assertSafeTarget(new URL(url), LAB_ADDRESSES);
   const run = spawnSync('wrk', ['-t2', '-c32', `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
   return parseWrk(run.stdout);

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { balancerWorkers, rssMiB, treeCpuSeconds, treePssMiB, treeRssMiB, treeThreadTimes } from '../lab/process-tree.ts';
 import { targetPid } from '../lab/app-restarts.ts';
 import { PROJECT_ROOT } from '../lab/consul-binary.ts';
-import { assertLoadStaysLocal, isAlive, namespacePids, type LabState } from '../lab/netns-lab.ts';
+import { isAlive, LAB_ADDRESSES, namespacePids, type LabState } from '../lab/netns-lab.ts';
+import { assertSafeTarget } from '../drill/load-generator.ts';
 import { PER_CORE, PER_CORE_NAMES } from './contenders.ts';
 import { busiestThreadBusyShare, busyShare, median, parseProcStatCpus, SATURATED_BUSY_SHARE } from './per-core-stats.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
@@ -138,7 +139,7 @@ const percent = (share: number) => `${Math.round(share * 100)}%`;
 
 /** wrk -t1 -c32 on core 0; with gapMs, each connection pauses that long after every response. */
 function wrkOnCore0(url: string, seconds: number, gapMs?: number): WrkFigures {
-  assertLoadStaysLocal(url);
+  assertSafeTarget(new URL(url), LAB_ADDRESSES);
   const target = gapMs === undefined ? [url] : ['-s', PACE_SCRIPT, url, '--', String(gapMs)];
   return parseWrk(execFileSync('taskset', ['-c', '0', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...target], { encoding: 'utf8' }));
 }

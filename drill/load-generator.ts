@@ -2,6 +2,7 @@
 // not earlier ones finished, over a keep-alive pool (undici). Latency is
 // measured from each request's intended start, so a stall shows up in full.
 import { Pool } from 'undici';
+import { assertRoutedToLab } from '../lab/netns-lab.ts';
 import { classifyRequestError, classifyStatus, errorCode, type RequestRecord } from './records.ts';
 
 export interface LoadOptions {
@@ -39,10 +40,13 @@ export interface RunningLoad {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
 
+/** Load goes to loopback, or to an allowed lab address while the lab's bridge routes it; nowhere else. */
 export function assertSafeTarget(url: URL, allowed: readonly string[] = []): void {
-  if (!LOOPBACK.test(url.hostname) && !allowed.includes(url.hostname)) {
+  if (LOOPBACK.test(url.hostname)) return;
+  if (!allowed.includes(url.hostname)) {
     throw new Error(`load target ${url.hostname} is not loopback or a lab address: refusing to send traffic there`);
   }
+  assertRoutedToLab(url.hostname);
 }
 
 export function startLoad(options: LoadOptions, allowedHosts: readonly string[] = []): RunningLoad {

@@ -130,19 +130,19 @@ function run(command: string, args: string[], { allowFail = false } = {}): strin
 }
 
 /**
- * Throws unless load to `url` stays on this machine: a loopback address, or
- * a lab address routed to the lab's bridge right now. The lab can be taken
- * down under a running bench (another terminal's `lab down`); its addresses
- * then follow the default route off the machine, so every load sent from
- * the root namespace (wrk) is checked first (measured once: a bench kept
- * sending to 10.213.47.1 via the default gateway after its lab was gone).
+ * Throws unless `host`, a lab address, is on a link of the lab right now:
+ * routed with no gateway, from one of the lab's own addresses (the bridge in
+ * the root namespace, a lab host's interface inside its namespace). The lab
+ * can be taken down under a running bench or drill (another terminal's `lab
+ * down`); its addresses then follow the default route off the machine (seen
+ * once: a bench kept sending to 10.213.47.1 via the default gateway after
+ * its lab was gone). drill/load-generator.ts's assertSafeTarget calls it for
+ * every target that is not loopback.
  */
-export function assertLoadStaysLocal(url: string): void {
-  const host = new URL(url).hostname;
-  if (host === 'localhost' || host.startsWith('127.')) return;
-  if (!LAB_ADDRESSES.includes(host)) throw new LabError(`refusing to send load to ${host}: only loopback and the lab's ${LAB_SUBNET}.0/24 are targets`);
+export function assertRoutedToLab(host: string): void {
   const route = run('ip', ['-o', 'route', 'get', host], { allowFail: true });
-  if (!new RegExp(`\\bdev ${BRIDGE}\\b`).test(route)) throw new LabError(`refusing to send load to ${host}: it is not routed to the lab's bridge ${BRIDGE} (${route.trim() || 'no route'}); is the lab down? (sudo ./sempre lab up)`);
+  const onLabLink = !/\svia\s/.test(route) && new RegExp(`\\ssrc ${LAB_SUBNET.replaceAll('.', '\\.')}\\.\\d+\\b`).test(route);
+  if (!onLabLink) throw new LabError(`refusing to send load to ${host}: it is not on a link of the lab (${route.trim() || 'no route'}); is the lab down? (sudo ./sempre lab up)`);
 }
 
 export function readLabState(): LabState | undefined {
