@@ -14,7 +14,6 @@ import type { Front } from '../drill/faults/fault.ts';
 import { perCoreSummary, runPerCore, type PerCoreResult } from './per-core.ts';
 import { parseWrk, type WrkFigures } from './wrk-output.ts';
 
-
 // agents-frozen: every agent at once, so Consul lists no passing instance and its DNS answers NXDOMAIN (sempre fails open).
 // haproxy-consul keeps its servers a few seconds after that: with the default --for 5s it lost none here, with 15 s 4,503 of 10,000.
 // agents-tokens-revoked is left to --faults: Consul's catalog keeps the last status, so it changes nothing for any contender.

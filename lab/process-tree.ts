@@ -45,11 +45,15 @@ export function balancerWorkers(main: number, script: string, underKeeper = fals
   return (underKeeper ? childrenRunning(main, script) : [main]).flatMap((pid) => childrenRunning(pid, script));
 }
 
+/** A per-process figure added up over `pid` and every process below it; NaN if `pid` is gone (a process gone meanwhile adds 0). */
+function sumOverTree(pid: number, figure: (p: number) => number): number {
+  const pids = processTree(pid);
+  return pids.length === 0 ? NaN : pids.reduce((sum, p) => sum + (figure(p) || 0), 0);
+}
+
 /** CPU seconds (user + system, all threads) the tree has used so far; NaN if `pid` is gone. */
 export function treeCpuSeconds(pid: number): number {
-  const pids = processTree(pid);
-  if (pids.length === 0) return NaN;
-  return pids.reduce((sum, p) => sum + (parseProcStat(read(`/proc/${p}/stat`) ?? '').cpuTicks || 0), 0) / CLOCK_TICKS_PER_S;
+  return sumOverTree(pid, (p) => parseProcStat(read(`/proc/${p}/stat`) ?? '').cpuTicks) / CLOCK_TICKS_PER_S;
 }
 
 /** Resident memory in MiB of one process (NaN if gone). */
@@ -65,15 +69,12 @@ export function rssMiB(pid: number): number {
  * RSS counts them twice.
  */
 export function treePssMiB(pid: number): number {
-  const pids = processTree(pid);
-  if (pids.length === 0) return NaN;
-  return pids.reduce((sum, p) => sum + Number(/^Pss:\s+(\d+) kB/m.exec(read(`/proc/${p}/smaps_rollup`) ?? '')?.[1] ?? 0), 0) / 1024;
+  return sumOverTree(pid, (p) => Number(/^Pss:\s+(\d+) kB/m.exec(read(`/proc/${p}/smaps_rollup`) ?? '')?.[1] ?? 0) / 1024);
 }
 
 /** Resident memory in MiB of the whole tree (NaN if gone). */
 export function treeRssMiB(pid: number): number {
-  const pids = processTree(pid);
-  return pids.length === 0 ? NaN : pids.reduce((sum, p) => sum + (rssMiB(p) || 0), 0);
+  return sumOverTree(pid, rssMiB);
 }
 
 /** Nanoseconds a thread has spent on a CPU and waiting in a run queue for one, from /proc/<pid>/task/<tid>/schedstat. */
